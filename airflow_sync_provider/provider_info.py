@@ -1,0 +1,75 @@
+"""Provider metadata read by Airflow's ``ProvidersManager`` through the ``apache_airflow_provider`` entry point.
+
+Kept free of Airflow imports so discovery stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_sync_provider.version import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the package, its hook, connection type, operator and triggers to Airflow."""
+    return {
+        "package-name": "airflow-sync-provider",
+        "name": "Rate-limited Sync",
+        "description": (
+            "Syncs external HTTP sources on per-source schedules through a sliding-window rate "
+            "limiter, a circuit breaker and bounded retries with backoff and jitter; breaker and "
+            "window state are shared through Airflow Variables."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Rate-limited Sync",
+                "external-doc-url": "https://pypi.org/project/airflow-sync-provider/",
+                "tags": ["protocol"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Rate-limited Sync",
+                "python-modules": ["airflow_sync_provider.operators.sync"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Rate-limited Sync",
+                "python-modules": ["airflow_sync_provider.hooks.sync"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Rate-limited Sync",
+                "python-modules": ["airflow_sync_provider.triggers.wait"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_sync_provider.hooks.sync.RateLimitedSyncHook",
+                "connection-type": "sync_http",
+                "hook-name": "Rate-limited Sync (HTTP)",
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {"password": "Password or API key"},
+                    "placeholders": {
+                        "host": "api.example.com",
+                        "schema": "https",
+                        "extra": '{"Accept": "application/json"}',
+                    },
+                },
+                "conn-fields": {
+                    "api_key_header": {
+                        "label": "API key header",
+                        "schema": {"type": ["string", "null"]},
+                        "description": (
+                            "When set (e.g. X-API-Key), the password is sent in this header "
+                            "instead of HTTP basic auth."
+                        ),
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,3 @@
+"""The package version, kept apart so packaging can read it without importing Airflow."""
+
+__version__ = "0.1.0"
