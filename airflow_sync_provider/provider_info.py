@@ -1,4 +1,4 @@
-"""Provider metadata read by Airflow's ``ProvidersManager`` through the ``apache_airflow_provider`` entry point.
+"""Provider metadata read by Airflow's ``ProvidersManager`` via the ``apache_airflow_provider`` entry point.
 
 Kept free of Airflow imports so discovery stays cheap.
 """

@@ -1,0 +1,305 @@
+"""Per-source sync configuration: frozen dataclasses validated on construction.
+
+Every duration is a ``datetime.timedelta``. A bad value raises ``SyncConfigError`` (a ``ValueError``)
+whose message names the field and the value, e.g. ``backoff.jitter_factor must be in [0, 1], got 2``.
+``SyncConfig.from_dict`` reads the YAML/dict form (durations as ``500ms``/``30s``/``5m``/``1h``/``1d``)
+and rejects unknown keys by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal
+
+from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.exceptions import SyncConfigError
+
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
+BLOCKED_STATES = ("skipped", "failed")
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+_CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+
+
+def _require(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise SyncConfigError(name, value, expected)
+
+
+def _int_at_least(name: str, value: Any, minimum: int) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    _require(ok, name, value, f"must be an integer >= {minimum}")
+
+
+def _number_in(name: str, value: Any, low: float, high: float, text: str) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    _require(ok and low <= value <= high, name, value, f"must be {text}")
+
+
+def _duration(name: str, value: Any, *, positive: bool = True) -> None:
+    ok = isinstance(value, timedelta) and (value > timedelta(0) if positive else value >= timedelta(0))
+    _require(ok, name, value, "must be a positive timedelta" if positive else "must be a timedelta >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimitConfig:
+    """Sliding-window limit: never more than ``max_requests`` requests in any ``window``."""
+
+    prefix: ClassVar[str] = "rate_limit"
+    max_requests: int = 60
+    window: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
+        _duration(f"{self.prefix}.window", self.window)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackoffConfig:
+    """Retry waits: ``min(initial_delay * multiplier**n, max_delay)`` with jitter (see ``policy.backoff``)."""
+
+    prefix: ClassVar[str] = "backoff"
+    initial_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(seconds=60)
+    multiplier: float = 2.0
+    jitter_factor: float = 0.1
+    strategy: Literal["proportional", "full", "decorrelated"] = "proportional"
+
+    def __post_init__(self) -> None:
+        _duration(f"{self.prefix}.initial_delay", self.initial_delay, positive=False)
+        _duration(f"{self.prefix}.max_delay", self.max_delay, positive=False)
+        _require(
+            self.max_delay >= self.initial_delay,
+            f"{self.prefix}.max_delay",
+            self.max_delay,
+            f"must be >= backoff.initial_delay ({self.initial_delay})",
+        )
+        _number_in(f"{self.prefix}.multiplier", self.multiplier, 1, 100, "in [1, 100]")
+        _number_in(f"{self.prefix}.jitter_factor", self.jitter_factor, 0, 1, "in [0, 1]")
+        _require(
+            self.strategy in JITTER_STRATEGIES,
+            f"{self.prefix}.strategy",
+            self.strategy,
+            f"must be one of {', '.join(JITTER_STRATEGIES)}",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CircuitBreakerConfig:
+    """Consecutive-failure breaker: open at ``failure_threshold``, probe after ``reset_timeout``."""
+
+    prefix: ClassVar[str] = "circuit_breaker"
+    failure_threshold: int = 5
+    reset_timeout: timedelta = timedelta(minutes=5)
+    half_open_max_attempts: int = 1
+
+    def __post_init__(self) -> None:
+        _int_at_least(f"{self.prefix}.failure_threshold", self.failure_threshold, 1)
+        _duration(f"{self.prefix}.reset_timeout", self.reset_timeout)
+        _int_at_least(f"{self.prefix}.half_open_max_attempts", self.half_open_max_attempts, 1)
+
+
+def _check_schedule(value: Any) -> None:
+    if value is None or (isinstance(value, timedelta) and value > timedelta(0)):
+        return
+    if isinstance(value, str):
+        text = value.strip()
+        parts = text.split()
+        if text in _CRON_PRESETS or (5 <= len(parts) <= 6 and all(_CRON_FIELD.match(p) for p in parts)):
+            return
+    raise SyncConfigError("schedule", value, "must be a cron expression, a positive timedelta or None")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncConfig:
+    """How one source is synced. Every field but ``source`` has a default (see the README's table)."""
+
+    source: str
+    endpoint: str = ""
+    """Path below the connection's base URL; defaults to ``/<source>``. Never a full URL."""
+    schedule: str | timedelta | None = "0 * * * *"
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    timeout: timedelta = timedelta(seconds=30)
+    """Per-request timeout (connect and read)."""
+    max_retries: int = 3
+    """Retries per request for retryable outcomes (5xx, 408, 429, timeout, connection error)."""
+    max_wait: timedelta = timedelta(minutes=5)
+    """The longest single wait (backoff, Retry-After or window) a sync accepts; longer ends the sync."""
+    conn_id: str = "sync_default"
+    items_key: str = "items"
+    """Where the default handler finds the items when the body is an object (a list body is taken whole)."""
+    next_cursor_field: str = "next_cursor"
+    cursor_param: str = "cursor"
+    max_pages: int = 100
+    max_response_bytes: int = 5 * 1024 * 1024
+    max_sync_duration: timedelta = timedelta(minutes=30)
+    defer_after: timedelta = timedelta(seconds=5)
+    """Waits longer than this defer the task (the worker slot is freed); shorter ones sleep."""
+    when_blocked: Literal["skipped", "failed"] = "skipped"
+    """Task state when nothing was sent because the breaker is open or the window is full."""
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.source, str) and bool(SOURCE_NAME.match(self.source)),
+            "source",
+            self.source,
+            "must match [a-z][a-z0-9_]{0,62}",
+        )
+        if self.endpoint == "":
+            object.__setattr__(self, "endpoint", f"/{self.source}")
+        ok_endpoint = (
+            isinstance(self.endpoint, str)
+            and self.endpoint.startswith("/")
+            and not self.endpoint.startswith("//")
+            and "://" not in self.endpoint
+            and not any(ch.isspace() for ch in self.endpoint)
+        )
+        _require(ok_endpoint, "endpoint", self.endpoint, "must be a path starting with '/' (not a URL)")
+        _check_schedule(self.schedule)
+        for name, kind in (
+            ("rate_limit", RateLimitConfig),
+            ("backoff", BackoffConfig),
+            ("circuit_breaker", CircuitBreakerConfig),
+        ):
+            value = getattr(self, name)
+            _require(isinstance(value, kind), name, value, f"must be a {kind.__name__}")
+        _duration("timeout", self.timeout)
+        _int_at_least("max_retries", self.max_retries, 0)
+        _require(self.max_retries <= 100, "max_retries", self.max_retries, "must be <= 100")
+        _duration("max_wait", self.max_wait, positive=False)
+        _require(
+            isinstance(self.conn_id, str) and bool(re.match(r"^[\w.\-]{1,250}$", self.conn_id)),
+            "conn_id",
+            self.conn_id,
+            "must be an Airflow connection id (letters, digits, _ . -)",
+        )
+        for name in ("items_key", "next_cursor_field", "cursor_param"):
+            value = getattr(self, name)
+            _require(isinstance(value, str) and value != "", name, value, "must be a non-empty string")
+        _int_at_least("max_pages", self.max_pages, 1)
+        _int_at_least("max_response_bytes", self.max_response_bytes, 1024)
+        _duration("max_sync_duration", self.max_sync_duration)
+        _duration("defer_after", self.defer_after, positive=False)
+        _require(
+            self.when_blocked in BLOCKED_STATES,
+            "when_blocked",
+            self.when_blocked,
+            f"must be one of {', '.join(BLOCKED_STATES)}",
+        )
+
+    @property
+    def pool(self) -> str:
+        """The Airflow pool (1 slot) that serialises every writer of this source's state."""
+        return f"sync_{self.source}"
+
+    @property
+    def variable_key(self) -> str:
+        """The Airflow Variable holding this source's breaker and window state."""
+        return f"sync_state_{self.source}"
+
+    def replace(self, **changes: Any) -> SyncConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base: SyncConfig | None = None) -> SyncConfig:
+        """Build a config from its YAML/dict form, on top of ``base`` when given.
+
+        Nested sections merge key by key; durations may be strings (``30s``) or seconds.
+        """
+        if not isinstance(data, Mapping):
+            raise SyncConfigError("config", data, "must be a mapping")
+        changes: dict[str, Any] = {}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in fields:
+                raise SyncConfigError(str(key), value, f"is not a known field (known: {', '.join(fields)})")
+            section = _SECTIONS.get(key)
+            if section is not None:
+                current = getattr(base, key) if base is not None else section()
+                changes[key] = _section_from_dict(section, value, current)
+            elif key in _DURATION_FIELDS or (
+                key == "schedule" and isinstance(value, str) and _PATTERN_DURATION.match(value)
+            ):
+                changes[key] = parse_duration(value, key)
+            else:
+                changes[key] = value
+        if base is not None:
+            if "source" in changes and changes["source"] != base.source:
+                raise SyncConfigError("source", changes["source"], f"must equal {base.source!r}")
+            return dataclasses.replace(base, **changes)
+        if "source" not in changes:
+            raise SyncConfigError("source", None, "is required")
+        return cls(**changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML/dict form (``from_dict(to_dict())`` round-trips)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECTIONS:
+                value = {
+                    sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
+                }
+            out[f.name] = _plain(value)
+        return out
+
+
+_PATTERN_DURATION = re.compile(r"^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)\s*$")
+_SECTIONS: dict[str, Any] = {
+    "rate_limit": RateLimitConfig,
+    "backoff": BackoffConfig,
+    "circuit_breaker": CircuitBreakerConfig,
+}
+_DURATION_FIELDS = {"timeout", "max_wait", "max_sync_duration", "defer_after"}
+
+
+def _plain(value: Any) -> Any:
+    return format_duration(value) if isinstance(value, timedelta) else value
+
+
+def _section_from_dict(kind: Any, data: Any, current: Any) -> Any:
+    if isinstance(data, kind):
+        return data
+    if not isinstance(data, Mapping):
+        raise SyncConfigError(kind.prefix, data, "must be a mapping")
+    changes: dict[str, Any] = {}
+    names = {f.name: f for f in dataclasses.fields(kind)}
+    for key, value in data.items():
+        name = f"{kind.prefix}.{key}"
+        if key not in names:
+            raise SyncConfigError(name, value, f"is not a known field (known: {', '.join(names)})")
+        changes[key] = parse_duration(value, name) if names[key].type == "timedelta" else value
+    return dataclasses.replace(current, **changes)
+
+
+def _default(source: str, schedule: str, per_hour: int) -> SyncConfig:
+    return SyncConfig(
+        source=source,
+        schedule=schedule,
+        rate_limit=RateLimitConfig(max_requests=per_hour, window=timedelta(hours=1)),
+    )
+
+
+DEFAULT_SYNC_CONFIGS: Mapping[str, SyncConfig] = MappingProxyType(
+    {
+        c.source: c
+        for c in (
+            _default("airdrops", "0 * * * *", 60),
+            _default("airdrops_upcoming", "0 */4 * * *", 15),
+            _default("quests", "0 * * * *", 60),
+            _default("yield", "0 */2 * * *", 30),
+            _default("points", "0 0 * * *", 10),
+            _default("sponsored", "*/5 * * * *", 120),
+            _default("community", "0 * * * *", 30),
+        )
+    }
+)
+"""The seven sources of the original design, keyed by source name (read-only)."""

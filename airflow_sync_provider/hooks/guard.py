@@ -1,0 +1,158 @@
+"""One sync's hold on a source's shared state: breaker permission, window slots, recorded outcomes.
+
+The state is read once when the guard is made and written only when a change must survive a
+crash: a window slot taken, a failure counted, a breaker transition, the final result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
+from airflow_sync_provider.policy import breaker, rate_limit
+from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
+from airflow_sync_provider.results import SyncErrorKind
+from airflow_sync_provider.state import SourceState, StateStore
+
+
+def breaker_settings(config: SyncConfig) -> BreakerSettings:
+    cb = config.circuit_breaker
+    return BreakerSettings(
+        failure_threshold=cb.failure_threshold,
+        reset_timeout=cb.reset_timeout / timedelta(seconds=1),
+        half_open_max_attempts=cb.half_open_max_attempts,
+    )
+
+
+@dataclass(frozen=True)
+class Admission:
+    """May the next request be sent? When not: why (``kind``) and how long until it may (``wait``)."""
+
+    allowed: bool
+    kind: SyncErrorKind | None = None
+    wait: float = 0.0
+    message: str = ""
+
+
+class SourceGuard:
+    """Breaker and sliding window of one source for the duration of one sync."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        store: StateStore,
+        *,
+        clock: Callable[[], float],
+        log: logging.Logger | Any,
+        on_transition: Callable[[Transition, SourceState], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self.on_transition = on_transition
+        self.settings = breaker_settings(config)
+        self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
+        self.state: SourceState = store.load(config.source, on_warning=log.warning)
+        self.transitions: list[Transition] = []
+        self.requests_sent = 0
+        self._saved = self.state
+
+    def admit(self) -> Admission:
+        """Breaker permission, then a window slot; persists the slot before the request is sent."""
+        now = self.clock()
+        permit = breaker.before_request(self.state.breaker, self.settings, now)
+        snapshot = permit.snapshot
+        self._note(permit.transition, snapshot)
+        if not permit.allowed:
+            wait = max((permit.retry_at or now) - now, 0.0)
+            state = snapshot.state.value
+            return Admission(
+                False,
+                SyncErrorKind.CIRCUIT_BREAKER_OPEN,
+                wait,
+                f"circuit breaker is {state} ({snapshot.failure_count} failures, last error: "
+                f"{snapshot.last_error}); next probe in {wait:.0f}s",
+            )
+        limit = self.config.rate_limit
+        decision = rate_limit.acquire(
+            self.state.window, now, max_requests=limit.max_requests, window=self.window_seconds
+        )
+        if not decision.granted:
+            self.state = self.state.replace(
+                breaker=breaker.record_neutral(snapshot), window=decision.timestamps
+            )
+            return Admission(
+                False,
+                SyncErrorKind.RATE_LIMIT_EXCEEDED,
+                decision.wait,
+                f"rate limit window full ({limit.max_requests} requests per "
+                f"{self.window_seconds:.0f}s); next slot in {decision.wait:.1f}s",
+            )
+        self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
+        self._save(now)
+        self.requests_sent += 1
+        return Admission(True)
+
+    def record(self, attempt: Attempt) -> None:
+        """Apply an attempt's breaker effect; persist when the count or the state changed."""
+        now = self.clock()
+        before = self.state.breaker
+        if attempt.effect is BreakerEffect.SUCCESS:
+            after, moved = breaker.record_success(before, now)
+        elif attempt.effect is BreakerEffect.FAILURE:
+            after, moved = breaker.record_failure(before, self.settings, now, attempt.message[:300])
+        else:
+            after, moved = breaker.record_neutral(before), None
+        if after == before:
+            return
+        self.state = self.state.replace(breaker=after)
+        self._note(moved, after)
+        # A reset success count in a closed breaker can wait for the final write; the rest cannot.
+        if moved is not None or attempt.effect is BreakerEffect.FAILURE:
+            self._save(now)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        """Store the sync's result with the state (the one write every sync ends with)."""
+        self.state = self.state.replace(last_result=result)
+        self._save(self.clock())
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.state.breaker.state is BreakerState.OPEN
+
+    def window_usage(self) -> float:
+        limit = self.config.rate_limit
+        return rate_limit.usage(
+            self.state.window, self.clock(), max_requests=limit.max_requests, window=self.window_seconds
+        )
+
+    def _note(self, moved: Transition | None, snapshot: breaker.BreakerSnapshot) -> None:
+        if moved is None:
+            return
+        self.transitions.append(moved)
+        self.state = self.state.replace(breaker=snapshot)
+        self.log.warning(
+            "Circuit breaker of %s: %s -> %s (%s)",
+            self.config.source,
+            moved.source_state.value,
+            moved.target_state.value,
+            moved.reason,
+        )
+        if self.on_transition is not None:
+            self.on_transition(moved, self.state)
+
+    def flush(self) -> None:
+        """Persist changes not yet written (before a deferral)."""
+        if self.state != self._saved:
+            self._save(self.clock())
+
+    def _save(self, now: float) -> None:
+        self.state = self.state.replace(updated_at=now)
+        self.store.save(self.state)
+        self._saved = self.state

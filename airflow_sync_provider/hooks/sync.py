@@ -1,0 +1,283 @@
+"""``RateLimitedSyncHook``: an Airflow HTTP connection turned into breaker- and limiter-guarded requests.
+
+Built on the http provider's ``HttpHook`` for the connection: base URL from host/schema/port, basic
+auth from login/password, the extra field as request headers (plus ``verify``, ``proxies``, ...).
+The hook adds one guarded attempt (``attempt``): breaker permission -> window slot -> send with the
+per-request timeout and size bound -> classify -> record. Retries and waits are the caller's
+(``SyncRun``); the hook never sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+
+from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.hooks import outcome
+from airflow_sync_provider.hooks.guard import SourceGuard
+from airflow_sync_provider.hooks.outcome import Attempt
+from airflow_sync_provider.policy import breaker
+from airflow_sync_provider.policy.backoff import parse_retry_after
+from airflow_sync_provider.state import SourceState, StateStore, VariableStateStore
+
+API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
+
+
+class CrossHostRedirect(requests.RequestException):
+    """A redirect that would leave the connection's scheme, host and port."""
+
+
+class RateLimitedSyncHook(HttpHook):
+    """Breaker-aware, rate-limited HTTP access to one Airflow connection.
+
+    :param conn_id: the Airflow connection (type ``http`` or ``sync_http``); default ``sync_default``.
+    :param store: where breaker and window state live; default Airflow Variables.
+    :param configs: the known sources, for ``get_all_states``; default ``DEFAULT_SYNC_CONFIGS``.
+    :param clock: epoch seconds; injected by tests and simulations.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "sync_default"
+    conn_type = "sync_http"
+    hook_name = "Rate-limited Sync (HTTP)"
+
+    def __init__(
+        self,
+        conn_id: str = default_conn_name,
+        *,
+        store: StateStore | None = None,
+        configs: Mapping[str, SyncConfig] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=conn_id)
+        self.conn_id = conn_id
+        self._store = store
+        self.configs = dict(configs if configs is not None else DEFAULT_SYNC_CONFIGS)
+        self.clock = clock
+        self._session: requests.Session | None = None
+        self._origin: tuple[str, str, int | None] | None = None
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = VariableStateStore()
+        return self._store
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """The connection's session; an ``api_key_header`` extra sends the password in that header."""
+        session = super().get_conn(headers, extra_options)
+        connection = self.get_connection(self.http_conn_id)
+        key_header = next(
+            (connection.extra_dejson.get(f) for f in API_KEY_HEADER_FIELDS if connection.extra_dejson.get(f)),
+            None,
+        )
+        for field in API_KEY_HEADER_FIELDS:
+            session.headers.pop(field, None)
+        if key_header:
+            session.auth = None
+            if connection.password:
+                session.headers[str(key_header)] = connection.password
+        session.hooks["response"].append(self._refuse_cross_host_redirect)
+        return session
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = self.get_conn()
+            parts = urlsplit(self.base_url)
+            self._origin = (parts.scheme, parts.hostname or "", parts.port)
+        return self._session
+
+    def url_for(self, path_or_url: str) -> str:
+        """Resolve ``path_or_url`` against the base URL; refuse URLs on another origin."""
+        base = self.base_url if self._session is not None else self._base_url_now()
+        url = (
+            urljoin(base.rstrip("/") + "/", path_or_url.lstrip("/"))
+            if "://" not in path_or_url
+            else path_or_url
+        )
+        if not self._same_origin(url, base):
+            raise CrossHostRedirect(f"refusing to send a request to another host: {_origin_of(url)}")
+        return url
+
+    def _base_url_now(self) -> str:
+        _ = self.session
+        return self.base_url
+
+    def _same_origin(self, url: str, base: str) -> bool:
+        return _origin_of(url) == _origin_of(base)
+
+    def _refuse_cross_host_redirect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.is_redirect:
+            target = urljoin(response.url, response.headers.get("location", ""))
+            if not self._same_origin(target, self.base_url):
+                response.close()
+                raise CrossHostRedirect(f"refused redirect to another host: {_origin_of(target)}")
+
+    # -- one guarded attempt ---------------------------------------------------------------------
+
+    def open_guard(self, config: SyncConfig, *, log: Any = None, on_transition: Any = None) -> SourceGuard:
+        """Read the source's state once and hold it for one sync."""
+        return SourceGuard(
+            config, self.store, clock=self.clock, log=log or self.log, on_transition=on_transition
+        )
+
+    def send(
+        self, config: SyncConfig, method: str, url: str, params: Mapping[str, Any] | None = None
+    ) -> Attempt:
+        """Send one request (no permission check) and classify what came back."""
+        started = time.monotonic()
+        deadline = config.timeout / timedelta(seconds=1)
+        try:
+            response = self.session.request(
+                method, url, params=params, timeout=deadline, stream=True, allow_redirects=True
+            )
+        except CrossHostRedirect as exc:
+            return outcome.invalid(str(exc), None, effect=outcome.BreakerEffect.NEUTRAL)
+        except requests.Timeout:
+            return outcome.timeout(f"{method} {_path(url)} timed out after {deadline:g}s")
+        except requests.ConnectionError as exc:
+            return outcome.connection_error(f"{method} {_path(url)}: {_short(exc)}")
+        except requests.RequestException as exc:
+            return outcome.connection_error(f"{method} {_path(url)}: {_short(exc)}")
+        with response:
+            return self._classify(response, method, url, config, started, deadline)
+
+    def _classify(
+        self,
+        response: requests.Response,
+        method: str,
+        url: str,
+        config: SyncConfig,
+        started: float,
+        deadline: float,
+    ) -> Attempt:
+        status = response.status_code
+        headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+        kind, retryable, effect = outcome.from_status(status, response.reason or "")
+        if kind is not None:
+            retry_after = None
+            if status in outcome.RETRY_AFTER_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+            message = f"{method} {_path(url)} -> {status} {response.reason or ''}".rstrip()
+            return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)
+        try:
+            raw = _read_bounded(response, config.max_response_bytes, started, deadline)
+        except _TooLarge:
+            return outcome.invalid(
+                f"{method} {_path(url)}: body larger than max_response_bytes={config.max_response_bytes}",
+                status,
+            )
+        except _Deadline:
+            return outcome.timeout(f"{method} {_path(url)}: body not received within {deadline:g}s")
+        except (requests.RequestException, OSError) as exc:
+            return outcome.connection_error(f"{method} {_path(url)}: broken body: {_short(exc)}")
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return outcome.invalid(f"{method} {_path(url)}: body is not JSON ({raw[:40]!r}...)", status)
+        return Attempt(
+            None, False, outcome.BreakerEffect.SUCCESS, "ok", status, body=body, headers=headers, url=url
+        )
+
+    # -- the original design's admin API ------------------------------------------------------------
+
+    def get_circuit_breaker_state(self, source: str) -> dict[str, Any]:
+        """Breaker state of ``source``: ``state``, ``failure_count``, ``opened_at``, ``next_probe_at``..."""
+        return describe(
+            self.store.load(source), self.configs.get(source) or SyncConfig(source=source), self.clock()
+        )
+
+    def get_all_states(self) -> dict[str, dict[str, Any]]:
+        """``get_circuit_breaker_state`` of every known source."""
+        return {source: self.get_circuit_breaker_state(source) for source in sorted(self.configs)}
+
+    def reset_circuit_breaker(self, source: str) -> dict[str, Any]:
+        """Close ``source``'s breaker and clear its count. Run it in the pool ``sync_<source>``."""
+        state = self.store.load(source)
+        snapshot, moved = breaker.reset(state.breaker, self.clock())
+        if moved is not None:
+            self.log.warning(
+                "Circuit breaker of %s: %s -> closed (manual reset)", source, moved.source_state.value
+            )
+        self.store.save(state.replace(breaker=snapshot, updated_at=self.clock()))
+        return self.get_circuit_breaker_state(source)
+
+
+def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
+    """A source's state as plain JSON for logs, dashboards and the CLI."""
+    from airflow_sync_provider.hooks.guard import breaker_settings
+    from airflow_sync_provider.policy import rate_limit
+
+    b = state.breaker
+    window = config.rate_limit.window / timedelta(seconds=1)
+    in_window = len(rate_limit.prune(state.window, now, window))
+    return {
+        "source": state.source,
+        "state": b.state.value,
+        "failure_count": b.failure_count,
+        "failure_threshold": config.circuit_breaker.failure_threshold,
+        "opened_at": b.opened_at,
+        "next_probe_at": b.next_probe_at(breaker_settings(config)),
+        "last_error": b.last_error,
+        "last_failure_at": b.last_failure_at,
+        "window_requests": in_window,
+        "window_max_requests": config.rate_limit.max_requests,
+        "window_usage": in_window / config.rate_limit.max_requests,
+        "last_result": state.last_result,
+        "updated_at": state.updated_at,
+    }
+
+
+_KEPT_HEADERS = frozenset({"link", "retry-after", "content-type"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _read_bounded(response: requests.Response, limit: int, started: float, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        if time.monotonic() - started > deadline:
+            raise _Deadline
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default_port)
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."

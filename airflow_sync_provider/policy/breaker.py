@@ -1,0 +1,179 @@
+"""Circuit breaker: closed / open / half-open over consecutive failures, as a pure state machine.
+
+::
+
+    closed    --failure_count >= threshold-->  open
+    open      --reset_timeout elapsed------->  half-open
+    half-open --probe succeeded------------->  closed
+    half-open --probe failed---------------->  open (fresh timer)
+    open, half-open --manual reset---------->  closed
+
+Every move goes through ``transition()``, which refuses anything not in ``LEGAL_TRANSITIONS``.
+Functions return a new ``BreakerSnapshot`` and the ``Transition`` they made (or ``None``), so the
+layers above can log, count and alert exactly once per transition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+LEGAL_TRANSITIONS: frozenset[tuple[BreakerState, BreakerState]] = frozenset(
+    {
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+        (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+        (BreakerState.HALF_OPEN, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.CLOSED),  # manual reset only
+    }
+)
+
+
+class IllegalTransition(ValueError):
+    """A move the transition table does not allow."""
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """The breaker's knobs in plain seconds (built from ``CircuitBreakerConfig``)."""
+
+    failure_threshold: int
+    reset_timeout: float
+    half_open_max_attempts: int
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """Everything the breaker remembers; serialised into the source's state Variable."""
+
+    state: BreakerState = BreakerState.CLOSED
+    failure_count: int = 0
+    opened_at: float | None = None
+    half_open_since: float | None = None
+    probes_in_flight: int = 0
+    last_error: str | None = None
+    last_failure_at: float | None = None
+
+    def next_probe_at(self, settings: BreakerSettings) -> float | None:
+        """When an open breaker lets the next probe through (``None`` unless open)."""
+        if self.state is BreakerState.OPEN and self.opened_at is not None:
+            return self.opened_at + settings.reset_timeout
+        return None
+
+
+@dataclass(frozen=True)
+class Transition:
+    source_state: BreakerState
+    target_state: BreakerState
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Permit:
+    """The answer to "may I send?": ``allowed``, the new snapshot, and any transition it took."""
+
+    allowed: bool
+    snapshot: BreakerSnapshot
+    transition: Transition | None = None
+    retry_at: float | None = None
+    """When refused: the earliest time asking again can succeed."""
+
+
+def transition(
+    snap: BreakerSnapshot, target: BreakerState, now: float, reason: str, **changes: object
+) -> tuple[BreakerSnapshot, Transition]:
+    """Move ``snap`` to ``target``; raises ``IllegalTransition`` for moves outside the table."""
+    if (snap.state, target) not in LEGAL_TRANSITIONS:
+        raise IllegalTransition(f"breaker cannot go from {snap.state.value} to {target.value}")
+    new = dataclasses.replace(snap, state=target, **changes)  # type: ignore[arg-type]
+    return new, Transition(snap.state, target, now, reason)
+
+
+def before_request(snap: BreakerSnapshot, settings: BreakerSettings, now: float) -> Permit:
+    """Ask permission to send one request."""
+    if snap.state is BreakerState.CLOSED:
+        return Permit(True, snap)
+    if snap.state is BreakerState.OPEN:
+        probe_at = snap.next_probe_at(settings) or now
+        if now < probe_at:
+            return Permit(False, snap, retry_at=probe_at)
+        half, moved = transition(
+            snap,
+            BreakerState.HALF_OPEN,
+            now,
+            "reset timeout elapsed",
+            half_open_since=now,
+            probes_in_flight=1,
+        )
+        return Permit(True, half, moved)
+    # half-open: a bounded number of probes; probes lost to a crash expire after reset_timeout
+    since = snap.half_open_since if snap.half_open_since is not None else now
+    in_flight = snap.probes_in_flight
+    if now - since >= settings.reset_timeout:
+        in_flight, since = 0, now
+    if in_flight < settings.half_open_max_attempts:
+        return Permit(True, dataclasses.replace(snap, probes_in_flight=in_flight + 1, half_open_since=since))
+    return Permit(False, snap, retry_at=since + settings.reset_timeout)
+
+
+def record_success(snap: BreakerSnapshot, now: float) -> tuple[BreakerSnapshot, Transition | None]:
+    """A request succeeded: closed resets its count; a half-open probe closes the breaker."""
+    if snap.state is BreakerState.HALF_OPEN:
+        return transition(snap, BreakerState.CLOSED, now, "probe succeeded", **_CLEARED)
+    if snap.state is BreakerState.CLOSED and snap.failure_count:
+        return dataclasses.replace(snap, failure_count=0), None
+    return snap, None
+
+
+def record_failure(
+    snap: BreakerSnapshot, settings: BreakerSettings, now: float, error: str
+) -> tuple[BreakerSnapshot, Transition | None]:
+    """A request failed in a way that counts (5xx, 408, timeout, connection error)."""
+    counted = dataclasses.replace(
+        snap, failure_count=snap.failure_count + 1, last_error=error, last_failure_at=now
+    )
+    if snap.state is BreakerState.HALF_OPEN:
+        return transition(
+            counted,
+            BreakerState.OPEN,
+            now,
+            f"probe failed: {error}",
+            opened_at=now,
+            half_open_since=None,
+            probes_in_flight=0,
+        )
+    if snap.state is BreakerState.CLOSED and counted.failure_count >= settings.failure_threshold:
+        reason = f"{counted.failure_count} consecutive failures: {error}"
+        return transition(counted, BreakerState.OPEN, now, reason, opened_at=now)
+    return counted, None
+
+
+def record_neutral(snap: BreakerSnapshot) -> BreakerSnapshot:
+    """An answer that is neither success nor failure (429, other 4xx): a half-open probe is returned."""
+    if snap.state is BreakerState.HALF_OPEN and snap.probes_in_flight > 0:
+        return dataclasses.replace(snap, probes_in_flight=snap.probes_in_flight - 1)
+    return snap
+
+
+def reset(snap: BreakerSnapshot, now: float) -> tuple[BreakerSnapshot, Transition | None]:
+    """Manual reset: close the breaker and clear its count (a no-op transition when already closed)."""
+    if snap.state is BreakerState.CLOSED:
+        return dataclasses.replace(snap, **_CLEARED), None  # type: ignore[arg-type]
+    return transition(snap, BreakerState.CLOSED, now, "manual reset", **_CLEARED)
+
+
+_CLEARED: dict[str, object] = {
+    "failure_count": 0,
+    "opened_at": None,
+    "half_open_since": None,
+    "probes_in_flight": 0,
+}

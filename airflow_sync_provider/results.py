@@ -1,0 +1,70 @@
+"""The outcome of one sync: ``SyncResult`` (the task's XCom value) and ``SyncErrorKind``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class SyncErrorKind(StrEnum):
+    """Why a sync did not succeed; the names and meanings of the original design."""
+
+    RATE_LIMITED = "RATE_LIMITED"
+    """The API answered 429."""
+    TIMEOUT = "TIMEOUT"
+    """A request exceeded its timeout (or the sync exceeded ``max_sync_duration``)."""
+    CIRCUIT_BREAKER_OPEN = "CIRCUIT_BREAKER_OPEN"
+    """The source's breaker is open: nothing was sent."""
+    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+    """Our own sliding window is full and no slot frees within ``max_wait``."""
+    HTTP_ERROR = "HTTP_ERROR"
+    """A non-2xx answer other than 429 (after retries where retryable)."""
+    CONNECTION_ERROR = "CONNECTION_ERROR"
+    """The API could not be reached, or the connection broke mid-response."""
+    INVALID_RESPONSE = "INVALID_RESPONSE"
+    """The body could not be parsed, had the wrong shape, was too large, or pagination looped."""
+    HANDLER_ERROR = "HANDLER_ERROR"
+    """A custom handler raised."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One sync's result; ``to_dict()`` is the task's XCom return value."""
+
+    source: str
+    success: bool
+    items_processed: int
+    duration_ms: int
+    error: SyncErrorKind | None
+    error_message: str | None
+    retry_count: int
+    started_at: str
+    """ISO-8601 UTC timestamp of the sync's start."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["error"] = self.error.value if self.error else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyncResult:
+        error = data.get("error")
+        return cls(
+            source=data["source"],
+            success=bool(data["success"]),
+            items_processed=int(data["items_processed"]),
+            duration_ms=int(data["duration_ms"]),
+            error=SyncErrorKind(error) if error else None,
+            error_message=data.get("error_message"),
+            retry_count=int(data.get("retry_count", 0)),
+            started_at=str(data["started_at"]),
+        )
+
+    def summary(self) -> str:
+        """The original design's one-line summary: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT``."""
+        if self.success:
+            return f"✓ {self.source}: {self.items_processed} items in {self.duration_ms} ms"
+        kind = self.error.value if self.error else "UNKNOWN"
+        return f"✗ {self.source}: {kind} (retry {self.retry_count}): {self.error_message}"

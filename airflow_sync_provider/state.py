@@ -1,0 +1,204 @@
+"""A source's shared state (breaker, window log, last result) and where it is kept.
+
+One Airflow Variable per source, key ``sync_state_<source>``, JSON::
+
+    {"schema_version": 1, "source": "airdrops",
+     "breaker": {"state": "closed", "failure_count": 0, "opened_at": null, ...},
+     "window": [1764390000.0, ...], "last_result": {...} | null, "updated_at": 1764390000.0}
+
+Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
+*newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_sync_provider.exceptions import SyncStateError
+from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+
+SCHEMA_VERSION = 1
+VARIABLE_PREFIX = "sync_state_"
+log = logging.getLogger(__name__)
+
+Warn = Callable[[str], None]
+
+
+def variable_key(source: str) -> str:
+    return f"{VARIABLE_PREFIX}{source}"
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What every worker and DAG syncing ``source`` shares."""
+
+    source: str
+    breaker: BreakerSnapshot = field(default_factory=BreakerSnapshot)
+    window: tuple[float, ...] = ()
+    last_result: dict[str, Any] | None = None
+    updated_at: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def replace(self, **changes: Any) -> SourceState:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        breaker = dataclasses.asdict(self.breaker)
+        breaker["state"] = self.breaker.state.value
+        body = {
+            "schema_version": self.schema_version,
+            "source": self.source,
+            "breaker": breaker,
+            "window": [round(t, 6) for t in self.window],
+            "last_result": self.last_result,
+            "updated_at": self.updated_at,
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | None, source: str, *, on_warning: Warn | None = None) -> SourceState:
+        """Parse stored state; anything unusable is reported and replaced by a fresh state."""
+        warn = on_warning or log.warning
+        if raw is None or raw == "":
+            return cls(source)
+        try:
+            data = json.loads(raw)
+        except (TypeError, ValueError) as exc:
+            warn(f"{variable_key(source)} is not valid JSON ({exc}); starting from a fresh state")
+            return cls(source)
+        if not isinstance(data, dict) or "schema_version" not in data:
+            warn(f"{variable_key(source)} does not hold sync state (foreign content); starting fresh")
+            return cls(source)
+        version = data.get("schema_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise SyncStateError(
+                f"{variable_key(source)} has schema_version {version}, newer than this provider "
+                f"understands ({SCHEMA_VERSION}); upgrade airflow-sync-provider or delete the Variable"
+            )
+        if version != SCHEMA_VERSION:
+            warn(f"{variable_key(source)} has unknown schema_version {version!r}; starting fresh")
+            return cls(source)
+        try:
+            return _parse_v1(data, source, warn)
+        except (TypeError, ValueError, KeyError) as exc:
+            warn(f"{variable_key(source)} has a malformed field ({exc}); starting from a fresh state")
+            return cls(source)
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, name: str, warn: Warn) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < 0:
+        warn(f"{name} was negative ({value}); treating it as 0")
+        return 0
+    return value
+
+
+def _parse_v1(data: dict[str, Any], source: str, warn: Warn) -> SourceState:
+    if data.get("source") != source:
+        raise ValueError(f"source is {data.get('source')!r}, expected {source!r}")
+    b = data.get("breaker") or {}
+    if not isinstance(b, dict):
+        raise ValueError(f"breaker must be an object, got {b!r}")
+    last_error = b.get("last_error")
+    breaker = BreakerSnapshot(
+        state=BreakerState(b.get("state", "closed")),
+        failure_count=_count(b.get("failure_count", 0), "breaker.failure_count", warn),
+        opened_at=_number(b.get("opened_at"), "breaker.opened_at"),
+        half_open_since=_number(b.get("half_open_since"), "breaker.half_open_since"),
+        probes_in_flight=_count(b.get("probes_in_flight", 0), "breaker.probes_in_flight", warn),
+        last_error=str(last_error)[:500] if last_error is not None else None,
+        last_failure_at=_number(b.get("last_failure_at"), "breaker.last_failure_at"),
+    )
+    if breaker.state is BreakerState.OPEN and breaker.opened_at is None:
+        raise ValueError("breaker.opened_at is missing for an open breaker")
+    window = data.get("window") or []
+    if not isinstance(window, list):
+        raise ValueError(f"window must be a list, got {window!r}")
+    stamps = tuple(t for t in (_number(t, "window[]") for t in window[:10_000]) if t is not None)
+    last = data.get("last_result")
+    return SourceState(
+        source=source,
+        breaker=breaker,
+        window=stamps,
+        last_result=last if isinstance(last, dict) else None,
+        updated_at=_number(data.get("updated_at"), "updated_at"),
+    )
+
+
+class StateStore(Protocol):
+    """Where source states live. ``load`` never fails on bad content (see ``SourceState.from_json``)."""
+
+    def load(self, source: str, *, on_warning: Warn | None = None) -> SourceState: ...
+
+    def save(self, state: SourceState) -> None: ...
+
+
+class InMemoryStateStore:
+    """A dict of JSON strings: the store for tests and simulations (same serialisation as Variables)."""
+
+    def __init__(self, raw: dict[str, str] | None = None) -> None:
+        self.raw: dict[str, str] = dict(raw or {})
+        self.reads = 0
+        self.writes = 0
+
+    def load(self, source: str, *, on_warning: Warn | None = None) -> SourceState:
+        self.reads += 1
+        return SourceState.from_json(self.raw.get(variable_key(source)), source, on_warning=on_warning)
+
+    def save(self, state: SourceState) -> None:
+        self.writes += 1
+        self.raw[variable_key(state.source)] = state.to_json()
+
+    def sources(self) -> list[str]:
+        return sorted(k.removeprefix(VARIABLE_PREFIX) for k in self.raw if k.startswith(VARIABLE_PREFIX))
+
+
+class VariableStateStore:
+    """Source states in Airflow Variables (``sync_state_<source>``), shared by every worker and DAG.
+
+    Inside a task it uses the Task SDK's ``Variable`` (Execution API); elsewhere (CLI, plugin) pass
+    ``variable_api=airflow.models.Variable``. Airflow Variables are last-write-wins: callers
+    serialise writers of one source with the pool ``sync_<source>`` (1 slot).
+    """
+
+    def __init__(self, variable_api: Any = None) -> None:
+        if variable_api is None:
+            from airflow.sdk import Variable
+
+            variable_api = Variable
+        self._variables = variable_api
+        self.reads = 0
+        self.writes = 0
+
+    def load(self, source: str, *, on_warning: Warn | None = None) -> SourceState:
+        self.reads += 1
+        raw = self._variables.get(variable_key(source), None)  # SDK: default=, models: default_var=
+        return SourceState.from_json(raw, source, on_warning=on_warning)
+
+    def save(self, state: SourceState) -> None:
+        self.writes += 1
+        self._variables.set(
+            variable_key(state.source),
+            state.to_json(),
+            description=f"airflow-sync-provider: breaker and rate-limit window of {state.source!r}",
+        )
+
+
+def known_sources(*groups: Iterable[str]) -> list[str]:
+    """Sorted union of source names."""
+    return sorted({s for group in groups for s in group})

@@ -1,0 +1,206 @@
+"""One sync of one source: guarded requests with bounded retries, waits, and a resumable checkpoint.
+
+``SyncRun.request`` is the rate-limited, breaker-guarded request function handlers receive. It
+retries retryable outcomes up to ``max_retries`` with the configured backoff (raised to any
+``Retry-After``), sleeps through short waits, and raises ``SyncWaitRequired`` for waits longer than
+``defer_after`` so the operator can defer and resume at the same request with the same checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
+from airflow_sync_provider.hooks.guard import SourceGuard
+from airflow_sync_provider.hooks.outcome import Attempt
+from airflow_sync_provider.hooks.sync import CrossHostRedirect, RateLimitedSyncHook
+from airflow_sync_provider.policy.backoff import retry_delay
+from airflow_sync_provider.results import SyncErrorKind, SyncResult
+
+SECOND = timedelta(seconds=1)
+
+
+@dataclass
+class Checkpoint:
+    """Where a sync stands; JSON-safe so it can ride through a trigger and back."""
+
+    started_at: float
+    retry_count: int = 0
+    """Retries so far in this sync (all requests)."""
+    retry: int = 0
+    """Retries so far of the request in progress (0 when the next request is fresh)."""
+    previous_delay: float | None = None
+    requests_sent: int = 0
+    items: int = 0
+    pages: int = 0
+    next_url: str | None = None
+    seen_cursors: list[str] = field(default_factory=list)
+    deferrals: int = 0
+    handler_data: dict[str, Any] = field(default_factory=dict)
+    """Free space for custom handlers to record their own progress across a deferral."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class SyncRun:
+    """Retries, waits and bookkeeping of one sync; the policy decides, the hook sends."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        hook: RateLimitedSyncHook,
+        guard: SourceGuard,
+        *,
+        checkpoint: Checkpoint | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        log: Any,
+    ) -> None:
+        self.config = config
+        self.hook = hook
+        self.guard = guard
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.log = log
+        self.checkpoint = checkpoint or Checkpoint(started_at=clock())
+
+    # -- the request function handlers get --------------------------------------------------------
+
+    def request(self, method: str = "GET", path_or_url: str | None = None, **params: Any) -> Attempt:
+        """Send one logical request (with its retries); return the successful attempt or raise.
+
+        Raises ``SyncAbort`` when the request cannot succeed within the limits and
+        ``SyncWaitRequired`` when a wait is long enough to defer.
+        """
+        cfg = self.config
+        cp = self.checkpoint
+        try:
+            url = self.hook.url_for(path_or_url or cfg.endpoint)
+        except CrossHostRedirect as exc:
+            raise SyncAbort(
+                SyncErrorKind.INVALID_RESPONSE, str(exc), sent_requests=cp.requests_sent > 0
+            ) from exc
+        while True:
+            self._check_budget(0.0)
+            admission = self.guard.admit()
+            if not admission.allowed:
+                if admission.kind is SyncErrorKind.CIRCUIT_BREAKER_OPEN:
+                    raise SyncAbort(admission.kind, admission.message, sent_requests=cp.requests_sent > 0)
+                if admission.wait > cfg.max_wait / SECOND:
+                    raise SyncAbort(
+                        SyncErrorKind.RATE_LIMIT_EXCEEDED,
+                        f"{admission.message}, beyond max_wait={cfg.max_wait / SECOND:g}s",
+                        sent_requests=cp.requests_sent > 0,
+                    )
+                self.log.info(
+                    "Rate limit window of %s is full: waiting %.1fs for a slot", cfg.source, admission.wait
+                )
+                self._wait(admission.wait, "rate limit window full")
+                continue
+            cp.requests_sent += 1
+            attempt = self.hook.send(cfg, method, url, params or None)
+            self.guard.record(attempt)
+            self._log_attempt(method, url, attempt)
+            if attempt.ok:
+                cp.retry, cp.previous_delay = 0, None
+                return attempt
+            self._retry_or_abort(attempt)
+
+    def _retry_or_abort(self, attempt: Attempt) -> None:
+        cfg, cp = self.config, self.checkpoint
+        kind = attempt.kind or SyncErrorKind.HTTP_ERROR
+        if not attempt.retryable:
+            raise SyncAbort(kind, attempt.message)
+        if self.guard.breaker_open:
+            failures = self.guard.state.breaker.failure_count
+            raise SyncAbort(kind, f"{attempt.message}; circuit breaker opened after {failures} failures")
+        if cp.retry >= cfg.max_retries:
+            raise SyncAbort(kind, f"{attempt.message}; gave up after {cp.retry} retries")
+        b = cfg.backoff
+        delay = retry_delay(
+            cp.retry,
+            strategy=b.strategy,
+            initial=b.initial_delay / SECOND,
+            multiplier=b.multiplier,
+            cap=b.max_delay / SECOND,
+            jitter_factor=b.jitter_factor,
+            rng=self.rng,
+            previous=cp.previous_delay,
+        )
+        why = f"backoff for retry {cp.retry + 1}/{cfg.max_retries}"
+        if attempt.retry_after is not None and attempt.retry_after > delay:
+            delay, why = attempt.retry_after, f"Retry-After {attempt.retry_after:g}s (retry {cp.retry + 1})"
+        if delay > cfg.max_wait / SECOND:
+            raise SyncAbort(kind, f"{attempt.message}; {why} is beyond max_wait={cfg.max_wait / SECOND:g}s")
+        cp.retry += 1
+        cp.retry_count += 1
+        cp.previous_delay = delay
+        self.log.info("%s: waiting %.2fs before retrying (%s)", cfg.source, delay, why)
+        self._wait(delay, why)
+
+    def _wait(self, seconds: float, reason: str) -> None:
+        self._check_budget(seconds)
+        if seconds > self.config.defer_after / SECOND:
+            raise SyncWaitRequired(seconds, reason)
+        if seconds > 0:
+            self.sleep(seconds)
+
+    def _check_budget(self, upcoming_wait: float) -> None:
+        cp = self.checkpoint
+        elapsed = self.clock() - cp.started_at
+        limit = self.config.max_sync_duration / SECOND
+        if elapsed + upcoming_wait > limit:
+            raise SyncAbort(
+                SyncErrorKind.TIMEOUT,
+                f"sync would exceed max_sync_duration={limit:g}s (elapsed {elapsed:.0f}s, next wait "
+                f"{upcoming_wait:.0f}s)",
+                sent_requests=cp.requests_sent > 0,
+            )
+
+    def _log_attempt(self, method: str, url: str, attempt: Attempt) -> None:
+        b = self.guard.state.breaker
+        threshold = self.config.circuit_breaker.failure_threshold
+        self.log.info(
+            "attempt %d of request %s %s -> %s | breaker %s %d/%d | window %.0f%%",
+            self.checkpoint.retry + 1,
+            method,
+            url.split("://", 1)[-1].split("/", 1)[-1],
+            "ok" if attempt.ok else f"{attempt.kind} ({attempt.message})",
+            b.state.value,
+            b.failure_count,
+            threshold,
+            100 * self.guard.window_usage(),
+        )
+
+    # -- the result ---------------------------------------------------------------------------------
+
+    def result(self, *, items: int, error: SyncAbort | None) -> SyncResult:
+        cp = self.checkpoint
+        started = cp.started_at
+        from datetime import UTC, datetime
+
+        return SyncResult(
+            source=self.config.source,
+            success=error is None,
+            items_processed=items,
+            duration_ms=max(0, round((self.clock() - started) * 1000)),
+            error=SyncErrorKind(error.kind) if error is not None else None,
+            error_message=str(error) if error is not None else None,
+            retry_count=cp.retry_count,
+            started_at=datetime.fromtimestamp(started, tz=UTC).isoformat(),
+        )
