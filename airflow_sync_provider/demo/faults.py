@@ -64,17 +64,19 @@ def _header(name: str, value: Any, *, nullable: bool) -> str | None:
     return text
 
 
-def _empty(name: str, value: Any) -> str:
-    raise FaultError(name, value, "must not be empty")
+def _location(value: Any) -> str | None:
+    if value == "":
+        raise FaultError("location", value, "must not be empty")
+    return _header("location", value, nullable=False)
 
 
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "retry_after": lambda v: _header("retry_after", v, nullable=True),
     "delay": lambda v: _number("delay", v, 0, 3600),
-    "size_mb": lambda v: _number("size_mb", v, 0, 1024, low_open=True),
+    "size_mb": lambda v: _number("size_mb", v, 0, 256, low_open=True),
     "chunk_size": lambda v: _integer("chunk_size", v, 1, 1 << 20),
     "status_code": lambda v: _integer("status_code", v, 200, 599),
-    "location": lambda v: _header("location", v, nullable=False) or _empty("location", v),
+    "location": _location,
 }
 
 # mode -> {option: default}; _REQUIRED marks options without a default.
@@ -136,8 +138,8 @@ def effect(fault: Fault | None, source: str) -> Effect:
     retry = {"Retry-After": opts["retry_after"]} if opts.get("retry_after") is not None else {}
     if mode in _STATUS:
         code = _STATUS[mode] or opts["status_code"]
-        body = b"" if code in (204, 304) else json.dumps({"error": f"simulated {mode}", "status": code})
-        return Effect(status=code, body=body.encode() if isinstance(body, str) else body, headers=retry)
+        body = json.dumps({"error": f"simulated {mode}", "status": code}).encode()
+        return Effect(status=code, body=b"" if code in (204, 304) else body, headers=retry)
     if mode == "redirect":
         location = opts["location"].replace("{source}", source)
         body = json.dumps({"error": "moved", "location": location}).encode()

@@ -61,9 +61,9 @@ class RequestLog:
                 self._peak[source] = max(self._peak.get(source, 0), now)
         return entry
 
-    def end(self, entry: dict[str, Any], status: int | None, *, aborted: bool) -> None:
+    def end(self, entry: dict[str, Any], status: int | None, fault: Fault | None, *, aborted: bool) -> None:
         with self._lock:
-            entry.update(status=status, aborted=aborted, end=time.monotonic())
+            entry.update(status=status, fault=fault and fault.mode, aborted=aborted, end=time.monotonic())
             if entry["source"] is not None:
                 self._in_flight[entry["source"]] -= 1
 
@@ -168,7 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _base_url(self) -> str:
         host = self.headers.get("Host", "")
         if not _SAFE_HOST.fullmatch(host):
-            host = f"{self.server.server_name}:{self.server.server_port}"
+            name, port = self.server.server_name, self.server.server_port
+            host = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
         return f"http://{host}"
 
     # -- admin -----------------------------------------------------------------------------------------
@@ -223,11 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": "unknown source", "path": path})
             else:
                 fault = self.server.demo._faults.take(source)
-                entry["fault"] = fault.mode if fault else None
                 self._serve(source, fault)
             aborted = False
         finally:
-            self.server.demo._log.end(entry, self._status, aborted=aborted)
+            self.server.demo._log.end(entry, self._status, fault, aborted=aborted)
         return fault
 
     def _serve(self, source: str, fault: Fault | None) -> None:
