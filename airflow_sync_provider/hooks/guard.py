@@ -99,6 +99,28 @@ class SourceGuard:
         self.requests_sent += 1
         return Admission(True)
 
+    def peek(self) -> Admission:
+        """What ``admit`` would answer now, without taking a slot or writing anything (dry runs)."""
+        now = self.clock()
+        permit = breaker.before_request(self.state.breaker, self.settings, now)
+        if not permit.allowed:
+            wait = max((permit.retry_at or now) - now, 0.0)
+            return Admission(
+                False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, f"breaker open, probe in {wait:.0f}s"
+            )
+        limit = self.config.rate_limit
+        decision = rate_limit.acquire(
+            self.state.window, now, max_requests=limit.max_requests, window=self.window_seconds
+        )
+        if not decision.granted:
+            return Admission(
+                False,
+                SyncErrorKind.RATE_LIMIT_EXCEEDED,
+                decision.wait,
+                f"window full, slot in {decision.wait:.1f}s",
+            )
+        return Admission(True, message=f"breaker {permit.snapshot.state.value}, window has room")
+
     def record(self, attempt: Attempt) -> None:
         """Apply an attempt's breaker effect; persist when the count or the state changed."""
         now = self.clock()

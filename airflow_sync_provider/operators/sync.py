@@ -19,9 +19,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
-from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
+from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWaitRequired
 from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+from airflow_sync_provider.params import apply_params
 from airflow_sync_provider.policy.breaker import Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import SourceState
@@ -86,8 +87,13 @@ class RateLimitedSyncOperator(BaseOperator):
     # -- one sync -----------------------------------------------------------------------------------
 
     def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
-        config = self.config
+        try:
+            config, dry_run = apply_params(self.config, context.get("params"))
+        except SyncConfigError as exc:
+            raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
         guard = self.hook.open_guard(config, log=self.log, on_transition=self._on_transition)
+        if dry_run:
+            return self._dry_run(context, config, guard)
         run = SyncRun(
             config,
             self.hook,
@@ -134,6 +140,20 @@ class RateLimitedSyncOperator(BaseOperator):
         result = run.result(items=items, error=error)
         guard.finish(result.to_dict())
         return self._report(context, result, error)
+
+    def _dry_run(self, context: Mapping[str, Any], config: SyncConfig, guard: Any) -> dict[str, Any]:
+        admission = guard.peek()
+        verdict = "a sync would be sent" if admission.allowed else f"blocked: {admission.message}"
+        self.log.info("Dry run of %s: %s (nothing sent, state unchanged)", self.source, verdict)
+        run = SyncRun(config, self.hook, guard, clock=self._clock, log=self.log)
+        error = (
+            None if admission.allowed else SyncAbort(admission.kind, admission.message, sent_requests=False)
+        )
+        result = run.result(items=0, error=error)
+        if error is None:
+            return result.to_dict()
+        context["ti"].xcom_push(key="return_value", value=result.to_dict())
+        raise AirflowSkipException(f"dry run: {admission.message}")
 
     def _report(
         self, context: Mapping[str, Any], result: SyncResult, error: SyncAbort | None

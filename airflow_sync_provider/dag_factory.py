@@ -1,0 +1,171 @@
+"""``build_sync_dags``: one DAG per source, from configs. A thin composer; no I/O at parse time.
+
+Use it from any DAG file::
+
+    from airflow_sync_provider import build_sync_dags
+    globals().update(build_sync_dags())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.durations import format_duration
+from airflow_sync_provider.handlers import Handler
+from airflow_sync_provider.operators.sync import RateLimitedSyncOperator, ResultCallback
+
+START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
+SYNC_TASK_ID = "sync"
+
+
+def build_sync_dags(
+    configs: Mapping[str, SyncConfig] | Iterable[SyncConfig] | None = None,
+    *,
+    handler: Handler | Mapping[str, Handler] | None = None,
+    on_result: ResultCallback | Iterable[ResultCallback] | None = None,
+    default_args: Mapping[str, Any] | None = None,
+    dag_id_prefix: str = "sync_",
+    tags: Iterable[str] = (),
+    operator_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, DAG]:
+    """One DAG per source, keyed by dag id ``f"{dag_id_prefix}{source}"``.
+
+    :param configs: ``SyncConfig``s (a mapping or an iterable); ``None`` means ``DEFAULT_SYNC_CONFIGS``.
+    :param handler: one handler for every source, or a mapping of source -> handler.
+    :param on_result: callable(s) receiving every ``SyncResult``.
+    :param default_args: merged into each DAG's default args (sync tasks keep ``retries=0`` unless set).
+    :param dag_id_prefix: prefix of every dag id.
+    :param tags: extra DAG tags.
+    :param operator_kwargs: extra keyword arguments for every ``RateLimitedSyncOperator``.
+    """
+    if configs is None:
+        configs = DEFAULT_SYNC_CONFIGS
+    items = list(configs.values()) if isinstance(configs, Mapping) else list(configs)
+    seen: set[str] = set()
+    dags: dict[str, DAG] = {}
+    for config in items:
+        if not isinstance(config, SyncConfig):
+            raise TypeError(f"configs must hold SyncConfig objects, got {type(config).__name__}")
+        if config.source in seen:
+            raise ValueError(f"source {config.source!r} appears twice in configs")
+        seen.add(config.source)
+        source_handler = handler.get(config.source) if isinstance(handler, Mapping) else handler
+        dag = _build_dag(
+            config,
+            handler=source_handler,
+            on_result=on_result,
+            default_args=default_args,
+            dag_id=f"{dag_id_prefix}{config.source}",
+            tags=tags,
+            operator_kwargs=operator_kwargs or {},
+        )
+        dags[dag.dag_id] = dag
+    return dags
+
+
+def _build_dag(
+    config: SyncConfig,
+    *,
+    handler: Handler | None,
+    on_result: Any,
+    default_args: Mapping[str, Any] | None,
+    dag_id: str,
+    tags: Iterable[str],
+    operator_kwargs: Mapping[str, Any],
+) -> DAG:
+    args = {"owner": "sync", "retries": 0, **(default_args or {})}
+    with DAG(
+        dag_id=dag_id,
+        schedule=config.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=args,
+        tags=sorted({"sync", f"source:{config.source}", *tags}),
+        doc_md=describe_source(config),
+        params=sync_params(config),
+        description=f"Rate-limited sync of {config.source} ({config.rate_limit.max_requests} requests per "
+        f"{format_duration(config.rate_limit.window)})",
+    ) as dag:
+        RateLimitedSyncOperator(
+            task_id=SYNC_TASK_ID,
+            source=config.source,
+            config=config,
+            handler=handler,
+            on_result=on_result,
+            **operator_kwargs,
+        )
+    return dag
+
+
+def sync_params(config: SyncConfig) -> dict[str, Param]:
+    """Manual-trigger params. Overrides can only tighten limits; none can change where requests go."""
+    return {
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Check the breaker and the rate-limit window, send nothing.",
+        ),
+        "max_requests": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=config.rate_limit.max_requests,
+            title="Tighter window limit",
+            description=f"This run only: at most this many requests in the window "
+            f"(the configured limit is {config.rate_limit.max_requests}).",
+        ),
+        "max_retries": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            maximum=config.max_retries,
+            title="Fewer retries",
+            description=f"This run only: retries per request (configured: {config.max_retries}).",
+        ),
+        "max_pages": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=config.max_pages,
+            title="Fewer pages",
+            description=f"This run only: stop after this many pages (configured: {config.max_pages}).",
+        ),
+    }
+
+
+def describe_source(config: SyncConfig) -> str:
+    """The DAG's ``doc_md``: the source's limits and how to read its state."""
+    rl, bo, cb = config.rate_limit, config.backoff, config.circuit_breaker
+    schedule = format_duration(config.schedule) if isinstance(config.schedule, timedelta) else config.schedule
+    return f"""\
+### Sync `{config.source}`
+
+GET `{config.endpoint}` on connection `{config.conn_id}`, every page through the source's rate limiter
+and circuit breaker. Schedule: `{schedule}`.
+
+| limit | value |
+|---|---|
+| rate limit | {rl.max_requests} requests per {format_duration(rl.window)} (sliding window) |
+| retries per request | {config.max_retries}, backoff {format_duration(bo.initial_delay)} x{bo.multiplier:g} \
+up to {format_duration(bo.max_delay)}, jitter {bo.strategy} {bo.jitter_factor:g} |
+| circuit breaker | opens after {cb.failure_threshold} consecutive failures, probes after \
+{format_duration(cb.reset_timeout)} ({cb.half_open_max_attempts} probe) |
+| timeout / longest wait | {format_duration(config.timeout)} per request / \
+{format_duration(config.max_wait)} |
+
+**State**: Admin -> Variables -> `{config.variable_key}` (JSON: `breaker.state`, `breaker.failure_count`,
+`window`, `last_result`), or `python -m airflow_sync_provider states`. **Reset** a stuck breaker with the
+`sync_admin` DAG (action `reset_breaker`, source `{config.source}`).
+
+**Task states**: success = synced; skipped = nothing sent (breaker open or window full); failed =
+retries exhausted, breaker tripped, or a non-retryable error. The XCom `return_value` is the SyncResult.
+Runs use the pool `{config.pool}` (1 slot): run `python -m airflow_sync_provider setup` once.
+"""

@@ -1,0 +1,41 @@
+"""Render source states (``describe()`` dicts) as a fixed-width table for task logs and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+COLUMNS = ("source", "breaker", "failures", "opened at", "next probe", "window", "last result")
+
+
+def _when(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
+
+
+def _last(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "-"
+    if result.get("success"):
+        return f"ok, {result.get('items_processed')} items"
+    return str(result.get("error") or "failed")
+
+
+def row(state: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        state["source"],
+        state["state"],
+        f"{state['failure_count']}/{state['failure_threshold']}",
+        _when(state.get("opened_at")),
+        _when(state.get("next_probe_at")),
+        f"{state['window_requests']}/{state['window_max_requests']}",
+        _last(state.get("last_result")),
+    )
+
+
+def format_states(states: Iterable[dict[str, Any]]) -> str:
+    rows = [COLUMNS, *(row(s) for s in states)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

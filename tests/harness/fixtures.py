@@ -1,0 +1,45 @@
+"""Fixtures for tests that need real Airflow, a demo API, or services."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import airflow_cli
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The session's SQLite metadata DB, migrated once."""
+    airflow_cli.migrate_db()
+
+
+@pytest.fixture
+def variables(airflow_db: None) -> Iterator[object]:
+    """``airflow.models.Variable`` on the session DB; ``sync_state_*`` Variables are removed after."""
+    from airflow.models import Variable
+
+    yield Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(Variable).filter(Variable.key.like("sync_state_%")).delete(synchronize_session=False)
+
+
+def connection_env(url: str, **fields: object) -> dict[str, str]:
+    """``AIRFLOW_CONN_SYNC_DEFAULT`` for a local API at ``url`` (http://host:port)."""
+    host, _, port = url.split("://", 1)[1].partition(":")
+    conn = {"conn_type": "http", "host": host, "port": int(port), **fields}
+    return {"AIRFLOW_CONN_SYNC_DEFAULT": json.dumps(conn)}
+
+
+def require_service(name: str, available: bool) -> None:
+    """Skip with a reason where a service is absent, but fail under CI where it must be present."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is required under CI=true but is not reachable")
+    pytest.skip(f"{name} is not reachable on this machine")
