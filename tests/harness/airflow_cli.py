@@ -32,9 +32,8 @@ class DagTestRun:
         marker = f"task_id={task_id}"
         found = None
         for line in self.output.splitlines():
-            if "Task instance state updated" in line or "new_state=" in line:
-                if "new_state=" in line:
-                    found = line.split("new_state=", 1)[1].split()[0]
+            if "new_state=" in line:
+                found = line.split("new_state=", 1)[1].split()[0]
             if marker in line and "[DAG TEST] end task" in line:
                 return found
         return found
@@ -47,7 +46,9 @@ def airflow_env(**extra: str) -> dict[str, str]:
 
 
 def migrate_db() -> None:
-    subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True, env=airflow_env(), timeout=300)
+    subprocess.run(
+        [AIRFLOW, "db", "migrate"], check=True, capture_output=True, env=airflow_env(), timeout=300
+    )
 
 
 def install_dag(source: Path, name: str | None = None) -> Path:
@@ -57,7 +58,9 @@ def install_dag(source: Path, name: str | None = None) -> Path:
     return target
 
 
-def dags_test(dag_id: str, *, conf: dict[str, Any] | None = None, timeout: int = 300, **env: str) -> DagTestRun:
+def dags_test(
+    dag_id: str, *, conf: dict[str, Any] | None = None, timeout: int = 300, **env: str
+) -> DagTestRun:
     """Run ``airflow dags test DAG_ID`` and return its output (stdout and stderr together)."""
     cmd = [AIRFLOW, "dags", "test", dag_id]
     if conf is not None:

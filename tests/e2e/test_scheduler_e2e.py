@@ -1,0 +1,138 @@
+"""The shipped DAGs in a real Airflow (scheduler, dag-processor, api-server, triggerer) on SQLite.
+
+One cluster for the module: scheduled runs happen, overlapping manual triggers of one source run
+one after another, an outage opens the breaker (visible in the Variable) and the next run fast-fails
+without a request, and ``sync_admin`` closes the breaker again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_sync_provider.demo.server import DemoServer
+from tests.harness.cluster import AirflowCluster
+
+pytestmark = pytest.mark.airflow
+
+REPO = Path(__file__).resolve().parents[2]
+
+SOURCES = {
+    "include_defaults": True,
+    "sources": {
+        # fast, small limits so the scenarios finish in seconds
+        "airdrops": {
+            "max_retries": 1,
+            "backoff": {"initial_delay": "100ms", "max_delay": "200ms"},
+            "circuit_breaker": {"failure_threshold": 2, "reset_timeout": "1h"},
+            "timeout": "5s",
+        },
+        "quests": {"max_retries": 0},
+        "ticker": {"schedule": "20s", "endpoint": "/ticker"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoServer]:
+    with DemoServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, demo: DemoServer) -> Iterator[AirflowCluster]:
+    home = tmp_path_factory.mktemp("e2e-airflow")
+    sources_file = home / "sources.yaml"
+    sources_file.write_text(yaml.safe_dump(SOURCES))
+    host, port = demo.url.split("://", 1)[1].split(":")
+    conn = {"conn_type": "http", "host": host, "port": int(port)}
+    c = AirflowCluster(
+        home,
+        extra_env={"SYNC_SOURCES_FILE": str(sources_file), "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps(conn)},
+    )
+    shutil.copyfile(REPO / "dags" / "sync_sources.py", c.dags / "sync_sources.py")
+    try:
+        c.start()
+        c.run(sys.executable, "-m", "airflow_sync_provider", "setup", "--sources-file", str(sources_file))
+        yield c
+    finally:
+        c.stop()
+
+
+def test_scheduled_runs_happen(cluster: AirflowCluster, demo: DemoServer) -> None:
+    cluster.wait_for_dag("sync_ticker")
+    deadline = time.monotonic() + 150
+    runs: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        response = cluster.api("GET", "/api/v2/dags/sync_ticker/dagRuns", params={"state": "success"})
+        runs = [r for r in response.json()["dag_runs"] if r["run_type"] == "scheduled"]
+        if runs:
+            break
+        time.sleep(2)
+    assert runs, f"no scheduled run of sync_ticker succeeded:\n{cluster.log_tail('scheduler')}"
+    assert demo.requests("ticker"), "the scheduled run sent no request"
+
+
+def test_overlapping_manual_triggers_run_one_after_another(cluster: AirflowCluster, demo: DemoServer) -> None:
+    cluster.wait_for_dag("sync_quests")
+    demo.clear_requests()
+    demo.set_fault("slow", source="quests", delay=1.0)
+    try:
+        run_ids = [cluster.trigger("sync_quests") for _ in range(3)]
+        finished = [cluster.wait_for_run("sync_quests", run_id) for run_id in run_ids]
+    finally:
+        demo.clear_faults("quests")
+    assert [r["state"] for r in finished] == ["success"] * 3
+    requests = sorted(demo.requests("quests"), key=lambda r: r["start"])
+    assert len(requests) == 3 * 2  # 80 items, 50 per page: two pages per run
+    assert demo.max_concurrency("quests") == 1
+    for earlier, later in itertools.pairwise(requests):
+        assert later["start"] >= earlier["end"], "requests of one source overlapped"
+    windows = [(r["start_date"], r["end_date"]) for r in finished]
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert start >= end, f"runs overlapped: {windows}"
+
+
+def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
+    cluster: AirflowCluster, demo: DemoServer
+) -> None:
+    cluster.wait_for_dag("sync_airdrops")
+    cluster.wait_for_dag("sync_admin")
+    demo.set_fault("outage", source="airdrops")
+    try:
+        first = cluster.trigger("sync_airdrops")
+        assert cluster.wait_for_run("sync_airdrops", first)["state"] == "failed"
+        state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
+        assert state["breaker"]["state"] == "open"
+        assert state["breaker"]["failure_count"] == 2
+        assert len(demo.requests("airdrops")) == 2  # first try + 1 retry, then the breaker opened
+
+        demo.clear_requests()
+        second = cluster.trigger("sync_airdrops")
+        assert cluster.wait_for_run("sync_airdrops", second)["state"] == "success"  # skipped task
+        ti = cluster.task_instances("sync_airdrops", second)["sync"]
+        assert ti["state"] == "skipped"
+        assert demo.requests("airdrops") == [], "an open breaker must not send"
+        assert "CIRCUIT_BREAKER_OPEN" in cluster.task_log("sync_airdrops", second, "sync")
+    finally:
+        demo.clear_faults("airdrops")
+
+    reset = cluster.trigger("sync_admin", {"source": "airdrops", "action": "reset_breaker"})
+    assert cluster.wait_for_run("sync_admin", reset)["state"] == "success"
+    tis = cluster.task_instances("sync_admin", reset)
+    assert tis["reset_breaker_airdrops"]["state"] == "success"
+    assert tis["reset_breaker_airdrops"]["pool"] == "sync_airdrops"
+    state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
+    assert (state["breaker"]["state"], state["breaker"]["failure_count"]) == ("closed", 0)
+
+    third = cluster.trigger("sync_airdrops")
+    assert cluster.wait_for_run("sync_airdrops", third)["state"] == "success"
+    assert cluster.task_instances("sync_airdrops", third)["sync"]["state"] == "success"
