@@ -148,7 +148,7 @@ class SyncConfig:
 
     def __post_init__(self) -> None:
         _require(
-            isinstance(self.source, str) and bool(SOURCE_NAME.match(self.source)),
+            isinstance(self.source, str) and bool(SOURCE_NAME.fullmatch(self.source)),
             "source",
             self.source,
             "must match [a-z][a-z0-9_]{0,62}",
@@ -176,7 +176,7 @@ class SyncConfig:
         _require(self.max_retries <= 100, "max_retries", self.max_retries, "must be <= 100")
         _duration("max_wait", self.max_wait, positive=False)
         _require(
-            isinstance(self.conn_id, str) and bool(re.match(r"^[\w.\-]{1,250}$", self.conn_id)),
+            isinstance(self.conn_id, str) and bool(re.fullmatch(r"[\w.\-]{1,250}", self.conn_id)),
             "conn_id",
             self.conn_id,
             "must be an Airflow connection id (letters, digits, _ . -)",

@@ -21,10 +21,17 @@ def parse_duration(value: object, field: str) -> timedelta:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise SyncConfigError(field, value, "must be a finite, non-negative number of seconds")
-        return timedelta(seconds=value)
+        return _seconds(value, field)
     if isinstance(value, str) and (match := _PATTERN.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        return _seconds(float(match.group(1)) * _UNITS[match.group(2)], field, value)
     raise SyncConfigError(field, value, "must be a duration like '500ms', '30s', '5m', '1h' or '1d'")
+
+
+def _seconds(seconds: float, field: str, value: object = None) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise SyncConfigError(field, seconds if value is None else value, "is too large a duration") from None
 
 
 def format_duration(value: timedelta) -> str:

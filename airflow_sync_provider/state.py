@@ -108,7 +108,10 @@ def _count(value: Any, name: str, warn: Warn) -> int:
     return value
 
 
-def _parse_v1(data: dict[str, Any], source: str, warn: Warn) -> SourceState:
+def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
+    def warn(message: str) -> None:
+        warn_any(f"{variable_key(source)}: {message}")
+
     if data.get("source") != source:
         raise ValueError(f"source is {data.get('source')!r}, expected {source!r}")
     b = data.get("breaker") or {}
@@ -129,7 +132,8 @@ def _parse_v1(data: dict[str, Any], source: str, warn: Warn) -> SourceState:
     window = data.get("window") or []
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
-    stamps = tuple(t for t in (_number(t, "window[]") for t in window[:10_000]) if t is not None)
+    # keep the newest entries (the log is stored oldest first): dropping them would under-count
+    stamps = tuple(t for t in (_number(t, "window[]") for t in window[-10_000:]) if t is not None)
     last = data.get("last_result")
     return SourceState(
         source=source,

@@ -87,7 +87,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     text = value.strip()
     if not text or len(text) > 64:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() is also true for '²' (latin-1 0xB2)
         return min(float(text), MAX_RETRY_AFTER_SECONDS)
     try:
         when = parsedate_to_datetime(text)
