@@ -1,0 +1,253 @@
+"""What the CLI and the dashboard do: find every known source, read its state, request a reset.
+
+Outside tasks (CLI, api-server plugin) there is no Execution API, so everything here uses the
+metadata DB directly (``airflow.models``). Nothing runs at import time.
+
+A reset is *requested*, not performed: it becomes a manual run of the ``sync_admin`` DAG whose
+task ``reset_breaker_<source>`` runs in the pool ``sync_<source>``, the pool every sync of that
+source runs in. So the reset waits for a running sync and cannot be overwritten by it.
+``reset_now`` is the unsafe direct path (the CLI's ``--direct``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.exceptions import SyncStateError
+from airflow_sync_provider.sources_file import SOURCES_FILE_ENV, load_sources
+from airflow_sync_provider.state import VARIABLE_PREFIX
+
+# same as airflow_sync_provider.admin_dag.ADMIN_DAG_ID (not imported here: that module builds DAGs)
+ADMIN_DAG_ID = "sync_admin"
+RESET_ACTION = "reset_breaker"
+SOURCES_FILE_NAME = "sources.yaml"
+FINISHED_RUN_STATES = ("success", "failed")
+
+
+class UnknownSourceError(LookupError):
+    """A source that is neither configured nor has state; the message names the known ones."""
+
+    def __init__(self, source: str, known: Iterable[str]) -> None:
+        self.source = source
+        self.known = sorted(known)
+        super().__init__(f"unknown source {source!r}; known sources: {', '.join(self.known) or '(none)'}")
+
+
+class ResetUnavailableError(RuntimeError):
+    """The ``sync_admin`` DAG cannot reset this source (not deployed, or the source is not in it)."""
+
+
+@dataclass(frozen=True)
+class ResetRequest:
+    """A queued ``sync_admin`` run that will reset ``source``'s breaker."""
+
+    source: str
+    dag_id: str
+    run_id: str
+    dag_paused: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "dag_id": self.dag_id,
+            "dag_run_id": self.run_id,
+            "dag_paused": self.dag_paused,
+        }
+
+
+# -- which sources exist --------------------------------------------------------------------------
+
+
+def sources_file_path(explicit: str | Path | None = None) -> Path | None:
+    """The sources file: ``explicit``, else ``$SYNC_SOURCES_FILE``, else ``<dags folder>/sources.yaml``.
+
+    Returns None when none is given and the dags folder has no ``sources.yaml``.
+    """
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(SOURCES_FILE_ENV):
+        return Path(os.environ[SOURCES_FILE_ENV])
+    from airflow.configuration import conf
+
+    dags_folder = conf.get("core", "dags_folder", fallback="")
+    candidate = Path(dags_folder) / SOURCES_FILE_NAME if dags_folder else None
+    return candidate if candidate is not None and candidate.is_file() else None
+
+
+def configured_sources(sources_file: str | Path | None = None) -> dict[str, SyncConfig]:
+    """``DEFAULT_SYNC_CONFIGS`` overlaid with the sources file (see ``sources_file_path``)."""
+    configs = dict(DEFAULT_SYNC_CONFIGS)
+    path = sources_file_path(sources_file)
+    if path is not None:
+        configs.update(load_sources(path))
+    return configs
+
+
+def state_variable_sources() -> list[str]:
+    """Sources that have a ``sync_state_<source>`` Variable in the metadata DB."""
+    from airflow.models import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        keys = session.query(Variable.key).filter(Variable.key.like(f"{VARIABLE_PREFIX}%")).all()
+    return sorted({key.removeprefix(VARIABLE_PREFIX) for (key,) in keys if key.startswith(VARIABLE_PREFIX)})
+
+
+def known_configs(
+    sources_file: str | Path | None = None, *, warn: Callable[[str], None] | None = None
+) -> dict[str, SyncConfig]:
+    """Every known source: configured ones plus every ``sync_state_*`` Variable (with default settings)."""
+    configs = configured_sources(sources_file)
+    for source in state_variable_sources():
+        if source in configs:
+            continue
+        try:
+            configs[source] = SyncConfig(source=source)
+        except ValueError as exc:
+            if warn is not None:
+                warn(f"ignoring Variable {VARIABLE_PREFIX}{source}: not a valid source name ({exc})")
+    return dict(sorted(configs.items()))
+
+
+def require_known(source: str, configs: Mapping[str, SyncConfig]) -> SyncConfig:
+    config = configs.get(source)
+    if config is None:
+        raise UnknownSourceError(source, configs)
+    return config
+
+
+# -- states -----------------------------------------------------------------------------------------
+
+
+def hook_for(configs: Mapping[str, SyncConfig]) -> Any:
+    """A ``RateLimitedSyncHook`` reading state through ``airflow.models.Variable`` (no Execution API)."""
+    from airflow.models import Variable
+
+    from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+    from airflow_sync_provider.state import VariableStateStore
+
+    return RateLimitedSyncHook(store=VariableStateStore(variable_api=Variable), configs=configs)
+
+
+def list_states(configs: Mapping[str, SyncConfig]) -> list[dict[str, Any]]:
+    """``describe()`` of every source; a state this provider cannot read becomes an ``error`` row."""
+    hook = hook_for(configs)
+    rows = []
+    for source, config in sorted(configs.items()):
+        try:
+            rows.append(hook.get_circuit_breaker_state(source))
+        except SyncStateError as exc:
+            rows.append(_error_row(source, config, str(exc)))
+    return rows
+
+
+def _error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "state": "error",
+        "failure_count": 0,
+        "failure_threshold": config.circuit_breaker.failure_threshold,
+        "opened_at": None,
+        "next_probe_at": None,
+        "last_error": message,
+        "last_failure_at": None,
+        "window_requests": 0,
+        "window_max_requests": config.rate_limit.max_requests,
+        "window_usage": 0.0,
+        "last_result": None,
+        "updated_at": None,
+    }
+
+
+def reset_now(source: str, configs: Mapping[str, SyncConfig]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reset ``source``'s breaker immediately (UNSAFE while a sync of it runs). Returns (before, after)."""
+    hook = hook_for(configs)
+    before = hook.get_circuit_breaker_state(source)
+    after = hook.reset_circuit_breaker(source)
+    return before, after
+
+
+# -- reset through sync_admin ------------------------------------------------------------------------
+
+
+def reset_task_id(source: str) -> str:
+    return f"reset_breaker_{source}"
+
+
+def request_reset(
+    source: str,
+    *,
+    triggered_by: str = "cli",
+    user: str | None = None,
+    dag_id: str = ADMIN_DAG_ID,
+) -> ResetRequest:
+    """Queue a ``sync_admin`` run with conf ``{"source": source, "action": "reset_breaker"}``.
+
+    The same code path as ``airflow dags trigger`` (``airflow.api.common.trigger_dag``).
+
+    :param triggered_by: a ``DagRunTriggeredByType`` value: ``cli`` or ``rest_api``.
+    :raises ResetUnavailableError: the admin DAG is not in the DB or has no reset task for ``source``.
+    """
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbag import DBDagBag
+    from airflow.utils.session import create_session
+    from airflow.utils.types import DagRunTriggeredByType
+
+    with create_session() as session:
+        model = DagModel.get_current(dag_id, session=session)
+        dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session) if model is not None else None
+        if model is None or dag is None:
+            raise ResetUnavailableError(
+                f"the {dag_id} DAG is not in the metadata DB (deploy dags/sync_sources.py and let the "
+                "dag-processor parse it)"
+            )
+        if not dag.has_task(reset_task_id(source)):
+            raise ResetUnavailableError(
+                f"the {dag_id} DAG has no task {reset_task_id(source)}: {source!r} is not in the sources "
+                f"file it was built from"
+            )
+        paused = bool(model.is_paused)
+    run = trigger_dag(
+        dag_id,
+        triggered_by=DagRunTriggeredByType(triggered_by),
+        triggering_user_name=user,
+        conf={"source": source, "action": RESET_ACTION},
+        note=f"breaker reset of {source} requested by {user or 'unknown'} via {triggered_by}",
+    )
+    if run is None:  # pragma: no cover - trigger_dag returns the run or raises
+        raise ResetUnavailableError(f"{dag_id}: no run was created")
+    return ResetRequest(source=source, dag_id=dag_id, run_id=run.run_id, dag_paused=paused)
+
+
+def run_state(dag_id: str, run_id: str) -> str | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
+        return None if run is None else str(getattr(run.state, "value", run.state))
+
+
+def wait_for_run(
+    dag_id: str,
+    run_id: str,
+    *,
+    timeout: float,
+    poll: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Poll until the run finishes or ``timeout`` seconds pass; returns its last state."""
+    deadline = clock() + timeout
+    while True:
+        state = run_state(dag_id, run_id)
+        if state in FINISHED_RUN_STATES or clock() >= deadline:
+            return state
+        sleep(poll)
