@@ -147,6 +147,7 @@ class SyncRun:
             delay, why = attempt.retry_after, f"Retry-After {attempt.retry_after:g}s (retry {cp.retry + 1})"
         if delay > cfg.max_wait / SECOND:
             raise SyncAbort(kind, f"{attempt.message}; {why} is beyond max_wait={cfg.max_wait / SECOND:g}s")
+        self._check_budget(delay)  # before counting: a retry the budget forbids is never sent
         cp.retry += 1
         cp.retry_count += 1
         cp.previous_delay = delay

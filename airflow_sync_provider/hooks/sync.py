@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
@@ -181,7 +182,7 @@ class RateLimitedSyncHook(HttpHook):
             )
         except _Deadline:
             return outcome.timeout(f"{method} {_path(url)}: body not received within {deadline:g}s")
-        except (requests.RequestException, OSError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             return outcome.connection_error(f"{method} {_path(url)}: broken body: {_short(exc)}")
         try:
             body = json.loads(raw) if raw else None
@@ -257,14 +258,22 @@ def _read_bounded(response: requests.Response, limit: int, started: float, deadl
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=64 * 1024):
+    while True:
+        # read1: what has arrived (one socket read), so a trickling body is cut at the deadline, not
+        # after a whole 64 KiB buffer has filled; iter_content would also turn a stalled read into a
+        # ConnectionError
+        try:
+            chunk = response.raw.read1(64 * 1024, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise _Deadline from None
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         if time.monotonic() - started > deadline:
             raise _Deadline
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None]:
