@@ -4,8 +4,8 @@
     ├── SyncConfigError (also ValueError)     a config value, YAML file or param is invalid
     ├── SyncStateError                        stored state cannot be used safely (e.g. newer schema)
     ├── SyncSetupError                        pools / connection missing or unusable
-    └── SyncAbort                             ends the current sync with a SyncErrorKind
-        └── SyncWaitRequired                  a wait too long to sleep through: defer and resume
+    ├── SyncAbort                             ends the current sync with a SyncErrorKind
+    └── SyncWaitRequired                      a wait too long to sleep through: defer and resume
 
 ``SyncAbort`` and ``SyncWaitRequired`` are control flow between the request layer, handlers and the
 operator; handlers must let them propagate.
