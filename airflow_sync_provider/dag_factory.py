@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Param
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.durations import format_duration
 from airflow_sync_provider.handlers import Handler
+from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator, ResultCallback
 
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -33,6 +34,9 @@ def build_sync_dags(
     dag_id_prefix: str = "sync_",
     tags: Iterable[str] = (),
     operator_kwargs: Mapping[str, Any] | None = None,
+    on_breaker_open: AlertSpec | Mapping[str, AlertSpec] = None,
+    on_breaker_close: AlertSpec | Mapping[str, AlertSpec] = None,
+    on_rate_limited: AlertSpec | Mapping[str, AlertSpec] = None,
 ) -> dict[str, DAG]:
     """One DAG per source, keyed by dag id ``f"{dag_id_prefix}{source}"``.
 
@@ -43,12 +47,22 @@ def build_sync_dags(
     :param dag_id_prefix: prefix of every dag id.
     :param tags: extra DAG tags.
     :param operator_kwargs: extra keyword arguments for every ``RateLimitedSyncOperator``.
+    :param on_breaker_open: alert target(s) (Airflow notifiers or callables) for a breaker that opens;
+        one value for every source, or a mapping of source -> value (sources not in it get none).
+    :param on_breaker_close: the same, for a breaker that a successful probe closes.
+    :param on_rate_limited: the same, for a sync that ends ``RATE_LIMITED`` / ``RATE_LIMIT_EXCEEDED``.
     """
     if configs is None:
         configs = DEFAULT_SYNC_CONFIGS
     items = list(configs.values()) if isinstance(configs, Mapping) else list(configs)
     seen: set[str] = set()
     dags: dict[str, DAG] = {}
+    _check_alert_sources(
+        {getattr(c, "source", None) for c in items},
+        on_breaker_open=on_breaker_open,
+        on_breaker_close=on_breaker_close,
+        on_rate_limited=on_rate_limited,
+    )
     for config in items:
         if not isinstance(config, SyncConfig):
             raise TypeError(f"configs must hold SyncConfig objects, got {type(config).__name__}")
@@ -56,6 +70,14 @@ def build_sync_dags(
             raise ValueError(f"source {config.source!r} appears twice in configs")
         seen.add(config.source)
         source_handler = handler.get(config.source) if isinstance(handler, Mapping) else handler
+        source_alerts = {
+            name: _per_source(spec, config.source)
+            for name, spec in (
+                ("on_breaker_open", on_breaker_open),
+                ("on_breaker_close", on_breaker_close),
+                ("on_rate_limited", on_rate_limited),
+            )
+        }
         dag = _build_dag(
             config,
             handler=source_handler,
@@ -63,10 +85,27 @@ def build_sync_dags(
             default_args=default_args,
             dag_id=f"{dag_id_prefix}{config.source}",
             tags=tags,
-            operator_kwargs=operator_kwargs or {},
+            operator_kwargs={
+                **(operator_kwargs or {}),
+                **{name: spec for name, spec in source_alerts.items() if spec is not None},
+            },
         )
         dags[dag.dag_id] = dag
     return dags
+
+
+def _check_alert_sources(sources: set[Any], **specs: Any) -> None:
+    """A per-source alert mapping naming a source that is not configured is a typo: refuse it."""
+    for name, spec in specs.items():
+        if isinstance(spec, Mapping):
+            unknown = sorted(set(spec) - sources)
+            if unknown:
+                raise ValueError(f"{name} names sources that are not configured: {unknown}")
+
+
+def _per_source(spec: AlertSpec | Mapping[str, AlertSpec], source: str) -> AlertSpec:
+    """One alert spec for every source, or a mapping of source -> spec."""
+    return spec.get(source) if isinstance(spec, Mapping) else spec
 
 
 def _build_dag(

@@ -5,6 +5,9 @@
   may make it failed); the result is still pushed and passed to ``on_result``.
 - retries exhausted, breaker tripped during this sync, non-retryable error -> failed.
 Waits longer than ``defer_after`` defer the task (``SyncWaitTrigger``) and resume at the same request.
+
+Every finished sync sends the six ``sync.*`` metrics (``observability.metrics``); every breaker
+transition sends the breaker gauges again and may alert (``observability.alerts``).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWaitRequired
 from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
+from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+from airflow_sync_provider.observability import alerts, metrics
+from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params
-from airflow_sync_provider.policy.breaker import Transition
+from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import SourceState
 from airflow_sync_provider.sync_run import Checkpoint, SyncRun
@@ -40,6 +46,11 @@ class RateLimitedSyncOperator(BaseOperator):
     :param config: the source's ``SyncConfig``; default ``DEFAULT_SYNC_CONFIGS[source]`` or defaults.
     :param handler: ``handler(ctx: SyncContext) -> int``; default: GET the endpoint, follow pages.
     :param on_result: callable(s) receiving the ``SyncResult`` of every sync, whatever its outcome.
+    :param on_breaker_open: notifier(s) or callable(s) alerted when the breaker opens (closed -> open;
+        a failed probe that re-opens it does not alert again). See ``observability.alerts``.
+    :param on_breaker_close: notifier(s) or callable(s) alerted when a probe closes the breaker.
+    :param on_rate_limited: notifier(s) or callable(s) alerted when a sync ends ``RATE_LIMITED`` or
+        ``RATE_LIMIT_EXCEEDED``.
     """
 
     ui_color = "#e8f4ea"
@@ -52,6 +63,9 @@ class RateLimitedSyncOperator(BaseOperator):
         config: SyncConfig | None = None,
         handler: Handler | None = None,
         on_result: ResultCallback | Iterable[ResultCallback] | None = None,
+        on_breaker_open: AlertSpec = None,
+        on_breaker_close: AlertSpec = None,
+        on_rate_limited: AlertSpec = None,
         **kwargs: Any,
     ) -> None:
         config = config or DEFAULT_SYNC_CONFIGS.get(source) or SyncConfig(source=source)
@@ -65,9 +79,14 @@ class RateLimitedSyncOperator(BaseOperator):
         self.config = config
         self.handler = handler
         self.on_result = [on_result] if callable(on_result) else list(on_result or [])
+        self.on_breaker_open = alerts.normalize_targets(on_breaker_open, "on_breaker_open")
+        self.on_breaker_close = alerts.normalize_targets(on_breaker_close, "on_breaker_close")
+        self.on_rate_limited = alerts.normalize_targets(on_rate_limited, "on_rate_limited")
         self._clock: Callable[[], float] = time.time
         self._sleep: Callable[[float], None] = time.sleep
         self._rng: random.Random | None = None
+        self._context: Mapping[str, Any] = {}
+        self._breaker_seen: BreakerSnapshot | None = None
 
     @cached_property
     def hook(self) -> RateLimitedSyncHook:
@@ -91,7 +110,9 @@ class RateLimitedSyncOperator(BaseOperator):
             config, dry_run = apply_params(self.config, context.get("params"))
         except SyncConfigError as exc:
             raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
+        self._context = context
         guard = self.hook.open_guard(config, log=self.log, on_transition=self._on_transition)
+        self._breaker_seen = guard.state.breaker
         if dry_run:
             return self._dry_run(context, config, guard)
         run = SyncRun(
@@ -107,6 +128,18 @@ class RateLimitedSyncOperator(BaseOperator):
         if checkpoint is not None:
             self.log.info(
                 "Resuming the sync of %s after a wait (deferral %d)", self.source, checkpoint.deferrals
+            )
+        else:
+            b = guard.state.breaker
+            self.log.info(
+                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %d retries per request",
+                self.source,
+                b.state.value,
+                b.failure_count,
+                config.circuit_breaker.failure_threshold,
+                100 * guard.window_usage(),
+                config.rate_limit.max_requests,
+                config.max_retries,
             )
         handler = self.handler or default_handler
         error: SyncAbort | None = None
@@ -139,7 +172,7 @@ class RateLimitedSyncOperator(BaseOperator):
             items = run.checkpoint.items
         result = run.result(items=items, error=error)
         guard.finish(result.to_dict())
-        return self._report(context, result, error)
+        return self._report(context, result, error, guard)
 
     def _dry_run(self, context: Mapping[str, Any], config: SyncConfig, guard: Any) -> dict[str, Any]:
         admission = guard.peek()
@@ -156,9 +189,22 @@ class RateLimitedSyncOperator(BaseOperator):
         raise AirflowSkipException(f"dry run: {admission.message}")
 
     def _report(
-        self, context: Mapping[str, Any], result: SyncResult, error: SyncAbort | None
+        self,
+        context: Mapping[str, Any],
+        result: SyncResult,
+        error: SyncAbort | None,
+        guard: SourceGuard | None = None,
     ) -> dict[str, Any]:
-        (self.log.info if result.success else self.log.warning)("%s", result.summary())
+        if result.success:
+            self.log.info("%s", result.summary())
+        else:
+            kind = result.error.value if result.error else "UNKNOWN"
+            self.log.warning("✗ %s: %s (retry %d)", result.source, kind, result.retry_count)
+            self.log.warning("%s: %s", kind, result.error_message)
+        if guard is not None:
+            self._emit_metrics(result, guard)
+            if result.error in alerts.RATE_LIMIT_KINDS and self.on_rate_limited:
+                self._alert_rate_limited(context, result, guard)
         for callback in self.on_result:
             try:
                 callback(result)
@@ -172,5 +218,77 @@ class RateLimitedSyncOperator(BaseOperator):
             raise AirflowSkipException(result.summary())
         raise AirflowFailException(result.summary())
 
+    # -- metrics and alerts ------------------------------------------------------------------------
+
+    def _emit_metrics(self, result: SyncResult, guard: SourceGuard) -> None:
+        try:
+            metrics.emit_sync(result, guard.state.breaker, guard.window_usage())
+        except Exception:  # emit_sync already swallows backend errors; this is belt and braces
+            self.log.warning("Could not send the metrics of %s", self.source, exc_info=True)
+
+    def _alert_rate_limited(self, context: Mapping[str, Any], result: SyncResult, guard: SourceGuard) -> None:
+        retry_at = None
+        if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and guard.state.window:
+            retry_at = min(guard.state.window) + guard.window_seconds
+        alert = alerts.rate_limited_alert(
+            result,
+            guard.state.breaker,
+            guard.settings,
+            at=self._clock(),
+            retry_at=retry_at,
+            context=context,
+        )
+        self._send_alert("on_rate_limited", self.on_rate_limited, alert, context)
+
+    def _send_alert(
+        self, name: str, targets: list[Any], alert: alerts.BreakerAlert, context: Mapping[str, Any]
+    ) -> None:
+        sent = alerts.send_alert(targets, alert, context, name=name, logger=self.log)
+        (self.log.info if sent == len(targets) else self.log.warning)(
+            "%s alert for %s sent to %d of %d target(s): %s",
+            name,
+            self.source,
+            sent,
+            len(targets),
+            alert.message,
+        )
+
     def _on_transition(self, moved: Transition, state: SourceState) -> None:
-        """Called once per breaker transition (log line here; metrics and alerts hook in here)."""
+        """Called by the guard once per breaker transition (after its log line): gauges and alerts."""
+        previous = self._breaker_seen or state.breaker
+        self._breaker_seen = state.breaker
+        try:
+            metrics.emit_breaker(self.source, state.breaker)
+        except Exception:
+            self.log.warning("Could not send the breaker metrics of %s", self.source, exc_info=True)
+        try:
+            self._alert_transition(moved, state, previous)
+        except Exception:
+            self.log.exception("Alerting the breaker transition of %s failed; the sync goes on", self.source)
+
+    def _alert_transition(self, moved: Transition, state: SourceState, previous: BreakerSnapshot) -> None:
+        opened = moved.target_state is BreakerState.OPEN and moved.source_state is BreakerState.CLOSED
+        closed = moved.target_state is BreakerState.CLOSED
+        if opened and self.on_breaker_open:
+            alert = alerts.breaker_open_alert(
+                self.source,
+                state.breaker,
+                breaker_settings(self.config),
+                at=moved.at,
+                reason=moved.reason,
+                context=self._context,
+            )
+            self._send_alert("on_breaker_open", self.on_breaker_open, alert, self._context)
+        elif moved.target_state is BreakerState.OPEN and self.on_breaker_open:
+            self.log.info("%s: probe failed, breaker open again; no new on_breaker_open alert", self.source)
+        elif closed and self.on_breaker_close:
+            alert = alerts.breaker_close_alert(
+                self.source,
+                state.breaker,
+                previous,
+                breaker_settings(self.config),
+                at=moved.at,
+                reason=moved.reason,
+                context=self._context,
+            )
+            self._send_alert("on_breaker_close", self.on_breaker_close, alert, self._context)
