@@ -15,6 +15,7 @@ reset did not finish), 2 usage error (unknown source, bad sources file, bad URL)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="keep Airflow's own log lines (by default only its warnings are shown, on stderr/stdout)",
+        help="show Airflow's own info log lines on stderr (by default only its warnings)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -263,20 +264,33 @@ def _db_error(exc: BaseException) -> str:
     return f"cannot use the Airflow metadata DB at {where}: {reason} (is it running and migrated?)"
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    quiet_airflow: bool = False,
+) -> int:
+    """Run one command; returns the exit code.
+
+    :param quiet_airflow: limit Airflow's logging to warnings (``run()``, i.e. ``python -m``, does).
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    if not args.verbose:
-        # Airflow logs info lines (e.g. "creating dag run") to stdout; keep stdout for our output.
-        # Must happen before the first airflow import, which configures logging.
+    if quiet_airflow and not args.verbose:
+        # Airflow logs info lines (e.g. "creating dag run"); show only its warnings. Must happen
+        # before the first airflow import, which configures logging.
         os.environ[LOG_LEVEL_ENV] = "WARNING"
     from sqlalchemy.exc import SQLAlchemyError
 
     from airflow_sync_provider.sources_file import SourcesFileError
 
     try:
-        return COMMANDS[args.command](args, out, err)
+        # Airflow's loggers write to whatever sys.stdout is when they are set up (at its import, and
+        # lazily after): point that at stderr so stdout carries only our output (tables, JSON).
+        with contextlib.redirect_stdout(err):
+            return COMMANDS[args.command](args, out, err)
     except _Failure as exc:
         print(f"error: {exc}", file=err)
         return exc.code
@@ -290,7 +304,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
 def run(argv: Sequence[str] | None = None) -> None:
     try:
-        code = main(argv)
+        code = main(argv, quiet_airflow=True)
         sys.stdout.flush()
     except BrokenPipeError:  # `... | head`: the reader went away
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -80,10 +80,15 @@ def sources_file_path(explicit: str | Path | None = None) -> Path | None:
     return candidate if candidate is not None and candidate.is_file() else None
 
 
-def configured_sources(sources_file: str | Path | None = None) -> dict[str, SyncConfig]:
-    """``DEFAULT_SYNC_CONFIGS`` overlaid with the sources file (see ``sources_file_path``)."""
+def configured_sources(
+    sources_file: str | Path | None = None, *, read_file: bool = True
+) -> dict[str, SyncConfig]:
+    """``DEFAULT_SYNC_CONFIGS`` overlaid with the sources file (see ``sources_file_path``).
+
+    :raises SourcesFileError: the file is unreadable or invalid (``read_file=False`` skips it).
+    """
     configs = dict(DEFAULT_SYNC_CONFIGS)
-    path = sources_file_path(sources_file)
+    path = sources_file_path(sources_file) if read_file else None
     if path is not None:
         configs.update(load_sources(path))
     return configs
@@ -100,10 +105,13 @@ def state_variable_sources() -> list[str]:
 
 
 def known_configs(
-    sources_file: str | Path | None = None, *, warn: Callable[[str], None] | None = None
+    sources_file: str | Path | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+    read_file: bool = True,
 ) -> dict[str, SyncConfig]:
     """Every known source: configured ones plus every ``sync_state_*`` Variable (with default settings)."""
-    configs = configured_sources(sources_file)
+    configs = configured_sources(sources_file, read_file=read_file)
     for source in state_variable_sources():
         if source in configs:
             continue

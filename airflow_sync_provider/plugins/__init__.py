@@ -1,0 +1,1 @@
+"""Airflow UI plugin of airflow-sync-provider: the "Sync breakers" dashboard (see ``dashboard``)."""

@@ -1,0 +1,31 @@
+"""``SyncDashboardPlugin``: mounts the breaker dashboard at ``/sync-provider`` and links it from the UI.
+
+Registered on the ``airflow.plugins`` entry point (provider-declared plugins load only with
+``lazy_discover_providers=False``). The link is an *external view* with a ``url_route``, so the
+Airflow UI shows the page inside its own frame under Browse -> Sync breakers
+(``/plugin/sync-breakers``); ``href`` is relative so it follows ``[api] base_url``.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow_sync_provider.plugins.api import app
+
+URL_PREFIX = "/sync-provider"
+
+
+class SyncDashboardPlugin(AirflowPlugin):
+    """Circuit-breaker dashboard for airflow-sync-provider sources."""
+
+    name = "sync_provider"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Sync breakers"}]
+    external_views = [
+        {
+            "name": "Sync breakers",
+            "href": "sync-provider/",
+            "url_route": "sync-breakers",
+            "destination": "nav",
+            "category": "browse",
+        }
+    ]
