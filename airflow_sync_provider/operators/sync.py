@@ -26,6 +26,7 @@ from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWai
 from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
 from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+from airflow_sync_provider.links import SyncDashboardLink
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params
@@ -54,6 +55,7 @@ class RateLimitedSyncOperator(BaseOperator):
     """
 
     ui_color = "#e8f4ea"
+    operator_extra_links = (SyncDashboardLink(),)
     template_fields: Sequence[str] = ()
 
     def __init__(

@@ -29,13 +29,15 @@ SOURCES = {
     "include_defaults": True,
     "sources": {
         # fast, small limits so the scenarios finish in seconds
+        # manual-only here, so a cron tick on unpause cannot add runs to the counts below
         "airdrops": {
+            "schedule": None,
             "max_retries": 1,
             "backoff": {"initial_delay": "100ms", "max_delay": "200ms"},
             "circuit_breaker": {"failure_threshold": 2, "reset_timeout": "1h"},
             "timeout": "5s",
         },
-        "quests": {"max_retries": 0},
+        "quests": {"schedule": None, "max_retries": 0},
         "ticker": {"schedule": "20s", "endpoint": "/ticker"},
     },
 }

@@ -216,6 +216,10 @@ class AirflowCluster:
         response = self.api(
             "GET",
             f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            headers={"Accept": "text/plain"},
+            headers={"Accept": "application/json"},
         )
-        return response.text
+        response.raise_for_status()
+        content = response.json().get("content") or []
+        if isinstance(content, str):
+            return content
+        return "\n".join(str(e.get("event", e)) if isinstance(e, dict) else str(e) for e in content)
