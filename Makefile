@@ -21,7 +21,7 @@ demo: venv
 	$(PY) -m airflow_sync_provider.demo.up
 
 test: venv
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra -n 2 --dist loadfile --durations=20
 
 lint: venv
 	$(VENV)/bin/ruff check airflow_sync_provider dags tests bench
