@@ -1,0 +1,43 @@
+"""Small measurement helpers shared by the benchmarks: medians, timers and sliding-window counts."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+
+def median(values: Iterable[float]) -> float:
+    return float(statistics.median(list(values)))
+
+
+def mean(values: Iterable[float]) -> float:
+    return float(statistics.fmean(list(values)))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds ``fn()`` took (``perf_counter``) and what it returned."""
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def max_in_any_window(times_ms: Sequence[int], window_ms: int) -> int:
+    """The most events inside any half-open window ``[s, s + window_ms)`` (integer milliseconds).
+
+    Integer times keep the count exact: a slot freed at ``t + window`` and reused at that very
+    millisecond is not counted twice.
+    """
+    ordered = sorted(times_ms)
+    best = 0
+    first = 0
+    for last, t in enumerate(ordered):
+        while t - ordered[first] >= window_ms:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+def rounded(value: float, digits: int = 3) -> float:
+    return float(round(value, digits))

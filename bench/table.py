@@ -1,0 +1,199 @@
+"""The markdown table (measure | ours | alternative | ratio | goal) printed by bench/run.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = tuple[str, str, str, str, str]
+HEADER = ("measure", "ours", "alternative", "ratio", "goal")
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.{digits}f}"
+    return f"{int(value):,}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _parse(r: dict[str, Any]) -> list[Row]:
+    imp = r["import"]
+    return [
+        (
+            f"parse: DagBag of {r['sources']:,} sources, median s",
+            _num(r["ours_s"]),
+            f"{_num(r['plain_s'])} (plain 1-task DAGs)",
+            _num(r["ratio_vs_plain"]),
+            f"≤ 1.25 ({_verdict(r['ratio_vs_plain'] <= 1.25)})",
+        ),
+        (
+            "parse: plain DAGs + our 4 trigger params (diagnostic)",
+            "—",
+            _num(r["plain_with_same_params_s"]),
+            _num(r["ratio_plain_with_same_params_vs_plain"]),
+            "—",
+        ),
+        ("import airflow_sync_provider, s", _num(imp["airflow_sync_provider_s"], 3), "—", "—", "—"),
+        (
+            "import …operators.sync after airflow.sdk, s",
+            _num(imp["operators_sync_after_airflow_sdk_s"]),
+            f"{_num(imp['airflow_sdk_s'])} (airflow.sdk itself)",
+            "—",
+            "—",
+        ),
+    ]
+
+
+def _outage(r: dict[str, Any]) -> list[Row]:
+    rows = [
+        (
+            "outage 24 h: requests reaching the dead API",
+            _num(r["requests_ours"], 1),
+            f"{_num(r['requests_plain_airflow'], 1)} (retries=5, backoff ×2)",
+            _num(r["ratio_vs_plain"]),
+            f"≤ 0.2 ({_verdict(r['ratio_vs_plain'] <= 0.2)})",
+        ),
+        (
+            "outage: recovery → first good sync, min (mean / max)",
+            f"{r['recovery_s_ours'] / 60:.0f} / {r['recovery_s_ours_max'] / 60:.0f}",
+            f"{r['recovery_s_plain_airflow'] / 60:.0f} / {r['recovery_s_plain_airflow_max'] / 60:.0f}",
+            _num(r["recovery_s_ours"] / r["recovery_s_plain_airflow"]),
+            "—",
+        ),
+    ]
+    real = r.get("real_slice")
+    if isinstance(real, dict) and "real_requests_per_run" in real:
+        rows.append(
+            (
+                "outage: real Airflow runs vs simulation, requests/run",
+                str(real["real_requests_per_run"]),
+                f"{real['simulated_requests_per_run']} (simulated)",
+                "agree" if real["agree"] else "**differ**",
+                "agree",
+            )
+        )
+    elif isinstance(real, dict):
+        rows.append(("outage: real Airflow slice", "error", real.get("error", "")[:80], "—", "agree"))
+    return rows
+
+
+def _quota(r: dict[str, Any]) -> list[Row]:
+    worst = max(r["max_in_any_window_fixed"], r["max_in_any_window_token_bucket"])
+    ok = r["max_in_any_window_ours"] == r["limit"]
+    return [
+        (
+            f"quota: max requests in any {r['window_s'] / 60:.0f} min window (limit {r['limit']})",
+            _num(r["max_in_any_window_ours"]),
+            f"fixed window {r['max_in_any_window_fixed']} / "
+            f"token bucket {r['max_in_any_window_token_bucket']}",
+            _num(r["max_in_any_window_ours"] / worst),
+            f"== {r['limit']} ({_verdict(ok)})",
+        ),
+        (
+            f"quota: 429s from the API ({r['params']['requests']:,} requests)",
+            _num(r["api_429s_ours"]),
+            f"fixed window {r['api_429s_fixed']:,} / token bucket {r['api_429s_token_bucket']:,}",
+            "—",
+            "0",
+        ),
+    ]
+
+
+def _deferral(r: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"deferral: worker-seconds for a {r['wait_s']} s Retry-After",
+            _num(r["worker_seconds_ours"], 1),
+            f"{_num(r['worker_seconds_sleeping'], 1)} (HttpHook + tenacity, sleeps)",
+            _num(r["ratio_vs_sleeping"], 3),
+            f"≤ 0.1 ({_verdict(r['ratio_vs_sleeping'] <= 0.1)})",
+        )
+    ]
+
+
+def _overhead(r: dict[str, Any]) -> list[Row]:
+    calls = r["variable_calls_per_sync"]
+    ours, plain = r["ms_per_sync_ours"], r["ms_per_sync_plain"]
+    return [
+        (
+            "overhead: Variable calls per 1-page sync",
+            _num(calls["1_page"]),
+            "0 (plain requests.Session)",
+            "—",
+            f"≤ 3 ({_verdict(calls['1_page'] <= 3)})",
+        ),
+        ("overhead: Variable calls per extra page", _num(r["variable_calls_per_extra_page"]), "0", "—", "—"),
+        (
+            "overhead: ms per 1-page sync (added)",
+            f"{_num(ours['1_page'], 1)} (+{_num(r['ms_per_sync_added']['1_page'], 1)})",
+            _num(plain["1_page"], 1),
+            _num(ours["1_page"] / plain["1_page"], 1),
+            "—",
+        ),
+        (
+            "overhead: ms per 20-page sync (added)",
+            f"{_num(ours['20_pages'], 1)} (+{_num(r['ms_per_sync_added']['20_pages'], 1)})",
+            _num(plain["20_pages"], 1),
+            _num(ours["20_pages"] / plain["20_pages"], 1),
+            "—",
+        ),
+    ]
+
+
+def _jitter(r: dict[str, Any]) -> list[Row]:
+    s = r["strategies"]
+
+    def others(key: str) -> str:
+        return " / ".join(f"{name} {_num(s[name][key], 0)}" for name in ("full", "decorrelated", "none"))
+
+    return [
+        (
+            f"jitter: writes, {r['clients']} contending clients (proportional ±10 %)",
+            _num(s["proportional"]["calls_mean"], 0),
+            others("calls_mean"),
+            _num(s["proportional"]["calls_mean"] / s["full"]["calls_mean"]),
+            f"recommend `{r['recommendation']}`",
+        ),
+        (
+            "jitter: completion ms (proportional ±10 %)",
+            _num(s["proportional"]["completion_ms_mean"], 0),
+            others("completion_ms_mean"),
+            _num(s["proportional"]["completion_ms_mean"] / s["full"]["completion_ms_mean"]),
+            "—",
+        ),
+    ]
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "parse": _parse,
+    "outage": _outage,
+    "quota": _quota,
+    "deferral": _deferral,
+    "overhead": _overhead,
+    "jitter": _jitter,
+}
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    for name, build in SECTIONS.items():
+        section = results.get(name)
+        if section is None:
+            continue
+        if "error" in section:
+            out.append((f"{name}: not measured", "error", str(section["error"])[:100], "—", "—"))
+            continue
+        out.extend(build(section))
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row in rows(results):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(lines)
