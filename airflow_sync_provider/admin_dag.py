@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
-from airflow_sync_provider.dag_factory import START_DATE
+from airflow_sync_provider.dag_factory import START_DATE, config_list
 
 ADMIN_DAG_ID = "sync_admin"
 ACTIONS = ("show_states", "reset_breaker")
@@ -30,7 +30,7 @@ def build_admin_dag(
     """The admin DAG for ``configs`` (default ``DEFAULT_SYNC_CONFIGS``)."""
     if configs is None:
         configs = DEFAULT_SYNC_CONFIGS
-    by_source = dict(configs) if isinstance(configs, Mapping) else {c.source: c for c in configs}
+    by_source = {c.source: c for c in config_list(configs)}
     sources = sorted(by_source)
     if not sources:
         raise ValueError("build_admin_dag needs at least one source")

@@ -54,7 +54,7 @@ def build_sync_dags(
     """
     if configs is None:
         configs = DEFAULT_SYNC_CONFIGS
-    items = list(configs.values()) if isinstance(configs, Mapping) else list(configs)
+    items = config_list(configs)
     seen: set[str] = set()
     dags: dict[str, DAG] = {}
     _check_alert_sources(
@@ -92,6 +92,16 @@ def build_sync_dags(
         )
         dags[dag.dag_id] = dag
     return dags
+
+
+def config_list(configs: Mapping[str, SyncConfig] | Iterable[SyncConfig]) -> list[SyncConfig]:
+    """``configs`` as a list; a mapping must be keyed by each config's source."""
+    if not isinstance(configs, Mapping):
+        return list(configs)
+    for key, config in configs.items():
+        if isinstance(config, SyncConfig) and key != config.source:
+            raise ValueError(f"configs[{key!r}] holds the config of source {config.source!r}")
+    return list(configs.values())
 
 
 def _check_alert_sources(sources: set[Any], **specs: Any) -> None:
@@ -138,7 +148,8 @@ def _build_dag(
             config=config,
             handler=handler,
             on_result=on_result,
-            **operator_kwargs,
+            # explicit, so that default_args' retries reach the task (the operator defaults to 0)
+            **{"retries": args["retries"], **operator_kwargs},
         )
     return dag
 

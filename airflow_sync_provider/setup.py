@@ -49,12 +49,28 @@ def missing_pools(configs: Iterable[SyncConfig]) -> list[str]:
 
 
 def ensure_connection(conn_id: str, url: str, *, replace: bool = False) -> str:
-    """Create the HTTP connection ``conn_id`` for ``url`` (http[s]://host[:port][/path]) if absent."""
+    """Create the HTTP connection ``conn_id`` for ``url`` (http[s]://host[:port]) if absent.
+
+    A path, query, fragment or credentials in ``url`` are refused: a connection's host, port and
+    schema cannot hold them (each source's ``endpoint`` is the path), and dropping them would be silent.
+    """
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
 
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == -1
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
         raise ValueError(f"connection url must look like http://host:port, got {url!r}")
     with create_session() as session:
         existing = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
@@ -68,7 +84,7 @@ def ensure_connection(conn_id: str, url: str, *, replace: bool = False) -> str:
                 conn_id=conn_id,
                 conn_type="http",
                 host=parts.hostname,
-                port=parts.port,
+                port=port,
                 schema=parts.scheme,
                 extra=json.dumps({"Accept": "application/json"}),
                 description="airflow-sync-provider: the API that sync DAGs read",

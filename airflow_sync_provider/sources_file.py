@@ -69,12 +69,13 @@ def configs_from_mapping(data: Any, path: Path | str = "<sources>") -> dict[str,
     include = data.get("include_defaults", True)
     if not isinstance(include, bool):
         raise SourcesFileError(path, f"include_defaults must be true or false, got {include!r}")
-    sources = data.get("sources") or {}
+    sources = data.get("sources")
+    sources = {} if sources is None else sources
     if not isinstance(sources, Mapping):
         raise SourcesFileError(path, f"sources must be a mapping of source name to settings, got {sources!r}")
     configs: dict[str, SyncConfig] = dict(DEFAULT_SYNC_CONFIGS) if include else {}
     for name, settings in sources.items():
-        settings = settings or {}
+        settings = {} if settings is None else settings  # `false`/`[]` must not pass as "no changes"
         try:
             if not isinstance(settings, Mapping):
                 raise SyncConfigError(str(name), settings, "must be a mapping of settings")
