@@ -81,7 +81,7 @@ class SourceState:
                 f"{variable_key(source)} has schema_version {version}, newer than this provider "
                 f"understands ({SCHEMA_VERSION}); upgrade airflow-sync-provider or delete the Variable"
             )
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or isinstance(version, bool):  # true == 1 in Python, not in JSON
             warn(f"{variable_key(source)} has unknown schema_version {version!r}; starting fresh")
             return cls(source)
         try:

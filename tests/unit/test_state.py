@@ -183,6 +183,7 @@ RECOVERY = [
     ("schema_version string", dumps(good(schema_version="1")), "schema_version '1'"),
     ("schema_version 0", dumps(good(schema_version=0)), "schema_version 0"),
     ("schema_version null", dumps(good(schema_version=None)), "schema_version None"),
+    ("schema_version true", dumps(good(schema_version=True)), "schema_version True"),
     ("source mismatch", dumps(good(source="quests")), "source is 'quests', expected 'airdrops'"),
     ("breaker state exploded", dumps(good(breaker__state="exploded")), "'exploded'"),
     ("breaker not an object", dumps(good(breaker=[1])), "breaker must be an object"),
