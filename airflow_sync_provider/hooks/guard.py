@@ -6,6 +6,7 @@ crash: a window slot taken, a failure counted, a breaker transition, the final r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,10 @@ from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy import breaker, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import SourceState, StateStore
+from airflow_sync_provider.state import SourceState, StateStore, variable_key
+
+SKEW_TOLERANCE = 1.0
+"""Stored times up to this many seconds ahead of the clock are ordinary skew between workers."""
 
 
 def breaker_settings(config: SyncConfig) -> BreakerSettings:
@@ -27,6 +31,40 @@ def breaker_settings(config: SyncConfig) -> BreakerSettings:
         reset_timeout=cb.reset_timeout / timedelta(seconds=1),
         half_open_max_attempts=cb.half_open_max_attempts,
     )
+
+
+def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], None]) -> SourceState:
+    """Stored times in the future (clock skew, hand-edited state) are clamped to ``now``, with a warning.
+
+    Without this an ``opened_at`` a year ahead keeps the breaker open for a year, and a half-open
+    breaker whose probes never came back (``probes_in_flight`` stuck, no ``half_open_since``) never
+    lets a probe through again. The clamped state is written by the sync's next save.
+    """
+    b = state.breaker
+    fixes: list[str] = []
+    changes: dict[str, Any] = {}
+    for name in ("opened_at", "half_open_since", "last_failure_at"):
+        value = getattr(b, name)
+        if value is not None and value > now:
+            changes[name] = now
+            if value > now + SKEW_TOLERANCE:
+                fixes.append(f"breaker.{name} {value - now:.0f}s in the future")
+    if b.state is BreakerState.HALF_OPEN and b.half_open_since is None:
+        changes["half_open_since"] = now
+        fixes.append("breaker.half_open_since missing for a half-open breaker")
+    ahead = [t for t in state.window if t > now]
+    window = tuple(min(t, now) for t in state.window) if ahead else state.window
+    if ahead and max(ahead) > now + SKEW_TOLERANCE:
+        fixes.append(f"{len(ahead)} window entries up to {max(ahead) - now:.0f}s in the future")
+    updated_at = state.updated_at
+    if updated_at is not None and updated_at > now:
+        updated_at = now
+    if not changes and window == state.window and updated_at == state.updated_at:
+        return state
+    if fixes:
+        warn(f"{variable_key(state.source)}: {'; '.join(fixes)}; set to now")
+    breaker_now = dataclasses.replace(b, **changes) if changes else b
+    return state.replace(breaker=breaker_now, window=window, updated_at=updated_at)
 
 
 @dataclass(frozen=True)
@@ -58,7 +96,9 @@ class SourceGuard:
         self.on_transition = on_transition
         self.settings = breaker_settings(config)
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
-        self.state: SourceState = store.load(config.source, on_warning=log.warning)
+        self.state: SourceState = clamp_future_times(
+            store.load(config.source, on_warning=log.warning), clock(), log.warning
+        )
         self.transitions: list[Transition] = []
         self.requests_sent = 0
         self._saved = self.state

@@ -19,13 +19,16 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.policy import breaker
 from airflow_sync_provider.policy.backoff import parse_retry_after
+from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import SourceState, StateStore, VariableStateStore
 
 API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
@@ -76,9 +79,15 @@ class RateLimitedSyncHook(HttpHook):
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
-        """The connection's session; an ``api_key_header`` extra sends the password in that header."""
+        """The connection's session; an ``api_key_header`` extra sends the password in that header.
+
+        Raises ``SyncSetupError`` naming the connection and the field when the connection is missing
+        or unusable (no host, a port out of range, extra that is not a JSON object, an
+        ``api_key_header`` without a password, a scheme other than http/https).
+        """
+        connection = self._usable_connection()
         session = super().get_conn(headers, extra_options)
-        connection = self.get_connection(self.http_conn_id)
+        self._check_base_url()
         key_header = next(
             (connection.extra_dejson.get(f) for f in API_KEY_HEADER_FIELDS if connection.extra_dejson.get(f)),
             None,
@@ -95,10 +104,48 @@ class RateLimitedSyncHook(HttpHook):
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            self._session = self.get_conn()
+            try:
+                self._session = self.get_conn()
+            except SyncSetupError as exc:  # nothing was sent: end the sync with the reason, no traceback
+                raise SyncAbort(SyncErrorKind.CONNECTION_ERROR, str(exc), sent_requests=False) from None
             parts = urlsplit(self.base_url)
             self._origin = (parts.scheme, parts.hostname or "", parts.port)
         return self._session
+
+    def _usable_connection(self) -> Any:
+        name = f"connection {self.http_conn_id!r}"
+        try:
+            connection = self.get_connection(self.http_conn_id)
+        except AirflowNotFoundException as exc:
+            raise SyncSetupError(f"{name} is not defined (or could not be parsed): {exc}") from None
+        if connection.extra:
+            try:
+                extra = json.loads(connection.extra)
+            except ValueError as exc:
+                raise SyncSetupError(f"{name}: extra is not valid JSON ({exc})") from None
+            if not isinstance(extra, dict):
+                raise SyncSetupError(f"{name}: extra must be a JSON object, got {type(extra).__name__}")
+            key_header = next((extra.get(f) for f in API_KEY_HEADER_FIELDS if extra.get(f)), None)
+            if key_header and not connection.password:
+                raise SyncSetupError(
+                    f"{name}: extra api_key_header is {key_header!r} but the password (the key) is empty"
+                )
+        return connection
+
+    def _check_base_url(self) -> None:
+        name = f"connection {self.http_conn_id!r}"
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https"):
+            raise SyncSetupError(f"{name}: scheme must be http or https, got {parts.scheme!r}")
+        if not parts.hostname:
+            raise SyncSetupError(f"{name} has no host")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is not None and not 0 < port <= 65535:
+            port_text = self.base_url.rsplit(":", 1)[-1]
+            raise SyncSetupError(f"{name}: port must be an integer in [1, 65535], got {port_text!r}")
 
     def url_for(self, path_or_url: str) -> str:
         """Resolve ``path_or_url`` against the base URL; refuse URLs on another origin."""
