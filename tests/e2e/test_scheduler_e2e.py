@@ -38,6 +38,12 @@ SOURCES = {
             "timeout": "5s",
         },
         "quests": {"schedule": None, "max_retries": 0},
+        "yield": {  # four 2 s timeouts: a sync that fails slowly (~8 s) and counts 4 failures
+            "schedule": None,
+            "max_retries": 3,
+            "timeout": "2s",
+            "backoff": {"initial_delay": "100ms", "max_delay": "200ms"},
+        },
         "ticker": {"schedule": "20s", "endpoint": "/ticker"},
     },
 }
@@ -138,3 +144,48 @@ def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
     third = cluster.trigger("sync_airdrops")
     assert cluster.wait_for_run("sync_airdrops", third)["state"] == "success"
     assert cluster.task_instances("sync_airdrops", third)["sync"]["state"] == "success"
+
+
+def test_dashboard_reset_waits_for_a_running_sync_and_is_not_lost(
+    cluster: AirflowCluster, demo: DemoServer
+) -> None:
+    """A reset posted while a failing sync runs is queued behind it in the pool and wins."""
+    cluster.wait_for_dag("sync_yield")
+    cluster.wait_for_dag("sync_admin")
+    demo.set_fault("slow", source="yield", delay=5.0)  # > the 2 s timeout: every try times out
+    try:
+        sync_run = cluster.trigger("sync_yield")
+        deadline = time.monotonic() + 120
+        while cluster.task_instances("sync_yield", sync_run).get("sync", {}).get("state") != "running":
+            assert time.monotonic() < deadline, "the sync never started"
+            time.sleep(0.5)
+        response = cluster.api("POST", "/sync-provider/api/states/yield/reset")
+        assert response.status_code == 202, response.text
+        reset_run = response.json()["dag_run_id"]
+        assert cluster.wait_for_run("sync_yield", sync_run)["state"] == "failed"
+        assert cluster.wait_for_run("sync_admin", reset_run)["state"] == "success"
+    finally:
+        demo.clear_faults("yield")
+    sync_ti = cluster.task_instances("sync_yield", sync_run)["sync"]
+    reset_ti = cluster.task_instances("sync_admin", reset_run)["reset_breaker_yield"]
+    assert reset_ti["start_date"] >= sync_ti["end_date"], "the reset ran while the sync held the pool"
+    state = json.loads(cluster.variable("sync_state_yield") or "{}")
+    assert (state["breaker"]["state"], state["breaker"]["failure_count"]) == ("closed", 0)
+    assert state["last_result"]["error"] == "TIMEOUT"  # the sync's own write came first
+
+
+def test_missing_pool_fails_at_once_with_the_fix_in_a_note(cluster: AirflowCluster) -> None:
+    """A user who skipped setup gets a failed run saying what to do, not a task stuck in `scheduled`."""
+    cluster.wait_for_dag("sync_points")
+    cluster.api("DELETE", "/api/v2/pools/sync_points").raise_for_status()
+    try:
+        run_id = cluster.trigger("sync_points")
+        run = cluster.wait_for_run("sync_points", run_id, timeout=120)
+        assert run["state"] == "failed"
+        assert "python -m airflow_sync_provider setup" in (run.get("note") or "")
+        assert cluster.task_instances("sync_points", run_id)["sync"]["state"] == "failed"
+        warnings = cluster.api("GET", "/api/v2/dagWarnings", params={"dag_id": "sync_points"}).json()
+        assert any("sync_points" in w["message"] for w in warnings["dag_warnings"])
+    finally:
+        body = {"name": "sync_points", "slots": 1, "include_deferred": True}
+        cluster.api("POST", "/api/v2/pools", json=body).raise_for_status()
