@@ -25,6 +25,8 @@ HEALTH_TIMEOUT = 180.0
 
 def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
     env = dict(os.environ)
+    # `airflow standalone` starts its components as `airflow ...` from PATH: use this venv's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         {
             "AIRFLOW_HOME": str(home),
