@@ -9,12 +9,14 @@ Default output: ``bench/results/latest.json``. ``--quick`` uses smaller sizes an
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import functools
 import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def isolate_airflow() -> None:
     """A private AIRFLOW_HOME for the in-process parts (DagBag, imports): no user config or DB."""
     home = tempfile.mkdtemp(prefix="bench-home-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     for key in [k for k in os.environ if k.startswith("AIRFLOW__") or k.startswith("AIRFLOW_CONN_")]:
         del os.environ[key]
     os.environ.update(
