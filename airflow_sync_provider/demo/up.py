@@ -33,7 +33,9 @@ def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            # SQLite allows one writer; wait up to 30 s for the lock instead of failing after 5 s.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=30",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__API__PORT": str(port),
@@ -89,7 +91,7 @@ def _trigger_all(base: str, password: str, sources: list[str]) -> None:
                 _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
                 pending.remove(dag_id)
             except urllib.error.HTTPError as exc:
-                if exc.code != 404:  # 404: not parsed yet
+                if exc.code not in (404, 500, 503):  # not parsed yet, or SQLite busy: try again
                     raise
         if pending:
             time.sleep(3)

@@ -83,8 +83,9 @@ class AirflowCluster:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
-        if sql_alchemy_conn:
-            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
+        # SQLite allows one writer: wait up to 30 s for the lock instead of failing after 5 s.
+        default_db = f"sqlite:///{home / 'airflow.db'}?timeout=30"
+        self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn or default_db
         self.env.update(extra_env or {})
 
     # -- lifecycle --------------------------------------------------------------------------------
