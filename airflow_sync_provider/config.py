@@ -24,6 +24,7 @@ SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
 _CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+MAX_ASSET_NAME = 1500
 _CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 
 
@@ -116,6 +117,26 @@ def _check_schedule(value: Any) -> None:
     raise SyncConfigError("schedule", value, "must be a cron expression, a positive timedelta or None")
 
 
+def _check_trigger_assets(config: SyncConfig) -> None:
+    """``trigger_assets``: a list of distinct, non-empty asset names (a bare string is a mistake)."""
+    value = config.trigger_assets
+    if not isinstance(value, list | tuple):
+        raise SyncConfigError("trigger_assets", value, "must be a list of asset names")
+    names = tuple(value)
+    expected = f"entries must be non-empty names without surrounding spaces (at most {MAX_ASSET_NAME} chars)"
+    for name in names:
+        ok = isinstance(name, str) and name.strip() == name and 0 < len(name) <= MAX_ASSET_NAME
+        _require(ok, "trigger_assets", name, expected)
+    _require(len(set(names)) == len(names), "trigger_assets", list(names), "must not repeat a name")
+    _require(
+        not names or config.schedule not in ("@once", "@continuous"),
+        "trigger_assets",
+        list(names),
+        f"cannot be combined with schedule {config.schedule!r}",
+    )
+    object.__setattr__(config, "trigger_assets", names)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SyncConfig:
     """How one source is synced. Every field but ``source`` has a default (see the README's table)."""
@@ -145,6 +166,12 @@ class SyncConfig:
     """Waits longer than this defer the task (the worker slot is freed); shorter ones sleep."""
     when_blocked: Literal["skipped", "failed"] = "skipped"
     """Task state when nothing was sent because the breaker is open or the window is full."""
+    trigger_assets: tuple[str, ...] = ()
+    """Asset names whose events also start a sync (any one of them); with ``schedule`` both apply."""
+    review: bool = False
+    """Hold the fetched items for an administrator's approval before they are published."""
+    review_timeout: timedelta = timedelta(hours=24)
+    """How long a review waits for an answer; then the submissions are rejected (nothing is published)."""
 
     def __post_init__(self) -> None:
         _require(
@@ -194,6 +221,9 @@ class SyncConfig:
             self.when_blocked,
             f"must be one of {', '.join(BLOCKED_STATES)}",
         )
+        _check_trigger_assets(self)
+        _require(isinstance(self.review, bool), "review", self.review, "must be true or false")
+        _duration("review_timeout", self.review_timeout)
 
     @property
     def pool(self) -> str:
@@ -248,7 +278,7 @@ class SyncConfig:
                 value = {
                     sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
                 }
-            out[f.name] = _plain(value)
+            out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
         return out
 
 
@@ -258,7 +288,7 @@ _SECTIONS: dict[str, Any] = {
     "backoff": BackoffConfig,
     "circuit_breaker": CircuitBreakerConfig,
 }
-_DURATION_FIELDS = {"timeout", "max_wait", "max_sync_duration", "defer_after"}
+_DURATION_FIELDS = {"timeout", "max_wait", "max_sync_duration", "defer_after", "review_timeout"}
 
 
 def _plain(value: Any) -> Any:

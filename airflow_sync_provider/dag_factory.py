@@ -13,13 +13,15 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
+from airflow_sync_provider.asset_schedule import describe_triggers, sync_schedule
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.durations import format_duration
 from airflow_sync_provider.handlers import Handler
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator, ResultCallback
+from airflow_sync_provider.review import Notifiers, add_review, collect_submissions
 
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 SYNC_TASK_ID = "sync"
@@ -34,6 +36,8 @@ def build_sync_dags(
     dag_id_prefix: str = "sync_",
     tags: Iterable[str] = (),
     operator_kwargs: Mapping[str, Any] | None = None,
+    assets: Mapping[str, Asset] | None = None,
+    review_notifiers: Notifiers = None,
     on_breaker_open: AlertSpec | Mapping[str, AlertSpec] = None,
     on_breaker_close: AlertSpec | Mapping[str, AlertSpec] = None,
     on_rate_limited: AlertSpec | Mapping[str, AlertSpec] = None,
@@ -47,6 +51,9 @@ def build_sync_dags(
     :param dag_id_prefix: prefix of every dag id.
     :param tags: extra DAG tags.
     :param operator_kwargs: extra keyword arguments for every ``RateLimitedSyncOperator``.
+    :param assets: ready ``Asset`` objects by name for ``trigger_assets`` (e.g. with an ``AssetWatcher``);
+        names not given become plain ``Asset(name)``.
+    :param review_notifiers: notifier(s) called when a review (``review: true`` sources) starts waiting.
     :param on_breaker_open: alert target(s) (Airflow notifiers or callables) for a breaker that opens;
         one value for every source, or a mapping of source -> value (sources not in it get none).
     :param on_breaker_close: the same, for a breaker that a successful probe closes.
@@ -85,6 +92,8 @@ def build_sync_dags(
             default_args=default_args,
             dag_id=f"{dag_id_prefix}{config.source}",
             tags=tags,
+            assets=assets,
+            review_notifiers=review_notifiers,
             operator_kwargs={
                 **(operator_kwargs or {}),
                 **{name: spec for name, spec in source_alerts.items() if spec is not None},
@@ -127,11 +136,13 @@ def _build_dag(
     dag_id: str,
     tags: Iterable[str],
     operator_kwargs: Mapping[str, Any],
+    assets: Mapping[str, Asset] | None = None,
+    review_notifiers: Notifiers = None,
 ) -> DAG:
     args = {"owner": "sync", "retries": 0, **(default_args or {})}
     with DAG(
         dag_id=dag_id,
-        schedule=config.schedule,
+        schedule=sync_schedule(config, assets),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -142,15 +153,17 @@ def _build_dag(
         description=f"Rate-limited sync of {config.source} ({config.rate_limit.max_requests} requests per "
         f"{format_duration(config.rate_limit.window)})",
     ) as dag:
-        RateLimitedSyncOperator(
+        sync = RateLimitedSyncOperator(
             task_id=SYNC_TASK_ID,
             source=config.source,
             config=config,
-            handler=handler,
+            handler=handler or (collect_submissions if config.review else None),
             on_result=on_result,
             # explicit, so that default_args' retries reach the task (the operator defaults to 0)
             **{"retries": args["retries"], **operator_kwargs},
         )
+        if config.review:
+            add_review(sync, source=config.source, timeout=config.review_timeout, notifiers=review_notifiers)
     return dag
 
 
@@ -199,7 +212,7 @@ def describe_source(config: SyncConfig) -> str:
 ### Sync `{config.source}`
 
 GET `{config.endpoint}` on connection `{config.conn_id}`, every page through the source's rate limiter
-and circuit breaker. Schedule: `{schedule}`.
+and circuit breaker. Schedule: `{schedule}`.{describe_triggers(config)}{_review_doc(config)}
 
 | limit | value |
 |---|---|
@@ -219,3 +232,14 @@ up to {format_duration(bo.max_delay)}, jitter {bo.strategy} {bo.jitter_factor:g}
 retries exhausted, breaker tripped, or a non-retryable error. The XCom `return_value` is the SyncResult.
 Runs use the pool `{config.pool}` (1 slot): run `python -m airflow_sync_provider setup` once.
 """
+
+
+def _review_doc(config: SyncConfig) -> str:
+    if not config.review:
+        return ""
+    return f"""
+
+**Review**: task `review` waits for an administrator (Browse -> Required Actions, or REST
+`PATCH .../taskInstances/review/-1/hitlDetails`). Approve publishes the fetched submissions (XCom
+`published`, asset `{config.source}_published`); Reject, or no answer within
+{format_duration(config.review_timeout)}, publishes none and records them in XCom `rejected`."""

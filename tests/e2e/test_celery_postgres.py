@@ -1,0 +1,266 @@
+"""The production topology without Docker: CeleryExecutor on the local PostgreSQL and Redis.
+
+The same components as docker-compose.yaml (api-server, scheduler, dag-processor, triggerer and a
+Celery worker with 2 slots), PostgreSQL as the metadata DB and the Celery result backend, Redis as
+the broker, the shipped DAG file and two sources served by a DemoServer. Checked:
+
+- a sync runs on the Celery worker (the worker logged the workload, the result backend holds its
+  Celery task, the scheduler ran the CeleryExecutor) and its state is in the Postgres ``variable`` table;
+- two overlapping runs of one source run one at a time although the worker has 2 slots (the 1-slot pool);
+- a 429 with an 8 s Retry-After defers the task to the triggerer, and it resumes on a Celery worker.
+
+Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth, database ``test``) and Redis at
+127.0.0.1:6379: skipped with a reason where they are absent, failed under CI=true. Uses a fresh
+database (dropped after) and an empty Redis database number (flushed after).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import secrets
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from airflow_sync_provider.demo.catalog import total_for
+from airflow_sync_provider.demo.server import DemoServer
+from tests.harness.cluster import AirflowCluster, free_port
+from tests.harness.fixtures import require_service
+
+pytestmark = [pytest.mark.services, pytest.mark.airflow]
+
+REPO = Path(__file__).resolve().parents[2]
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_PORT = 6379
+SOURCES = {
+    "include_defaults": False,
+    "sources": {
+        "quests": {"schedule": None},  # 80 items: two pages
+        "airdrops": {"schedule": None, "backoff": {"initial_delay": "100ms", "max_delay": "200ms"}},
+    },
+}
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def postgres_ok() -> bool:
+    if not port_open(PG["port"]):
+        return False
+    try:
+        import psycopg2
+
+        psycopg2.connect(dbname="test", connect_timeout=5, **PG).close()  # type: ignore[arg-type]
+    except Exception:
+        return False
+    return True
+
+
+def redis_ok() -> bool:
+    if not port_open(REDIS_PORT):
+        return False
+    try:
+        import redis
+
+        return bool(redis.Redis(port=REDIS_PORT, socket_timeout=5).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    require_service("PostgreSQL", postgres_ok())
+    import psycopg2
+
+    name = f"sync_provider_celery_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(dbname="test", **PG)  # type: ignore[arg-type]
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def redis_db() -> Iterator[int]:
+    require_service("Redis", redis_ok())
+    import redis
+
+    for number in range(15, 0, -1):  # an empty database number, so no one else's keys are flushed
+        client = redis.Redis(port=REDIS_PORT, db=number)
+        if client.dbsize() == 0:
+            break
+    else:
+        pytest.fail("no empty Redis database number (1-15) to use as the Celery broker")
+    try:
+        yield number
+    finally:
+        client.flushdb()
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoServer]:
+    with DemoServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, database: str, redis_db: int, demo: DemoServer
+) -> Iterator[AirflowCluster]:
+    home = tmp_path_factory.mktemp("celery-airflow")
+    sources_file = home / "sources.yaml"
+    sources_file.write_text(yaml.safe_dump(SOURCES))
+    host, port = demo.url.split("://", 1)[1].split(":")
+    pg_url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
+    c = AirflowCluster(
+        home,
+        sql_alchemy_conn=pg_url.replace("postgresql://", "postgresql+psycopg2://"),
+        executor="CeleryExecutor",
+        components=("api-server", "scheduler", "dag-processor", "triggerer", "celery worker --concurrency 2"),
+        extra_env={
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{REDIS_PORT}/{redis_db}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{pg_url}",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "SYNC_SOURCES_FILE": str(sources_file),
+            "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps({"conn_type": "http", "host": host, "port": int(port)}),
+        },
+    )
+    shutil.copyfile(REPO / "dags" / "sync_sources.py", c.dags / "sync_sources.py")
+    try:
+        c.start()
+        c.run(
+            sys.executable,
+            "-c",
+            "import sys; from airflow_sync_provider.setup import ensure_pools; "
+            "from airflow_sync_provider.sources_file import load_sources; "
+            "print(ensure_pools(load_sources(sys.argv[1]).values()))",
+            str(sources_file),
+        )
+        yield c
+    finally:
+        c.stop()
+
+
+def sql(database: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(dbname=database, **PG)) as conn, conn.cursor() as cur:  # type: ignore[arg-type]
+        cur.execute(query, args)
+        return list(cur.fetchall())
+
+
+def task_log(cluster: AirflowCluster, dag_id: str, run_id: str, task_id: str) -> str:
+    """The task's log lines (3.3 serves logs as JSON or NDJSON, not text/plain)."""
+    response = cluster.api(
+        "GET",
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
+        headers={"Accept": "application/json"},
+    )
+    response.raise_for_status()
+    return "\n".join(str(entry.get("event", entry)) for entry in response.json()["content"])
+
+
+def celery_results(database: str) -> list[str]:
+    """Task ids in the Celery result backend, once none is still STARTED (it finishes just after the TI)."""
+    deadline = time.monotonic() + 60
+    while True:
+        rows = sql(database, "SELECT task_id, status FROM celery_taskmeta")
+        if all(status == "SUCCESS" for _, status in rows) or time.monotonic() > deadline:
+            assert {status for _, status in rows} <= {"SUCCESS"}, rows
+            return [task_id for task_id, _ in rows]
+        time.sleep(0.5)
+
+
+def worker_log(cluster: AirflowCluster) -> str:
+    return (cluster.logs / "celery-worker---concurrency-2.log").read_text(errors="replace")
+
+
+def test_sync_runs_on_the_celery_worker_and_its_state_is_in_postgres(
+    cluster: AirflowCluster, demo: DemoServer, database: str
+) -> None:
+    cluster.wait_for_dag("sync_quests")
+    demo.clear_requests()
+    demo.set_fault("slow", source="quests", delay=1.0)
+    try:
+        run_ids = [cluster.trigger("sync_quests") for _ in range(2)]
+        finished = [cluster.wait_for_run("sync_quests", run_id) for run_id in run_ids]
+    finally:
+        demo.clear_faults("quests")
+    assert [r["state"] for r in finished] == ["success", "success"], cluster.log_tail("scheduler")
+    for run_id in run_ids:
+        ti = cluster.task_instances("sync_quests", run_id)["sync"]
+        assert (ti["state"], ti["pool"], ti["queue"], ti["try_number"]) == (
+            "success",
+            "sync_quests",
+            "default",
+            1,
+        )
+        assert ti["hostname"]
+
+    # one sync at a time although the worker has two slots: the pool sync_quests has one
+    assert len(demo.requests("quests")) == 2 * 2
+    assert demo.max_concurrency("quests") == 1
+    windows = sorted((r["start_date"], r["end_date"]) for r in finished)
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert start >= end, f"runs overlapped: {windows}"
+
+    # it ran through Celery: the scheduler's executor, the worker's log, the result backend's rows
+    assert "CeleryExecutor" in (cluster.home / "component-logs" / "scheduler.log").read_text(errors="replace")
+    log = worker_log(cluster)
+    assert "celery@" in log and "execute_workload" in log, log[-3000:]
+    assert len(celery_results(database)) == 2  # one Celery task per sync
+
+    # the state lives in the Postgres-backed Variable
+    rows = sql(database, "SELECT key FROM variable WHERE key = %s", "sync_state_quests")
+    assert rows == [("sync_state_quests",)]
+    state = json.loads(cluster.variable("sync_state_quests") or "{}")
+    assert state["breaker"] == {**state["breaker"], "state": "closed", "failure_count": 0}
+    assert len(state["window"]) == 4
+    assert state["last_result"]["success"] is True
+    assert state["last_result"]["items_processed"] == total_for("quests")
+
+
+def test_a_long_retry_after_defers_to_the_triggerer_and_resumes_on_a_worker(
+    cluster: AirflowCluster, demo: DemoServer, database: str
+) -> None:
+    cluster.wait_for_dag("sync_airdrops")
+    demo.clear_requests()
+    demo.set_fault("rate_limit", source="airdrops", count=1, retry_after=8)
+    before = len(celery_results(database))
+    try:
+        run_id = cluster.trigger("sync_airdrops")
+        assert cluster.wait_for_run("sync_airdrops", run_id)["state"] == "success"
+    finally:
+        demo.clear_faults("airdrops")
+    ti = cluster.task_instances("sync_airdrops", run_id)["sync"]
+    assert (ti["state"], ti["try_number"]) == ("success", 1)
+    statuses = [r["status"] for r in demo.requests("airdrops")]
+    assert statuses == [429, 200, 200, 200]  # 120 items: three pages after the 429
+    gap = demo.requests("airdrops")[1]["start"] - demo.requests("airdrops")[0]["end"]
+    assert gap >= 8
+    # the first part and the resumed part are two Celery tasks
+    assert len(celery_results(database)) - before == 2
+    state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
+    assert (state["last_result"]["success"], state["last_result"]["retry_count"]) == (True, 1)
+    log = task_log(cluster, "sync_airdrops", run_id, "sync")
+    assert "airdrops: deferring for" in log
+    assert "Pausing task as DEFERRED" in log
+    assert "Resuming the sync of airdrops after a wait (deferral 1)" in log
