@@ -2,8 +2,8 @@
 
 Sets up an isolated ``AIRFLOW_HOME`` (default ``./.airflow``, SQLite, LocalExecutor, small
 parallelism), starts the demo API, migrates the DB, creates the pools and the ``sync_default``
-connection, starts ``airflow standalone``, triggers one run of every sync DAG, and prints the URL
-and the admin password. Ctrl-C stops everything.
+connection, starts ``airflow standalone``, unpauses the DAGs and triggers one run of every sync DAG,
+and prints the URL and the admin password. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__PARALLELISM": "2",
             # SQLite allows one writer; wait up to 30 s for the lock instead of failing after 5 s.
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=30",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+            # Created paused and unpaused over REST once the api-server answers: tasks started
+            # earlier would fail to reach the Execution API.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "SYNC_DEMO_URL": demo_url,
         }
@@ -70,9 +72,9 @@ def _password(home: Path) -> str:
     return f"(see {path})"
 
 
-def _api(base: str, path: str, token: str | None = None, body: Any = None) -> Any:
+def _api(base: str, path: str, token: str | None = None, body: Any = None, method: str = "") -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{base}{path}", data=data, method="POST" if data else "GET")
+    request = urllib.request.Request(f"{base}{path}", data=data, method=method or ("POST" if data else "GET"))
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -80,15 +82,17 @@ def _api(base: str, path: str, token: str | None = None, body: Any = None) -> An
         return json.loads(response.read() or b"null")
 
 
-def _trigger_all(base: str, password: str, sources: list[str]) -> None:
-    """One run of each sync DAG now, so the UI shows runs before the first cron tick."""
+def _unpause_and_trigger(base: str, password: str, dag_ids: list[str], trigger: bool) -> None:
+    """Unpause every DAG and (for syncs) start one run now, before the first cron tick."""
     token = _api(base, "/auth/token", body={"username": "admin", "password": password})["access_token"]
-    deadline = time.monotonic() + 120
-    pending = [f"sync_{s}" for s in sources]
+    deadline = time.monotonic() + 180
+    pending = list(dag_ids)
     while pending and time.monotonic() < deadline:
         for dag_id in list(pending):
             try:
-                _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
+                _api(base, f"/api/v2/dags/{dag_id}", token, {"is_paused": False}, method="PATCH")
+                if trigger and dag_id.startswith("sync_") and dag_id != "sync_admin":
+                    _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
                 pending.remove(dag_id)
             except urllib.error.HTTPError as exc:
                 if exc.code not in (404, 500, 503):  # not parsed yet, or SQLite busy: try again
@@ -96,7 +100,7 @@ def _trigger_all(base: str, password: str, sources: list[str]) -> None:
         if pending:
             time.sleep(3)
     if pending:
-        print(f"Not triggered (not parsed yet): {', '.join(pending)}", flush=True)
+        print(f"Not parsed in time, unpause by hand: {', '.join(pending)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://localhost:{args.port}"
         _wait_for(f"{base}/api/v2/monitor/health", HEALTH_TIMEOUT, "airflow standalone", standalone)
         password = _password(home)
-        if not args.no_trigger:
-            from airflow_sync_provider.sources_file import load_sources, resolve_path
+        from airflow_sync_provider.sources_file import load_sources, resolve_path
 
-            sources = sorted(load_sources(resolve_path(dags / "sources.yaml")))
-            _trigger_all(base, password, sources)
+        sources = sorted(load_sources(resolve_path(dags / "sources.yaml")))
+        dag_ids = ["sync_admin", *(f"sync_{s}" for s in sources)]
+        _unpause_and_trigger(base, password, dag_ids, trigger=not args.no_trigger)
         print(
             f"\n  Airflow UI: {base}  (user admin, password {password})\n"
             f"  Demo API:   {demo_url}  (break it: curl -X POST {demo_url}/_admin/faults "
