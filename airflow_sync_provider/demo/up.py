@@ -9,9 +9,11 @@ and prints the URL and the admin password. Ctrl-C stops everything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -121,11 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     children: list[subprocess.Popen[Any]] = []
 
     def start(cmd: list[str]) -> subprocess.Popen[Any]:
-        # Restore default SIGINT in children: a background job inherits it ignored, and
-        # `airflow standalone` only stops cleanly on SIGINT.
-        proc = subprocess.Popen(cmd, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # Each child leads its own process group, so shutdown can reach the grandchildren that
+        # `airflow standalone` starts (renamed by setproctitle, they are easy to orphan). SIGINT is
+        # restored to its default: a background job inherits it ignored, and standalone only stops
+        # cleanly on SIGINT.
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         children.append(proc)
         return proc
+
+    for port, what in ((args.port, "--port / SYNC_DEMO_AIRFLOW_PORT"), (args.demo_port, "--demo-port")):
+        if _port_in_use(port):
+            print(f"error: port {port} is in use (another Airflow or demo running?); free it or use {what}")
+            return 2
 
     try:
         started = time.monotonic()
@@ -158,14 +172,38 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping...", flush=True)
         return 0
     finally:
-        for proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in reversed(children):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(children)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(children: list[subprocess.Popen[Any]]) -> None:
+    """SIGINT every child's process group, then SIGTERM, then SIGKILL what is left."""
+    for sig, grace in ((signal.SIGINT, 30.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        alive = [p for p in children if _group_alive(p.pid)]
+        if not alive:
+            return
+        for proc in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(p.pid) for p in alive):
+            for proc in alive:
+                proc.poll()
+            time.sleep(0.5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 if __name__ == "__main__":
