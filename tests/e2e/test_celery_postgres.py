@@ -167,17 +167,6 @@ def sql(database: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
-def task_log(cluster: AirflowCluster, dag_id: str, run_id: str, task_id: str) -> str:
-    """The task's log lines (3.3 serves logs as JSON or NDJSON, not text/plain)."""
-    response = cluster.api(
-        "GET",
-        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
-        headers={"Accept": "application/json"},
-    )
-    response.raise_for_status()
-    return "\n".join(str(entry.get("event", entry)) for entry in response.json()["content"])
-
-
 def celery_results(database: str) -> list[str]:
     """Task ids in the Celery result backend, once none is still STARTED (it finishes just after the TI)."""
     deadline = time.monotonic() + 60
@@ -260,7 +249,7 @@ def test_a_long_retry_after_defers_to_the_triggerer_and_resumes_on_a_worker(
     assert len(celery_results(database)) - before == 2
     state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
     assert (state["last_result"]["success"], state["last_result"]["retry_count"]) == (True, 1)
-    log = task_log(cluster, "sync_airdrops", run_id, "sync")
+    log = cluster.task_log("sync_airdrops", run_id, "sync")
     assert "airdrops: deferring for" in log
     assert "Pausing task as DEFERRED" in log
     assert "Resuming the sync of airdrops after a wait (deferral 1)" in log

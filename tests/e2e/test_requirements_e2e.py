@@ -156,17 +156,6 @@ def state(cluster: AirflowCluster, source: str) -> dict[str, Any]:
     return dict(json.loads(cluster.variable(f"sync_state_{source}") or "{}"))
 
 
-def task_log(cluster: AirflowCluster, dag_id: str, run_id: str, task_id: str) -> str:
-    """The task's log lines (3.3 serves logs as JSON or NDJSON, not text/plain)."""
-    response = cluster.api(
-        "GET",
-        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
-        headers={"Accept": "application/json"},
-    )
-    response.raise_for_status()
-    return "\n".join(str(entry.get("event", entry)) for entry in response.json()["content"])
-
-
 def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
     with capsys.disabled():
         print(f"\n[12.6-12.8] {line}")
@@ -440,7 +429,7 @@ def test_reject_publishes_nothing_and_records_the_rejections(cluster: AirflowClu
     assert xcom(cluster, "sync_community", run_id, "publish", "rejected") == [
         {**s, "reason": "rejected by admin"} for s in EXPECTED
     ]
-    log = task_log(cluster, "sync_community", run_id, "publish")
+    log = cluster.task_log("sync_community", run_id, "publish")
     assert f"Rejected {EXPECTED[0]['id']}" in log
     assert f"community: nothing published, {len(EXPECTED)} rejected; no community_published event" in log
     assert all(f"Rejected {s['id']} " in log for s in EXPECTED)
