@@ -73,6 +73,9 @@ class AirflowCluster:
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__WORKERS": "1",
+                # the scheduler's and triggerer's log servers default to fixed ports (8793, 8794)
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__API_AUTH__JWT_SECRET": "sync-provider-tests-jwt-secret",
                 "AIRFLOW__API__SECRET_KEY": "sync-provider-tests-secret-key",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
