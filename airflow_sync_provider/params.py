@@ -20,6 +20,22 @@ TIGHTENING = {
 MINIMUM = {"max_requests": 1, "max_retries": 0, "max_pages": 1}
 
 
+OVERRIDE_KEYS = ("dry_run", *TIGHTENING)
+
+
+def run_overrides(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's override values: declared params, else the same keys in the run's conf.
+
+    DAGs built with ``trigger_params=False`` declare no params; their conf is read here instead.
+    """
+    params = dict(context.get("params") or {})
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    for key in OVERRIDE_KEYS:
+        if key not in params and isinstance(conf, Mapping) and key in conf:
+            params[key] = conf[key]
+    return params
+
+
 def apply_params(config: SyncConfig, params: Mapping[str, Any] | None) -> tuple[SyncConfig, bool]:
     """The config for this run and whether it is a dry run; bad params raise ``SyncConfigError``."""
     params = params or {}

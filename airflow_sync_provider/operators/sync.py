@@ -29,7 +29,7 @@ from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.links import SyncDashboardLink
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
-from airflow_sync_provider.params import apply_params
+from airflow_sync_provider.params import apply_params, run_overrides
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import SourceState
@@ -109,7 +109,7 @@ class RateLimitedSyncOperator(BaseOperator):
 
     def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
         try:
-            config, dry_run = apply_params(self.config, context.get("params"))
+            config, dry_run = apply_params(self.config, run_overrides(context))
         except SyncConfigError as exc:
             raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
         self._context = context
