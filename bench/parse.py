@@ -32,6 +32,13 @@ from airflow_sync_provider import SyncConfig, build_sync_dags
 globals().update(build_sync_dags([SyncConfig(source=f"s{{i:05d}}") for i in range({n})]))
 """
 
+OURS_WITHOUT_FORM = """\
+from airflow_sync_provider import SyncConfig, build_sync_dags
+
+configs = [SyncConfig(source=f"s{{i:05d}}") for i in range({n})]
+globals().update(build_sync_dags(configs, trigger_params=False))
+"""
+
 PLAIN = """\
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
@@ -62,6 +69,7 @@ def write_files(root: Path, n: int) -> dict[str, Path]:
     folders = {}
     for name, text in (
         ("ours", OURS.format(n=n)),
+        ("ours_without_trigger_params", OURS_WITHOUT_FORM.format(n=n)),
         ("plain", PLAIN.format(n=n, extra_import="", extra_arg="")),
         ("plain_with_params", PLAIN.format(n=n, extra_import=WITH_PARAMS[0], extra_arg=WITH_PARAMS[1])),
     ):
@@ -129,12 +137,15 @@ def run(quick: bool = False) -> dict[str, Any]:
                 times[name].append(parse_folder(folder, n))
     ours, plain = median(times["ours"]), median(times["plain"])
     with_params = median(times["plain_with_params"])
+    without_form = median(times["ours_without_trigger_params"])
     return {
         "sources": n,
         "repetitions": repetitions,
         "ours_s": rounded(ours),
         "plain_s": rounded(plain),
         "ratio_vs_plain": rounded(ours / plain, 2),
+        "ours_without_trigger_params_s": rounded(without_form),
+        "ratio_without_trigger_params_vs_plain": rounded(without_form / plain, 2),
         "plain_with_same_params_s": rounded(with_params),
         "ratio_plain_with_same_params_vs_plain": rounded(with_params / plain, 2),
         "all_s": {name: [rounded(t) for t in values] for name, values in times.items()},
