@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
 
+MAX_WINDOW_ENTRIES = 10_000
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
@@ -58,6 +59,13 @@ class RateLimitConfig:
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
+        # the window log is stored in a Variable and read back at most MAX_WINDOW_ENTRIES long
+        _require(
+            self.max_requests <= MAX_WINDOW_ENTRIES,
+            f"{self.prefix}.max_requests",
+            self.max_requests,
+            f"must be <= {MAX_WINDOW_ENTRIES}",
+        )
         _duration(f"{self.prefix}.window", self.window)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_sync_provider.config import MAX_WINDOW_ENTRIES
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 
@@ -133,7 +134,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
     # keep the newest entries (the log is stored oldest first): dropping them would under-count
-    stamps = tuple(t for t in (_number(t, "window[]") for t in window[-10_000:]) if t is not None)
+    stamps = tuple(t for t in (_number(t, "window[]") for t in window[-MAX_WINDOW_ENTRIES:]) if t is not None)
     last = data.get("last_result")
     return SourceState(
         source=source,

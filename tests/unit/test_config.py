@@ -140,6 +140,7 @@ BAD_VALUES = [
     (RateLimitConfig, {"max_requests": 0}, "rate_limit.max_requests", 0),
     (RateLimitConfig, {"max_requests": True}, "rate_limit.max_requests", True),
     (RateLimitConfig, {"max_requests": "60"}, "rate_limit.max_requests", "60"),
+    (RateLimitConfig, {"max_requests": 10_001}, "rate_limit.max_requests", 10_001),
     (RateLimitConfig, {"max_requests": 1.5}, "rate_limit.max_requests", 1.5),
     (RateLimitConfig, {"window": timedelta(0)}, "rate_limit.window", timedelta(0)),
     (RateLimitConfig, {"window": 3600}, "rate_limit.window", 3600),
