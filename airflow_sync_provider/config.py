@@ -24,7 +24,8 @@ MAX_WINDOW_ENTRIES = 10_000
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+_CRON_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN"
+_CRON_FIELD = re.compile(rf"^(?:[\d*/,\-?#]|L|W|{_CRON_NAMES})+$", re.IGNORECASE)
 MAX_ASSET_NAME = 1500
 _CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 

@@ -183,6 +183,7 @@ BAD_VALUES = [
     (SyncConfig, {"source": "a", "max_retries": 101}, "max_retries", 101),
     (SyncConfig, {"source": "a", "when_blocked": "maybe"}, "when_blocked", "maybe"),
     (SyncConfig, {"source": "a", "schedule": "every hour"}, "schedule", "every hour"),
+    (SyncConfig, {"source": "a", "schedule": "a b c d e"}, "schedule", "a b c d e"),
     (SyncConfig, {"source": "a", "schedule": timedelta(0)}, "schedule", timedelta(0)),
     (SyncConfig, {"source": "a", "schedule": 60}, "schedule", 60),
     (SyncConfig, {"source": "a", "conn_id": "a b"}, "conn_id", "a b"),
