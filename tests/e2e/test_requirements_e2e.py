@@ -17,8 +17,6 @@ import itertools
 import json
 import os
 import re
-import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -31,7 +29,7 @@ import yaml
 from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.review import TIMEOUT_REASON, trim_submission
-from tests.harness.cluster import AirflowCluster
+from tests.harness.cluster import AirflowCluster, shipped_dags_cluster
 
 pytestmark = pytest.mark.airflow
 
@@ -71,28 +69,8 @@ def demo() -> Iterator[DemoServer]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo: DemoServer) -> Iterator[AirflowCluster]:
     home = tmp_path_factory.mktemp("requirements-airflow")
-    sources_file = home / "sources.yaml"
-    sources_file.write_text(yaml.safe_dump(sources_for_test()))
-    host, port = demo.url.split("://", 1)[1].split(":")
-    conn = {"conn_type": "http", "host": host, "port": int(port)}
-    c = AirflowCluster(
-        home,
-        extra_env={"SYNC_SOURCES_FILE": str(sources_file), "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps(conn)},
-    )
-    shutil.copyfile(REPO / "dags" / "sync_sources.py", c.dags / "sync_sources.py")
-    try:
-        c.start()
-        c.run(
-            sys.executable,
-            "-c",
-            "import sys; from airflow_sync_provider.setup import ensure_pools; "
-            "from airflow_sync_provider.sources_file import load_sources; "
-            "print(ensure_pools(load_sources(sys.argv[1]).values()))",
-            str(sources_file),
-        )
+    with shipped_dags_cluster(home, demo.url, sources_for_test()) as c:
         yield c
-    finally:
-        c.stop()
 
 
 # -- helpers ------------------------------------------------------------------------------------------

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 
 from airflow_sync_provider.demo.server import DemoServer
-from tests.harness.cluster import AirflowCluster
+from tests.harness.cluster import AirflowCluster, shipped_dags_cluster
 
 pytestmark = pytest.mark.airflow
 
-REPO = Path(__file__).resolve().parents[2]
 
 SOURCES = {
     "include_defaults": True,
@@ -57,22 +52,8 @@ def demo() -> Iterator[DemoServer]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo: DemoServer) -> Iterator[AirflowCluster]:
-    home = tmp_path_factory.mktemp("e2e-airflow")
-    sources_file = home / "sources.yaml"
-    sources_file.write_text(yaml.safe_dump(SOURCES))
-    host, port = demo.url.split("://", 1)[1].split(":")
-    conn = {"conn_type": "http", "host": host, "port": int(port)}
-    c = AirflowCluster(
-        home,
-        extra_env={"SYNC_SOURCES_FILE": str(sources_file), "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps(conn)},
-    )
-    shutil.copyfile(REPO / "dags" / "sync_sources.py", c.dags / "sync_sources.py")
-    try:
-        c.start()
-        c.run(sys.executable, "-m", "airflow_sync_provider", "setup", "--sources-file", str(sources_file))
+    with shipped_dags_cluster(tmp_path_factory.mktemp("e2e-airflow"), demo.url, SOURCES) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def test_scheduled_runs_happen(cluster: AirflowCluster, demo: DemoServer) -> None:

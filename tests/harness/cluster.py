@@ -11,18 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+REPO = Path(__file__).resolve().parents[2]
 USERS = {"admin": "admin", "viewer": "viewer"}
 
 
@@ -227,3 +230,35 @@ class AirflowCluster:
         if isinstance(content, str):
             return content
         return "\n".join(str(e.get("event", e)) if isinstance(e, dict) else str(e) for e in content)
+
+
+@contextlib.contextmanager
+def shipped_dags_cluster(
+    home: Path,
+    demo_url: str,
+    sources: dict[str, Any],
+    *,
+    connection_fields: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
+    **cluster_kwargs: Any,
+) -> Iterator[AirflowCluster]:
+    """A started cluster running the shipped ``dags/sync_sources.py`` on ``sources`` (YAML form).
+
+    The ``sync_default`` connection points at the demo API (plus ``connection_fields``), and our
+    ``setup`` has created every source's pool. Stopped on exit.
+    """
+    sources_file = home / "sources.yaml"
+    sources_file.write_text(yaml.safe_dump(sources))
+    host, port = demo_url.split("://", 1)[1].split(":")
+    conn = {"conn_type": "http", "host": host, "port": int(port), **(connection_fields or {})}
+    env = {"SYNC_SOURCES_FILE": str(sources_file), "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps(conn)}
+    cluster = AirflowCluster(home, extra_env={**env, **(extra_env or {})}, **cluster_kwargs)
+    shutil.copyfile(REPO / "dags" / "sync_sources.py", cluster.dags / "sync_sources.py")
+    try:
+        cluster.start()
+        cluster.run(
+            sys.executable, "-m", "airflow_sync_provider", "setup", "--sources-file", str(sources_file)
+        )
+        yield cluster
+    finally:
+        cluster.stop()

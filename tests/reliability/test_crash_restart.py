@@ -19,24 +19,20 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from airflow_sync_provider.demo.catalog import TOTALS
 from airflow_sync_provider.demo.server import DemoServer
-from tests.harness.cluster import AirflowCluster, free_port
+from tests.harness.cluster import AirflowCluster, shipped_dags_cluster
 
 pytestmark = pytest.mark.airflow
 
-REPO = Path(__file__).resolve().parents[2]
 HEARTBEAT_TIMEOUT = 10
 PASSWORD = f"PLANTED-pw-{secrets.token_hex(8)}"
 SOURCES = {
@@ -58,35 +54,17 @@ def demo() -> Iterator[DemoServer]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo: DemoServer) -> Iterator[AirflowCluster]:
-    home = tmp_path_factory.mktemp("crash-airflow")
-    sources_file = home / "sources.yaml"
-    sources_file.write_text(yaml.safe_dump(SOURCES))
-    conn = {
-        "conn_type": "http",
-        "host": "127.0.0.1",
-        "port": demo.port,
-        "login": "syncer",
-        "password": PASSWORD,
-    }
-    c = AirflowCluster(
-        home,
+    with shipped_dags_cluster(
+        tmp_path_factory.mktemp("crash-airflow"),
+        demo.url,
+        SOURCES,
+        connection_fields={"login": "syncer", "password": PASSWORD},
         extra_env={
-            "SYNC_SOURCES_FILE": str(sources_file),
-            "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps(conn),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            # the log servers' default ports are fixed (8793/8794): another cluster may hold them
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         },
-    )
-    shutil.copyfile(REPO / "dags" / "sync_sources.py", c.dags / "sync_sources.py")
-    try:
-        c.start()
-        c.run(sys.executable, "-m", "airflow_sync_provider", "setup", "--sources-file", str(sources_file))
+    ) as c:
         yield c
-    finally:
-        c.stop()
 
 
 # -- helpers -----------------------------------------------------------------------------------------
