@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
@@ -193,8 +193,6 @@ class SyncRun:
     def result(self, *, items: int, error: SyncAbort | None) -> SyncResult:
         cp = self.checkpoint
         started = cp.started_at
-        from datetime import UTC, datetime
-
         return SyncResult(
             source=self.config.source,
             success=error is None,

@@ -24,9 +24,9 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
-from airflow_sync_provider.hooks.guard import SourceGuard
+from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.outcome import Attempt
-from airflow_sync_provider.policy import breaker
+from airflow_sync_provider.policy import breaker, rate_limit
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import SourceState, StateStore, VariableStateStore
@@ -149,7 +149,8 @@ class RateLimitedSyncHook(HttpHook):
 
     def url_for(self, path_or_url: str) -> str:
         """Resolve ``path_or_url`` against the base URL; refuse URLs on another origin."""
-        base = self.base_url if self._session is not None else self._base_url_now()
+        _ = self.session  # the base URL is known once the connection has been read
+        base = self.base_url
         url = (
             urljoin(base.rstrip("/") + "/", path_or_url.lstrip("/"))
             if "://" not in path_or_url
@@ -158,10 +159,6 @@ class RateLimitedSyncHook(HttpHook):
         if not self._same_origin(url, base):
             raise CrossHostRedirect(f"refusing to send a request to another host: {_origin_of(url)}")
         return url
-
-    def _base_url_now(self) -> str:
-        _ = self.session
-        return self.base_url
 
     def _same_origin(self, url: str, base: str) -> bool:
         return _origin_of(url) == _origin_of(base)
@@ -265,9 +262,6 @@ class RateLimitedSyncHook(HttpHook):
 
 def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
     """A source's state as plain JSON for logs, dashboards and the CLI."""
-    from airflow_sync_provider.hooks.guard import breaker_settings
-    from airflow_sync_provider.policy import rate_limit
-
     b = state.breaker
     window = config.rate_limit.window / timedelta(seconds=1)
     in_window = len(rate_limit.prune(state.window, now, window))
