@@ -12,16 +12,17 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_sync_provider.admin_names import (
+    ACTIONS,
+    ADMIN_DAG_ID,
+    RESET_ACTION,
+    SHOW_ACTION,
+    reset_task_id,
+)
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.dag_factory import START_DATE, config_list
 
-ADMIN_DAG_ID = "sync_admin"
-ACTIONS = ("show_states", "reset_breaker")
-SHOW_TASK_ID = "show_states"
-
-
-def reset_task_id(source: str) -> str:
-    return f"reset_breaker_{source}"
+SHOW_TASK_ID = SHOW_ACTION
 
 
 def build_admin_dag(
@@ -51,7 +52,7 @@ def build_admin_dag(
         @task.branch(task_id="route")
         def route(params: dict[str, Any] | None = None) -> str:
             params = params or {}
-            if params.get("action") == "reset_breaker":
+            if params.get("action") == RESET_ACTION:
                 return reset_task_id(str(params["source"]))
             return SHOW_TASK_ID
 

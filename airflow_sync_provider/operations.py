@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_sync_provider.admin_names import ADMIN_DAG_ID, RESET_ACTION, reset_task_id
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.sources_file import SOURCES_FILE_ENV, load_sources
 from airflow_sync_provider.state import VARIABLE_PREFIX
 
-# same as airflow_sync_provider.admin_dag.ADMIN_DAG_ID (not imported here: that module builds DAGs)
-ADMIN_DAG_ID = "sync_admin"
-RESET_ACTION = "reset_breaker"
 SOURCES_FILE_NAME = "sources.yaml"
 FINISHED_RUN_STATES = ("success", "failed")
 
@@ -182,10 +180,6 @@ def reset_now(source: str, configs: Mapping[str, SyncConfig]) -> tuple[dict[str,
 
 
 # -- reset through sync_admin ------------------------------------------------------------------------
-
-
-def reset_task_id(source: str) -> str:
-    return f"reset_breaker_{source}"
 
 
 def request_reset(

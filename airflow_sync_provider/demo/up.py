@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from airflow_sync_provider.admin_names import ADMIN_DAG_ID
+
 HEALTH_TIMEOUT = 180.0
 
 
@@ -93,7 +95,7 @@ def _unpause_and_trigger(base: str, password: str, dag_ids: list[str], trigger: 
         for dag_id in list(pending):
             try:
                 _api(base, f"/api/v2/dags/{dag_id}", token, {"is_paused": False}, method="PATCH")
-                if trigger and dag_id.startswith("sync_") and dag_id != "sync_admin":
+                if trigger and dag_id != ADMIN_DAG_ID:
                     _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
                 pending.remove(dag_id)
             except urllib.error.HTTPError as exc:
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         from airflow_sync_provider.sources_file import load_sources, resolve_path
 
         sources = sorted(load_sources(resolve_path(dags / "sources.yaml")))
-        dag_ids = ["sync_admin", *(f"sync_{s}" for s in sources)]
+        dag_ids = [ADMIN_DAG_ID, *(f"sync_{s}" for s in sources)]
         _unpause_and_trigger(base, password, dag_ids, trigger=not args.no_trigger)
         print(
             f"\n  Airflow UI: {base}  (user admin, password {password})\n"

@@ -15,10 +15,11 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
+from airflow_sync_provider.admin_names import RESET_TASK_PREFIX
+
 log = logging.getLogger(__name__)
 
 SYNC_OPERATOR = "RateLimitedSyncOperator"
-RESET_TASK_PREFIX = "reset_breaker_"
 FIX = "run `python -m airflow_sync_provider setup` once (it creates every sync_<source> pool)"
 
 
