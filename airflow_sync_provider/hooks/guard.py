@@ -106,60 +106,50 @@ class SourceGuard:
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
         now = self.clock()
-        permit = breaker.before_request(self.state.breaker, self.settings, now)
-        snapshot = permit.snapshot
-        self._note(permit.transition, snapshot)
-        if not permit.allowed:
-            wait = max((permit.retry_at or now) - now, 0.0)
-            state = snapshot.state.value
-            return Admission(
-                False,
-                SyncErrorKind.CIRCUIT_BREAKER_OPEN,
-                wait,
-                f"circuit breaker is {state} ({snapshot.failure_count} failures, last error: "
-                f"{snapshot.last_error}); next probe in {wait:.0f}s",
-            )
-        limit = self.config.rate_limit
-        decision = rate_limit.acquire(
-            self.state.window, now, max_requests=limit.max_requests, window=self.window_seconds
-        )
-        if not decision.granted:
-            self.state = self.state.replace(
-                breaker=breaker.record_neutral(snapshot), window=decision.timestamps
-            )
-            return Admission(
-                False,
-                SyncErrorKind.RATE_LIMIT_EXCEEDED,
-                decision.wait,
-                f"rate limit window full ({limit.max_requests} requests per "
-                f"{self.window_seconds:.0f}s); next slot in {decision.wait:.1f}s",
-            )
-        self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
+        admission, permit, decision = self._decide(now)
+        self._note(permit.transition, permit.snapshot)
+        if decision is None:  # the breaker refused: nothing else changes
+            return admission
+        if not admission.allowed:  # the window refused: a half-open probe taken above goes back
+            snapshot = breaker.record_neutral(permit.snapshot)
+            self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
+            return admission
+        self.state = self.state.replace(breaker=permit.snapshot, window=decision.timestamps)
         self._save(now)
         self.requests_sent += 1
-        return Admission(True)
+        return admission
 
     def peek(self) -> Admission:
         """What ``admit`` would answer now, without taking a slot or writing anything (dry runs)."""
-        now = self.clock()
+        return self._decide(self.clock())[0]
+
+    def _decide(self, now: float) -> tuple[Admission, breaker.Permit, rate_limit.WindowDecision | None]:
+        """The answer to "may I send now?" and the policy decisions behind it (nothing applied)."""
         permit = breaker.before_request(self.state.breaker, self.settings, now)
+        snapshot = permit.snapshot
         if not permit.allowed:
             wait = max((permit.retry_at or now) - now, 0.0)
-            return Admission(
-                False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, f"breaker open, probe in {wait:.0f}s"
+            message = (
+                f"circuit breaker is {snapshot.state.value} ({snapshot.failure_count} failures, last "
+                f"error: {snapshot.last_error}); next probe in {wait:.0f}s"
             )
+            return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
         limit = self.config.rate_limit
         decision = rate_limit.acquire(
             self.state.window, now, max_requests=limit.max_requests, window=self.window_seconds
         )
         if not decision.granted:
-            return Admission(
-                False,
-                SyncErrorKind.RATE_LIMIT_EXCEEDED,
-                decision.wait,
-                f"window full, slot in {decision.wait:.1f}s",
+            message = (
+                f"rate limit window full ({limit.max_requests} requests per "
+                f"{self.window_seconds:.0f}s); next slot in {decision.wait:.1f}s"
             )
-        return Admission(True, message=f"breaker {permit.snapshot.state.value}, window has room")
+            return (
+                Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, decision.wait, message),
+                permit,
+                decision,
+            )
+        message = f"breaker {snapshot.state.value}, window has room"
+        return Admission(True, message=message), permit, decision
 
     def record(self, attempt: Attempt) -> None:
         """Apply an attempt's breaker effect; persist when the count or the state changed."""
