@@ -1,5 +1,7 @@
 """Put a ``sync_admin`` DAG (default sources) into the session's metadata DB, once per session.
 
+Only the DB: the DAG file is removed again once serialized.
+
 Shared by the CLI and dashboard tests: a reset is a ``sync_admin`` run, and Airflow can only
 create runs of DAGs that the dag-processor (here: ``airflow dags reserialize``) has serialized.
 """
@@ -49,6 +51,9 @@ def deploy_admin_dag() -> None:
         timeout=300,
         check=False,
     )
+    # The DB keeps the serialized DAG; the file must not stay in the shared dags folder, where it
+    # would shadow the shipped sync_admin for later `airflow dags test` runs in this session.
+    target.unlink()
     assert admin_dag_in_db(), f"sync_admin was not serialized:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     _deployed = True
 
