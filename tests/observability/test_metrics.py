@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import InMemoryStateStore
 from tests.harness.airflow_cli import dags_test, install_dag
 from tests.harness.fixtures import connection_env
+from tests.harness.statsd import UdpListener
 
 ONE_MS = timedelta(milliseconds=1)
 DAG_FILE = Path(__file__).with_name("dags") / "obs_sync_dags.py"
@@ -253,33 +252,6 @@ def test_a_broken_metrics_backend_never_fails_a_sync(
 
 
 # -- a real task run reporting to a real UDP StatsD listener -------------------------------------------
-
-
-class UdpListener:
-    """A StatsD stand-in: every datagram received on 127.0.0.1:<free port>, split into lines."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65535)
-            except TimeoutError:
-                continue
-            self.lines.extend(line for line in data.decode("utf-8", "replace").splitlines() if line)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 @pytest.mark.airflow

@@ -23,8 +23,6 @@ import json
 import os
 import re
 import secrets
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import pytest
 
 from airflow_sync_provider.demo.server import DemoServer
 from tests.harness.airflow_cli import DagTestRun, dags_test
+from tests.harness.statsd import UdpListener
 
 pytestmark = pytest.mark.airflow
 
@@ -88,32 +87,6 @@ with DAG(
             pool="default_pool",
         )
 '''
-
-
-class UdpListener:
-    """Every StatsD datagram sent to 127.0.0.1:<free port>."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.packets: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.packets.append(self.sock.recv(65535))
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 def conn(server: DemoServer, **fields: Any) -> str:
