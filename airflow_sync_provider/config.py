@@ -21,6 +21,7 @@ from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
 
 MAX_WINDOW_ENTRIES = 10_000
+MAX_REDIRECTS = 20
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
@@ -170,6 +171,10 @@ class SyncConfig:
     cursor_param: str = "cursor"
     max_pages: int = 100
     max_response_bytes: int = 5 * 1024 * 1024
+    invalid_response_is_failure: bool = True
+    """A 2xx with an unusable body (too large, not JSON, wrong shape) counts as a breaker failure."""
+    max_redirects: int = 5
+    """Same-origin redirects followed per request, each through its own window slot."""
     max_sync_duration: timedelta = timedelta(minutes=30)
     defer_after: timedelta = timedelta(seconds=5)
     """Waits longer than this defer the task (the worker slot is freed); shorter ones sleep."""
@@ -222,6 +227,19 @@ class SyncConfig:
             _require(isinstance(value, str) and value != "", name, value, "must be a non-empty string")
         _int_at_least("max_pages", self.max_pages, 1)
         _int_at_least("max_response_bytes", self.max_response_bytes, 1024)
+        _require(
+            isinstance(self.invalid_response_is_failure, bool),
+            "invalid_response_is_failure",
+            self.invalid_response_is_failure,
+            "must be true or false",
+        )
+        _int_at_least("max_redirects", self.max_redirects, 0)
+        _require(
+            self.max_redirects <= MAX_REDIRECTS,
+            "max_redirects",
+            self.max_redirects,
+            f"must be <= {MAX_REDIRECTS}",
+        )
         _duration("max_sync_duration", self.max_sync_duration)
         _duration("defer_after", self.defer_after, positive=False)
         _require(

@@ -47,7 +47,7 @@ class SyncContext:
 
     def request(self, method: str = "GET", path: str | None = None, **params: Any) -> Attempt:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
-        return self._run.request(method, path, **params)
+        return self._run.request(method, path, params)
 
     def pages(self, path: str | None = None, **params: Any) -> Iterator[Page]:
         """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor."""
@@ -60,7 +60,7 @@ class SyncContext:
                     SyncErrorKind.INVALID_RESPONSE,
                     f"more than max_pages={cfg.max_pages} pages; raise max_pages if the source is that large",
                 )
-            attempt = self._run.request("GET", url, **first_params)
+            attempt = self._run.request("GET", url, first_params, accept=items_check(cfg.items_key))
             first_params = {}
             items = extract_items(attempt.body, cfg.items_key)
             following = self._next_url(url, attempt)
@@ -83,8 +83,9 @@ class SyncContext:
         else:
             return None
         if key in cp.seen_cursors:
+            shown = self._run.hook.redact(key, cfg) if link else key
             raise SyncAbort(
-                SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {key!r} was already read"
+                SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {shown!r} was already read"
             )
         cp.seen_cursors = [*cp.seen_cursors[-MAX_REMEMBERED_CURSORS + 1 :], key]
         try:
@@ -109,11 +110,23 @@ def extract_items(body: Any, items_key: str) -> list[Any]:
         return body
     if isinstance(body, dict) and isinstance(body.get(items_key), list):
         return body[items_key]
+    raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, _shape_problem(body, items_key))
+
+
+def items_check(items_key: str) -> Callable[[Any], str | None]:
+    """For ``SyncRun.request(accept=...)``: a body without items is an unusable response (recorded so)."""
+
+    def check(body: Any) -> str | None:
+        if isinstance(body, list) or (isinstance(body, dict) and isinstance(body.get(items_key), list)):
+            return None
+        return _shape_problem(body, items_key)
+
+    return check
+
+
+def _shape_problem(body: Any, items_key: str) -> str:
     shape = type(body).__name__ if not isinstance(body, dict) else f"object with keys {sorted(body)[:5]}"
-    raise SyncAbort(
-        SyncErrorKind.INVALID_RESPONSE,
-        f"expected a JSON list or an object with a list under {items_key!r}, got {shape}",
-    )
+    return f"expected a JSON list or an object with a list under {items_key!r}, got {shape}"
 
 
 def items_from_handler_return(value: Any) -> int:

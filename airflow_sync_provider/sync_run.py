@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import requests
+
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
+from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import CrossHostRedirect, RateLimitedSyncHook
@@ -81,8 +84,21 @@ class SyncRun:
 
     # -- the request function handlers get --------------------------------------------------------
 
-    def request(self, method: str = "GET", path_or_url: str | None = None, **params: Any) -> Attempt:
-        """Send one logical request (with its retries); return the successful attempt or raise.
+    def request(
+        self,
+        method: str = "GET",
+        path_or_url: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        accept: Callable[[Any], str | None] | None = None,
+    ) -> Attempt:
+        """Send one logical request (with its retries and redirects); return the successful attempt or raise.
+
+        Every request on the wire, redirect hops included, takes its own window slot and breaker
+        permission, and its outcome is recorded. Same-origin redirects are followed up to
+        ``max_redirects`` hops (301/302/303 as GET, 307/308 with the method); a loop or one hop too
+        many ends as ``INVALID_RESPONSE``. ``accept(body)`` may name what makes a 2xx body unusable
+        (e.g. the wrong shape): that attempt is then recorded as an unusable body, not a success.
 
         Raises ``SyncAbort`` when the request cannot succeed within the limits and
         ``SyncWaitRequired`` when a wait is long enough to defer.
@@ -95,6 +111,7 @@ class SyncRun:
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, str(exc), sent_requests=cp.requests_sent > 0
             ) from exc
+        visited = {_wire_url(url, params)}
         while True:
             self._check_budget(0.0)
             admission = self.guard.admit()
@@ -113,13 +130,55 @@ class SyncRun:
                 self._wait(admission.wait, "rate limit window full")
                 continue
             cp.requests_sent += 1
-            attempt = self.hook.send(cfg, method, url, params or None)
-            self.guard.record(attempt)
-            self._log_attempt(method, url, attempt)
+            attempt = self._send(method, url, params or None, accept)
+            if attempt.redirect_to is not None:
+                method, url, params = self._redirect(method, attempt, visited)
+                continue
             if attempt.ok:
                 cp.retry, cp.previous_delay = 0, None
                 return attempt
             self._retry_or_abort(attempt)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        accept: Callable[[Any], str | None] | None,
+    ) -> Attempt:
+        """One request on the wire (its slot already taken); its outcome is recorded whatever happens."""
+        try:
+            attempt = self.hook.send(self.config, method, url, params)
+            problem = accept(attempt.body) if accept is not None and attempt.ok else None
+        except BaseException as exc:  # a bug or an interrupt: still release a half-open probe
+            self.guard.record(outcome.invalid(f"{method}: send raised {type(exc).__name__}", None))
+            raise
+        if problem is not None:
+            shown = self.hook.redact(url, self.config)
+            failure = self.config.invalid_response_is_failure
+            attempt = outcome.unusable_body(
+                f"{method} {shown}: {problem}", attempt.status, is_failure=failure
+            )
+        self.guard.record(attempt)
+        self._log_attempt(method, url, attempt)
+        return attempt
+
+    def _redirect(self, method: str, attempt: Attempt, visited: set[str]) -> tuple[str, str, None]:
+        """The next hop of a redirect (method, URL, no params), or ``SyncAbort`` for a loop or too many."""
+        target = attempt.redirect_to or ""
+        shown = self.hook.redact(target, self.config)
+        if target in visited:
+            raise SyncAbort(
+                SyncErrorKind.INVALID_RESPONSE, f"{attempt.message}: redirect loop ({shown} again)"
+            )
+        if len(visited) > self.config.max_redirects:
+            raise SyncAbort(
+                SyncErrorKind.INVALID_RESPONSE,
+                f"{attempt.message}: more than max_redirects={self.config.max_redirects} redirects",
+            )
+        visited.add(target)
+        keeps = attempt.status in outcome.METHOD_KEEPING_REDIRECTS or method.upper() == "HEAD"
+        return (method if keeps else "GET"), target, None
 
     def _retry_or_abort(self, attempt: Attempt) -> None:
         cfg, cp = self.config, self.checkpoint
@@ -180,8 +239,12 @@ class SyncRun:
             "attempt %d of request %s %s -> %s | breaker %s %d/%d | window %.0f%%",
             self.checkpoint.retry + 1,
             method,
-            url.split("://", 1)[-1].split("/", 1)[-1],
-            "ok" if attempt.ok else f"{attempt.kind} ({attempt.message})",
+            self.hook.redact(url, self.config),
+            "ok"
+            if attempt.ok
+            else attempt.message
+            if attempt.kind is None
+            else f"{attempt.kind} ({attempt.message})",
             b.state.value,
             b.failure_count,
             threshold,
@@ -203,3 +266,10 @@ class SyncRun:
             retry_count=cp.retry_count,
             started_at=datetime.fromtimestamp(started, tz=UTC).isoformat(),
         )
+
+
+def _wire_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """``url`` with ``params`` in its query, as a redirect target naming it would read."""
+    if not params:
+        return url
+    return str(requests.Request("GET", url, params=dict(params)).prepare().url)
