@@ -7,10 +7,16 @@ parameters in ``keep`` (``page``, ``limit``, ``offset`` ... and the source's ``c
 segment equal to a known secret (the connection's password or key) becomes ``***`` as well. A key put
 into a path by hand that the provider does not know cannot be recognised: put it in the connection
 (``api_key_param`` or ``api_key_header``) instead.
+
+``urllib3`` logs each request line, query included, at DEBUG; ``protect_http_debug_log`` puts a filter
+on that logger that passes those lines through ``redact_url`` (Airflow's own masking of connection
+passwords can be switched off, this cannot).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
 
@@ -70,3 +76,40 @@ def _redact_pair(pair: str, kept: set[str] | frozenset[str], known: set[str]) ->
     if unquote(name) in kept and unquote(value) not in known:
         return pair
     return f"{name}={MASK}" if value else pair
+
+
+HTTP_DEBUG_LOGGER = "urllib3.connectionpool"
+_known: set[str] = set()
+_lock = threading.Lock()
+
+
+class _RequestLineFilter(logging.Filter):
+    """Redacts URL paths (arguments starting with ``/``) and known secrets in ``urllib3`` log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(self._clean(a) for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = self._clean(record.msg)
+        return True
+
+    def _clean(self, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.startswith("/"):
+            value = redact_url(value, secrets=_known)
+        for secret in sorted(_known, key=len, reverse=True):
+            value = value.replace(secret, MASK)
+        return value
+
+
+_FILTER = _RequestLineFilter()
+
+
+def protect_http_debug_log(secrets: Iterable[str]) -> None:
+    """Mask query values and ``secrets`` in ``urllib3``'s DEBUG request lines (idempotent)."""
+    with _lock:
+        _known.update(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
+        logger = logging.getLogger(HTTP_DEBUG_LOGGER)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -29,7 +29,7 @@ from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.policy import breaker, rate_limit
 from airflow_sync_provider.policy.backoff import parse_retry_after
-from airflow_sync_provider.redact import redact_url, scrub
+from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import SourceState, StateStore, VariableStateStore
 
@@ -107,8 +107,17 @@ class RateLimitedSyncHook(HttpHook):
         if key_param and connection.password:
             self._key_param = (str(key_param), connection.password)
         hidden = [connection.password or ""]
-        hidden += [str(v) for k, v in extra.items() if any(h in str(k).lower() for h in _SECRET_EXTRA_HINTS)]
+        names = (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)  # these name the key, they are not keys
+        hidden += [
+            str(v)
+            for k, v in extra.items()
+            if k not in names and any(h in str(k).lower() for h in _SECRET_EXTRA_HINTS)
+        ]
         self._secrets = tuple(v for v in hidden if v)
+        protect_http_debug_log(self._secrets)
+        # SyncRun follows redirects (each hop its own slot); requests' own machinery would still parse
+        # the Location of a 3xx (for Response.next) and raise on a malformed one
+        session.resolve_redirects = _no_redirects  # type: ignore[method-assign]
         return session
 
     @property
@@ -385,6 +394,10 @@ def _origin_of(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default_port = {"http": 80, "https": 443}.get(parts.scheme)
     return (parts.scheme, (parts.hostname or "").lower(), parts.port or default_port)
+
+
+def _no_redirects(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    return iter(())
 
 
 def _first(extra: Mapping[str, Any], fields: tuple[str, ...]) -> Any:

@@ -255,7 +255,8 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_port}"
+        self.port = self._httpd.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
 
@@ -302,5 +303,7 @@ def _make_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(reply.body)
             except OSError:  # the client gave up on the body (size bound): expected
                 self.close_connection = True
+
+        do_POST = do_PUT = do_DELETE = do_GET
 
     return Handler
