@@ -240,11 +240,7 @@ class SyncRun:
             self.checkpoint.retry + 1,
             method,
             self.hook.redact(url, self.config),
-            "ok"
-            if attempt.ok
-            else attempt.message
-            if attempt.kind is None
-            else f"{attempt.kind} ({attempt.message})",
+            _verdict(attempt),
             b.state.value,
             b.failure_count,
             threshold,
@@ -273,3 +269,11 @@ def _wire_url(url: str, params: Mapping[str, Any] | None) -> str:
     if not params:
         return url
     return str(requests.Request("GET", url, params=dict(params)).prepare().url)
+
+
+def _verdict(attempt: Attempt) -> str:
+    if attempt.ok:
+        return "ok"
+    if attempt.redirect_to is not None:
+        return f"redirect ({attempt.message})"
+    return f"{attempt.kind} ({attempt.message})"

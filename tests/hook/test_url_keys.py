@@ -134,3 +134,11 @@ def test_urllib3_debug_request_lines_show_no_key(
     assert '"GET /sponsored?api_key=*** HTTP/1.1" 200' in "\n".join(lines)
     assert '"GET /sponsored/***/2?page=2&token=***&api_key=*** HTTP/1.1" 200' in "\n".join(lines)
     assert [line for line in lines if KEY in line] == []
+
+
+def test_the_pagination_loop_message_shows_the_link_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    link = f'</sponsored?page=2&api_key={KEY}>; rel="next"'
+    out, log, store = sync(monkeypatch, [Reply.page([{"id": 1}], Link=link)])
+    assert len(log) == 2 and out.error is not None
+    assert str(out.error) == "pagination loop: next page '/sponsored?page=2&api_key=***' was already read"
+    assert [v for v in store.raw.values() if KEY in v] == []
