@@ -13,10 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_sync_provider.config import CircuitBreakerConfig, SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.handlers import SyncContext
+from airflow_sync_provider.hooks.outcome import BreakerEffect
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore, SourceState
@@ -170,3 +172,23 @@ def test_a_malformed_location_on_a_half_open_probe_is_recorded_not_left_in_fligh
     assert again.error is None
     assert stored(store, "sponsored").breaker.state is BreakerState.CLOSED
     assert len(api.log) == 2
+
+
+def test_too_many_redirects_from_requests_is_not_a_retryable_connection_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``requests`` no longer follows redirects; if it ever raised ``TooManyRedirects`` it is final."""
+    with ScriptedServer([PAGE]) as api:
+        connect(monkeypatch, api.url)
+        hook = make_hook(FakeClock())
+
+        def loop(*args: Any, **kwargs: Any) -> Any:
+            raise requests.TooManyRedirects("Exceeded 30 redirects.")
+
+        monkeypatch.setattr(hook.session, "request", loop)
+        attempt = hook.send(fast_config(), "GET", f"{api.url}/sponsored")
+    assert (attempt.kind, attempt.retryable, attempt.effect) == (
+        SyncErrorKind.INVALID_RESPONSE,
+        False,
+        BreakerEffect.NEUTRAL,
+    )
