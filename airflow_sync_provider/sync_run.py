@@ -91,6 +91,7 @@ class SyncRun:
         params: Mapping[str, Any] | None = None,
         *,
         accept: Callable[[Any], str | None] | None = None,
+        **query: Any,
     ) -> Attempt:
         """Send one logical request (with its retries and redirects); return the successful attempt or raise.
 
@@ -100,11 +101,14 @@ class SyncRun:
         many ends as ``INVALID_RESPONSE``. ``accept(body)`` may name what makes a 2xx body unusable
         (e.g. the wrong shape): that attempt is then recorded as an unusable body, not a success.
 
+        Query parameters come as ``params`` and/or keywords (``query``).
+
         Raises ``SyncAbort`` when the request cannot succeed within the limits and
         ``SyncWaitRequired`` when a wait is long enough to defer.
         """
         cfg = self.config
         cp = self.checkpoint
+        params = {**(params or {}), **query}
         try:
             url = self.hook.url_for(path_or_url or cfg.endpoint)
         except CrossHostRedirect as exc:
