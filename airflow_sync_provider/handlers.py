@@ -10,6 +10,7 @@ there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,27 +107,24 @@ def default_handler(ctx: SyncContext) -> int:
 
 def extract_items(body: Any, items_key: str) -> list[Any]:
     """Items of a page: a top-level JSON list, or the list under ``items_key``."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict) and isinstance(body.get(items_key), list):
-        return body[items_key]
-    raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, _shape_problem(body, items_key))
+    problem = shape_problem(body, items_key)
+    if problem is not None:
+        raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, problem)
+    return body if isinstance(body, list) else body[items_key]
+
+
+def shape_problem(body: Any, items_key: str) -> str | None:
+    """Why ``body`` holds no items (``None`` when it does)."""
+    if isinstance(body, list) or (isinstance(body, dict) and isinstance(body.get(items_key), list)):
+        return None
+    shape = type(body).__name__ if not isinstance(body, dict) else f"object with keys {sorted(body)[:5]}"
+    return f"expected a JSON list or an object with a list under {items_key!r}, got {shape}"
 
 
 def items_check(items_key: str) -> Callable[[Any], str | None]:
-    """For ``SyncRun.request(accept=...)``: a body without items is an unusable response (recorded so)."""
-
-    def check(body: Any) -> str | None:
-        if isinstance(body, list) or (isinstance(body, dict) and isinstance(body.get(items_key), list)):
-            return None
-        return _shape_problem(body, items_key)
-
-    return check
-
-
-def _shape_problem(body: Any, items_key: str) -> str:
-    shape = type(body).__name__ if not isinstance(body, dict) else f"object with keys {sorted(body)[:5]}"
-    return f"expected a JSON list or an object with a list under {items_key!r}, got {shape}"
+    """For ``SyncRun.request(accept=...)``: a body without items is an unusable response, recorded so
+    (a breaker failure unless ``invalid_response_is_failure`` is false) before anything else sees it."""
+    return functools.partial(shape_problem, items_key=items_key)
 
 
 def items_from_handler_return(value: Any) -> int:
