@@ -192,3 +192,21 @@ def test_too_many_redirects_from_requests_is_not_a_retryable_connection_error(
         False,
         BreakerEffect.NEUTRAL,
     )
+
+
+def test_a_send_that_raises_still_hands_the_half_open_probe_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a send ends with is recorded: here an unexpected exception (a bug) on the probe."""
+    store, clock = InMemoryStateStore(), FakeClock()
+    store.save(SourceState("sponsored", breaker=HALF_OPEN_DUE))
+    with ScriptedServer([PAGE]) as api:
+        connect(monkeypatch, api.url)
+        hook = make_hook(clock, store)
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug in send")
+
+        monkeypatch.setattr(hook, "send", broken)
+        out = sync_once(hook, fast_config(), clock=clock, sleep=Sleeps(clock))
+    assert out.error is not None and out.error.kind == SyncErrorKind.HANDLER_ERROR
+    after = stored(store, "sponsored").breaker
+    assert (after.state, after.probes_in_flight) == (BreakerState.HALF_OPEN, 0)
