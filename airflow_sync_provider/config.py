@@ -19,12 +19,15 @@ from typing import Any, ClassVar, Literal
 
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.policy.quota import RESET_FORMS
 
 MAX_WINDOW_ENTRIES = 10_000
 MAX_REDIRECTS = 20
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,99}")
 _CRON_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN"
 _CRON_FIELD = re.compile(rf"^(?:[\d*/,\-?#]|L|W|{_CRON_NAMES})+$", re.IGNORECASE)
 MAX_ASSET_NAME = 1500
@@ -58,6 +61,13 @@ class RateLimitConfig:
     prefix: ClassVar[str] = "rate_limit"
     max_requests: int = 60
     window: timedelta = timedelta(hours=1)
+    learn_from_headers: bool = True
+    """Obey the quota the API reports (``RateLimit-*``, ``X-RateLimit-*``, ``Retry-After``)."""
+    remaining_header: str | None = None
+    """An API's own name for the remaining count (e.g. ``x-app-ratelimit-remaining``)."""
+    reset_header: str | None = None
+    """An API's own name for the reset time; read as ``reset_is`` says."""
+    reset_is: Literal["seconds", "epoch", "auto"] = "auto"
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
@@ -69,6 +79,28 @@ class RateLimitConfig:
             f"must be <= {MAX_WINDOW_ENTRIES}",
         )
         _duration(f"{self.prefix}.window", self.window)
+        _require(
+            isinstance(self.learn_from_headers, bool),
+            f"{self.prefix}.learn_from_headers",
+            self.learn_from_headers,
+            "must be true or false",
+        )
+        for name in ("remaining_header", "reset_header"):
+            value = getattr(self, name)
+            ok = value is None or (isinstance(value, str) and bool(_HEADER_NAME.fullmatch(value)))
+            _require(ok, f"{self.prefix}.{name}", value, "must be an HTTP header name (letters, digits, -)")
+        _require(
+            self.reset_header is None or self.remaining_header is not None,
+            f"{self.prefix}.reset_header",
+            self.reset_header,
+            "needs rate_limit.remaining_header too",
+        )
+        _require(
+            self.reset_is in RESET_FORMS,
+            f"{self.prefix}.reset_is",
+            self.reset_is,
+            f"must be one of {', '.join(RESET_FORMS)}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

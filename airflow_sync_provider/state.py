@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from airflow_sync_provider.config import MAX_WINDOW_ENTRIES
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy.quota import Quota
 
 SCHEMA_VERSION = 1
 VARIABLE_PREFIX = "sync_state_"
@@ -44,6 +45,8 @@ class SourceState:
     window: tuple[float, ...] = ()
     last_result: dict[str, Any] | None = None
     updated_at: float | None = None
+    quota: Quota | None = None
+    """What the API last reported about its own quota (``policy.quota``), shared like the window."""
     schema_version: int = SCHEMA_VERSION
 
     def replace(self, **changes: Any) -> SourceState:
@@ -60,6 +63,8 @@ class SourceState:
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
+        if self.quota is not None:
+            body["quota"] = self.quota.to_dict()
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -136,13 +141,32 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     # keep the newest entries (the log is stored oldest first): dropping them would under-count
     stamps = tuple(t for t in (_number(t, "window[]") for t in window[-MAX_WINDOW_ENTRIES:]) if t is not None)
     last = data.get("last_result")
+    quota = _quota(data.get("quota"), warn)
     return SourceState(
         source=source,
         breaker=breaker,
         window=stamps,
         last_result=last if isinstance(last, dict) else None,
         updated_at=_number(data.get("updated_at"), "updated_at"),
+        quota=quota,
     )
+
+
+def _quota(value: Any, warn: Warn) -> Quota | None:
+    """The learned quota; a malformed one is dropped with a warning (it is learned again)."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be an object, got {value!r}")
+        counts = {k: _number(value.get(k), f"quota.{k}") for k in ("remaining", "limit")}
+        if any(v is not None and (v < 0 or v != int(v)) for v in counts.values()):
+            raise ValueError(f"remaining and limit must be integers >= 0, got {counts}")
+        times = {k: _number(value.get(k), f"quota.{k}") for k in ("reset_at", "window", "observed_at")}
+    except ValueError as exc:
+        warn(f"quota is malformed ({exc}); it is dropped and learned again")
+        return None
+    return Quota(**{k: None if v is None else int(v) for k, v in counts.items()}, **times)
 
 
 class StateStore(Protocol):
