@@ -177,15 +177,15 @@ class SyncRun:
         b = self.guard.state.breaker
         threshold = self.config.circuit_breaker.failure_threshold
         self.log.info(
-            "attempt %d of request %s %s -> %s | breaker %s %d/%d | window %.0f%%",
-            self.checkpoint.retry + 1,
-            method,
-            url.split("://", 1)[-1].split("/", 1)[-1],
+            "%s | breaker %s %d/%d | window %.0f%% | %s %s (attempt %d)",
             "ok" if attempt.ok else f"{attempt.kind} ({attempt.message})",
             b.state.value,
             b.failure_count,
             threshold,
             100 * self.guard.window_usage(),
+            method,
+            url.split("://", 1)[-1].split("/", 1)[-1],
+            self.checkpoint.retry + 1,
         )
 
     # -- the result ---------------------------------------------------------------------------------

@@ -152,7 +152,10 @@ def _unpause_and_start(base: str, token: str, dag_ids: list[str], trigger: bool)
 
 
 def _say(line: str) -> None:
-    print(f"{datetime.now().strftime('%H:%M:%S')}  {line}", flush=True)
+    try:
+        print(f"{datetime.now().strftime('%H:%M:%S')}  {line}", flush=True)
+    except OSError:  # the console went away (a closed pipe): keep stopping the processes
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ class EventWatcher:
             if key in self._seen_runs or run.get("state") not in ("success", "failed"):
                 continue
             self._seen_runs.add(key)
-            note = " ".join((run.get("note") or "").split())
+            note = first_sentence(run.get("note") or "")
             if run["state"] == "failed":
                 lines.append(f"✗ {run['dag_id']}: run failed. {note}".rstrip())
             elif note:
@@ -78,3 +78,10 @@ class EventWatcher:
         if state == "half-open":
             return f"◐ breaker of {source} half-open: the next request is a probe"
         return f"✓ breaker of {source} closed: syncing again"
+
+
+def first_sentence(note: str) -> str:
+    """The note on one line, up to its first full stop (the rest is on the run's page)."""
+    flat = " ".join(note.split())
+    head, dot, _ = flat.partition(". ")
+    return head + "." if dot else flat

@@ -41,8 +41,8 @@ def note_for(
     error, message = result.get("error"), result.get("error_message") or ""
     if task_state == "skipped" and error in _BLOCKED:
         return (
-            f"{prefix}Nothing synced from {source}: {_BLOCKED[error]} ({error}: {message}). "
-            "The task was skipped, so the run shows as successful; no request was sent."
+            f"{prefix}Nothing synced from {source}: {_BLOCKED[error]}, no request was sent. "
+            f"The task was skipped, so the run counts as successful. {error}: {message}"
         )
     if not result.get("success"):
         return f"{prefix}Sync of {source} failed: {error or 'UNKNOWN'}: {message}"

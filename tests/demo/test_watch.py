@@ -47,8 +47,9 @@ def test_one_line_per_event_and_nothing_for_healthy_runs() -> None:
         "✗ sync_airdrops: run failed. Sync of airdrops failed: HTTP_ERROR: 503",
         "⚡ breaker of airdrops OPENED after 5 failed requests: its runs send nothing now",
     ]
-    api.runs.append(run("sync_airdrops", "r4", "success", "Nothing synced from airdrops: ..."))
-    assert watcher.poll() == ["• sync_airdrops: Nothing synced from airdrops: ..."]  # r3 not repeated
+    note = "Nothing synced from airdrops: its circuit breaker is open. The task was skipped. X: y"
+    api.runs.append(run("sync_airdrops", "r4", "success", note))
+    assert watcher.poll() == ["• sync_airdrops: Nothing synced from airdrops: its circuit breaker is open."]
     assert watcher.poll() == []
 
     api.breakers["airdrops"] = {"state": "half-open", "failure_count": 5}

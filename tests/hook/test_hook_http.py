@@ -152,7 +152,7 @@ def test_credentials_never_leak_into_messages_results_state_or_logs(
     if fault is not None:
         assert demo.requests("sponsored"), "the request must have reached the server"
     assert messages, "at least one attempt was made"
-    assert "attempt 1 of request GET sponsored" in caplog.text, "the run's log lines were captured"
+    assert "| GET sponsored" in caplog.text and "(attempt 1)" in caplog.text, "the log lines were captured"
     texts = [
         *messages,
         str(outcome.error),

@@ -31,8 +31,8 @@ def test_skipped_by_an_open_breaker_says_nothing_synced() -> None:
     result = _result(success=False, items_processed=0, error="CIRCUIT_BREAKER_OPEN", error_message="open")
     note = note_for(result, "skipped")
     assert note is not None
-    assert note.startswith("Nothing synced from airdrops: its circuit breaker is open")
-    assert "no request was sent" in note
+    assert note.startswith("Nothing synced from airdrops: its circuit breaker is open, no request was sent.")
+    assert note.endswith("CIRCUIT_BREAKER_OPEN: open")
 
 
 def test_skipped_by_a_full_window_says_so() -> None:
