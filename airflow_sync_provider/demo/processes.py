@@ -2,6 +2,8 @@
 
 ``Processes.stop()`` signals every group at once, reports each process as it exits and kills what
 is still running after ``grace`` seconds, so Ctrl-C ends the demo in seconds, saying what it stops.
+A server whose port has closed is done: Airflow's api-server then spends ~10 s in the interpreter's
+final garbage collection, which the demo does not wait for.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -24,6 +27,15 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    port: int | None = None  # a server: done once nothing listens here any more
+
+    def done(self) -> bool:
+        if not _group_alive(self.proc.pid, self.proc):
+            return True
+        if self.port is not None and not port_open(self.port):
+            _signal_group(self.proc.pid, signal.SIGKILL)  # only the interpreter's teardown is left
+            return True
+        return False
 
 
 class Processes:
@@ -35,7 +47,7 @@ class Processes:
     def log_path(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def start(self, name: str, cmd: list[str]) -> Child:
+    def start(self, name: str, cmd: list[str], port: int | None = None) -> Child:
         """Start ``cmd`` in a new session (so its whole group can be stopped), output to ``<name>.log``."""
         path = self.log_path(name)
         with open(path, "ab") as log:
@@ -47,7 +59,7 @@ class Processes:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        child = Child(name, proc, path)
+        child = Child(name, proc, path, port)
         self.children.append(child)
         return child
 
@@ -78,7 +90,7 @@ class Processes:
         try:
             while alive and time.monotonic() < deadline:
                 time.sleep(0.2)
-                for child in [c for c in alive if not _group_alive(c.proc.pid, c.proc)]:
+                for child in [c for c in alive if c.done()]:
                     alive.remove(child)
                     say(f"  {child.name} stopped ({time.monotonic() - started:.1f}s)")
         except KeyboardInterrupt:  # a second Ctrl-C: do not wait any longer
@@ -89,6 +101,11 @@ class Processes:
                 child.proc.wait(timeout=2)
             say(f"  {child.name} did not stop within {grace:.0f}s: killed")
         return time.monotonic() - started
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def tail(path: Path, lines: int = 15) -> str:

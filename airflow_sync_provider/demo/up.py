@@ -11,10 +11,10 @@ one line per event that matters (see ``watch``). Ctrl-C stops everything within 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 import urllib.error
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_sync_provider.admin_names import ADMIN_DAG_ID
-from airflow_sync_provider.demo.processes import Processes, tail
+from airflow_sync_provider.demo.processes import Processes, port_open, tail
 from airflow_sync_provider.demo.watch import EventWatcher
 
 HEALTH_TIMEOUT = 180.0
@@ -152,10 +152,8 @@ def _unpause_and_start(base: str, token: str, dag_ids: list[str], trigger: bool)
 
 
 def _say(line: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the console went away (a closed pipe): keep stopping
         print(f"{datetime.now().strftime('%H:%M:%S')}  {line}", flush=True)
-    except OSError:  # the console went away (a closed pipe): keep stopping the processes
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     airflow = str(Path(py).with_name("airflow"))
 
     for port, what in ((args.port, "--port / SYNC_DEMO_AIRFLOW_PORT"), (args.demo_port, "--demo-port")):
-        if _port_in_use(port):
+        if port_open(port):
             print(f"error: port {port} is in use (another Airflow or demo running?); free it or use {what}")
             return 2
 
@@ -185,9 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         _say(f"Starting the demo API on {demo_url} ...")
-        procs.start(
-            "demo-api", [py, "-m", "airflow_sync_provider.demo", "serve", "--port", str(args.demo_port)]
-        )
+        demo_cmd = [py, "-m", "airflow_sync_provider.demo", "serve", "--port", str(args.demo_port)]
+        procs.start("demo-api", demo_cmd, port=args.demo_port)
         _wait_for(f"{demo_url}/healthz", 30, "the demo API", procs)
         _say("Migrating Airflow's database (SQLite; the first time takes a while) ...")
         procs.run("db-migrate", [airflow, "db", "migrate"])
@@ -195,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         procs.run("setup", [py, "-m", "airflow_sync_provider", "setup", "--connection", demo_url])
         _say(f"Starting Airflow: {', '.join(COMPONENTS)} ...")
         for component in COMPONENTS:
-            extra = ["--port", str(args.port), "--host", "127.0.0.1"] if component == "api-server" else []
-            procs.start(component, [airflow, component, *extra])
+            server = component == "api-server"
+            extra = ["--port", str(args.port), "--host", "127.0.0.1"] if server else []
+            procs.start(component, [airflow, component, *extra], port=args.port if server else None)
         base = f"http://localhost:{args.port}"
         _wait_for(f"{base}/api/v2/monitor/health", HEALTH_TIMEOUT, "Airflow's api-server", procs)
         password = _password(home)
@@ -262,11 +260,6 @@ def _watch(base: str, password: str, token: str, procs: Processes) -> int:
     _say(f"{child.name} exited with code {child.proc.returncode}; its log: {child.log}")
     print(tail(child.log), flush=True)
     return 1
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":
