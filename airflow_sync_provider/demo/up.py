@@ -30,7 +30,7 @@ from airflow_sync_provider.demo.watch import EventWatcher
 HEALTH_TIMEOUT = 180.0
 POLL_EVENTS_EVERY = 5.0
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# Warnings every start would print that a demo user cannot act on (see docs/architecture.md, demo).
+# starlette warns at every import of its test client while httpx2 is missing: nothing a demo user can fix.
 QUIET_WARNINGS = "ignore:Using `httpx` with `starlette.testclient` is deprecated"
 
 
