@@ -74,7 +74,11 @@ class Checkpoint:
     def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        values["loops"] = {key: PageLoop(**loop) for key, loop in (data.get("loops") or {}).items()}
+        loop_names = {f.name for f in dataclasses.fields(PageLoop)}
+        values["loops"] = {
+            key: PageLoop(**{k: v for k, v in loop.items() if k in loop_names})
+            for key, loop in (data.get("loops") or {}).items()
+        }
         return cls(**values)
 
 
