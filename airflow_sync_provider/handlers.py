@@ -80,7 +80,7 @@ class SyncContext:
         cfg, cp = self.config, self.checkpoint
         loop = cp.loops.get(key)
         if loop is None:
-            loop = cp.loops[key] = PageLoop(url=_with_params(self._url_for(base), params))
+            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
         while not loop.done:
             if not loop.delivered and cp.pages >= cfg.max_pages:
                 self._truncate(loop)
@@ -126,13 +126,10 @@ class SyncContext:
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {key!r} was already read"
             )
-        return self._url_for(target, "next page link refused"), key
-
-    def _url_for(self, target: str, what: str = "page refused") -> str:
         try:
-            return self._run.hook.url_for(target)
+            return self._run.hook.url_for(target), key
         except Exception as exc:  # CrossHostRedirect
-            raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"{what}: {exc}") from exc
+            raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"next page link refused: {exc}") from exc
 
 
 Handler = Callable[[SyncContext], "int | Mapping[str, Any]"]
