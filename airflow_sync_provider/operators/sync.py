@@ -127,7 +127,11 @@ class RateLimitedSyncOperator(BaseOperator):
 
     def _deferral_timed_out(self, context: Mapping[str, Any]) -> dict[str, Any]:
         ti = context["ti"]
-        record = ti.xcom_pull(task_ids=ti.task_id, key=deferral.PROGRESS_XCOM)
+        try:
+            record = ti.xcom_pull(task_ids=ti.task_id, key=deferral.PROGRESS_XCOM)
+        except Exception:
+            self.log.warning("Could not read the deferral record of %s", self.source, exc_info=True)
+            record = None
         checkpoint, error = deferral.timed_out(record, self._clock())
         config, _ = self._params(context)
         guard = self.hook.open_guard(config, log=self.log, on_transition=self._on_transition)
@@ -212,7 +216,10 @@ class RateLimitedSyncOperator(BaseOperator):
         guard.flush()
         timeout = deferral.defer_timeout(wait.seconds, self.defer_timeout_margin)
         record = deferral.progress_record(run.checkpoint, wait, timeout)
-        context["ti"].xcom_push(key=deferral.PROGRESS_XCOM, value=record)
+        try:
+            context["ti"].xcom_push(key=deferral.PROGRESS_XCOM, value=record)
+        except Exception:  # only a timed-out deferral needs it, and it copes without
+            self.log.warning("Could not push the deferral record of %s", self.source, exc_info=True)
         self.log.info(
             "%s: deferring for %.1fs (%s); the worker slot is freed; unless resumed within %.0fs the "
             "sync ends as TIMEOUT",

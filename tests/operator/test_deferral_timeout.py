@@ -114,6 +114,17 @@ def test_a_timed_out_deferral_ends_as_timeout_with_its_result_recorded(
     assert "✗ sponsored: TIMEOUT (retry 1)" in capfd.readouterr().out
 
 
+def test_a_timed_out_deferral_without_its_record_still_ends_as_timeout(api: ScriptedServer) -> None:
+    clock, store, ti = FakeClock(), InMemoryStateStore(), FakeTI()
+    timed_out = {"error": TriggerFailureReason.TRIGGER_TIMEOUT.value}
+    with pytest.raises(AirflowFailException, match="TIMEOUT"):
+        operator(store, clock).resume_execution(TRIGGER_FAIL_REPR, timed_out, {"ti": ti, "params": {}})
+    result = ti.xcoms["return_value"]
+    assert (result["error"], result["items_processed"]) == ("TIMEOUT", 0)
+    assert result["error_message"].startswith("the deferral timed out (no progress record found)")
+    assert stored(store, "sponsored").last_result == result
+
+
 def test_other_trigger_failures_still_fail_as_airflow_does(api: ScriptedServer) -> None:
     op = operator(InMemoryStateStore(), FakeClock())
     failure = {"error": TriggerFailureReason.TRIGGER_FAILURE.value}
