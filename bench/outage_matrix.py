@@ -152,7 +152,7 @@ def run(
         "recovery_s_ours_max": rounded(ours["recovery_max_min"] * 60, 0),
         "recovery_s_plain_airflow": rounded(plain["recovery_mean_min"] * 60, 0),
         "recovery_s_plain_airflow_max": rounded(plain["recovery_max_min"] * 60, 0),
-        "sweep": {"days": days, "starts_per_interval": points, "recovery_moments_per_outage": 3 * points - 1},
+        "sweep": {"days": days, "starts_per_interval": points, "recovery_moments_per_day": 3 * points - 1},
         "plain_airflow_model": {
             "retries": PLAIN_RETRIES,
             "retry_exponential_backoff": PLAIN_MULTIPLIER,

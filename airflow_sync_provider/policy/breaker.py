@@ -64,7 +64,8 @@ class BreakerSettings:
             return self.reset_timeout
         cap = max(self.max_reset_timeout, self.reset_timeout)
         try:
-            return min(self.reset_timeout * self.reset_multiplier**failed_probes, cap)
+            # float power: an int multiplier and a hand-edited huge count must not build a huge int
+            return min(self.reset_timeout * float(self.reset_multiplier) ** failed_probes, cap)
         except OverflowError:
             return cap
 

@@ -102,6 +102,14 @@ def test_failures_while_closed_do_not_grow_the_wait():
 
 def test_huge_probe_counts_stay_at_the_cap():
     assert GROWING.open_wait(10_000) == 7200.0  # 2.0 ** 10_000 overflows a float
+    int_multiplier = BreakerSettings(
+        failure_threshold=1,
+        reset_timeout=1.0,
+        half_open_max_attempts=1,
+        reset_multiplier=3,
+        max_reset_timeout=60,
+    )
+    assert int_multiplier.open_wait(10**12) == 60.0  # a hand-edited count: no 10**12-digit integer
     unbounded = BreakerSettings(
         failure_threshold=1, reset_timeout=1.0, half_open_max_attempts=1, reset_multiplier=3
     )
