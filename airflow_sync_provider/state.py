@@ -132,6 +132,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         probes_in_flight=_count(b.get("probes_in_flight", 0), "breaker.probes_in_flight", warn),
         last_error=str(last_error)[:500] if last_error is not None else None,
         last_failure_at=_number(b.get("last_failure_at"), "breaker.last_failure_at"),
+        failed_probes=_count(b.get("failed_probes", 0), "breaker.failed_probes", warn),
     )
     if breaker.state is BreakerState.OPEN and breaker.opened_at is None:
         raise ValueError("breaker.opened_at is missing for an open breaker")

@@ -30,6 +30,8 @@ def breaker_settings(config: SyncConfig) -> BreakerSettings:
         failure_threshold=cb.failure_threshold,
         reset_timeout=cb.reset_timeout / timedelta(seconds=1),
         half_open_max_attempts=cb.half_open_max_attempts,
+        reset_multiplier=cb.reset_multiplier,
+        max_reset_timeout=cb.reset_timeout_cap / timedelta(seconds=1),
     )
 
 

@@ -227,6 +227,8 @@ def test_a_failed_probe_reopens_without_a_second_open_alert(demo: DemoServer) ->
     assert len(opened.alerts) == 1
     demo.clear_faults()
     h.clock.sleep(RESET.total_seconds() + 1)
+    assert h.run()[0] == "skipped"  # the failed probe doubled the open wait (reset_multiplier 2)
+    h.clock.sleep(RESET.total_seconds())
     assert h.run()[0] == "success"
     assert (len(opened.alerts), len(closed.alerts)) == (1, 1)
     assert closed.alerts[0].failure_count == 4  # three that opened it plus the failed probe

@@ -58,6 +58,7 @@ def full_state() -> SourceState:
             probes_in_flight=1,
             last_error="HTTP 503: Service Unavailable",
             last_failure_at=1_764_390_299.125,
+            failed_probes=2,
         ),
         window=(1_764_389_000.123456, 1_764_389_500.5, 1_764_390_300.0),
         last_result={
@@ -210,6 +211,11 @@ RECOVERY = [
         "breaker.failure_count must be an integer",
     ),
     (
+        "failed_probes float",
+        dumps(good(breaker__failed_probes=1.5)),
+        "breaker.failed_probes must be an integer",
+    ),
+    (
         "failure_count bool",
         dumps(good(breaker__failure_count=True)),
         "breaker.failure_count must be an integer",
@@ -287,6 +293,26 @@ def test_negative_probes_in_flight_is_clamped_with_a_warning():
     assert len(warnings) == 1 and KEY in warnings[0] and "probes_in_flight" in warnings[0]
 
 
+def test_state_written_before_failed_probes_existed_parses_as_zero():
+    """schema_version 1 without ``breaker.failed_probes`` (older providers): the open wait starts over."""
+    body = good()
+    del body["breaker"]["failed_probes"]
+    state = SourceState.from_json(dumps(body), "airdrops", on_warning=pytest.fail)
+    assert state.breaker.failed_probes == 0
+    assert state.breaker == BreakerSnapshot(**{**vars(full_state().breaker), "failed_probes": 0})
+    assert json.loads(state.to_json())["schema_version"] == 1
+
+
+def test_negative_failed_probes_is_clamped_with_a_warning():
+    warnings: list[str] = []
+    state = SourceState.from_json(
+        dumps(good(breaker__failed_probes=-3)), "airdrops", on_warning=warnings.append
+    )
+    assert state.breaker.failed_probes == 0
+    assert state.breaker.failure_count == 6
+    assert len(warnings) == 1 and KEY in warnings[0] and "failed_probes" in warnings[0]
+
+
 def test_newer_schema_version_raises_instead_of_overwriting():
     warnings: list[str] = []
     with pytest.raises(SyncStateError) as info:
@@ -333,8 +359,9 @@ def test_to_json_is_canonical():
     state = SourceState("points", window=(1.1234567891,))
     raw = state.to_json()
     assert raw == (
-        '{"breaker":{"failure_count":0,"half_open_since":null,"last_error":null,"last_failure_at":null,'
-        '"opened_at":null,"probes_in_flight":0,"state":"closed"},"last_result":null,"schema_version":1,'
+        '{"breaker":{"failed_probes":0,"failure_count":0,"half_open_since":null,"last_error":null,'
+        '"last_failure_at":null,"opened_at":null,"probes_in_flight":0,"state":"closed"},"last_result":null,'
+        '"schema_version":1,'
         '"source":"points","updated_at":null,"window":[1.123457]}'
     )
 
