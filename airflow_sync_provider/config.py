@@ -21,6 +21,8 @@ from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
 
 MAX_WINDOW_ENTRIES = 10_000
+DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
+"""``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
@@ -57,6 +59,16 @@ class RateLimitConfig:
     prefix: ClassVar[str] = "rate_limit"
     max_requests: int = 60
     window: timedelta = timedelta(hours=1)
+    safety_margin: timedelta | None = None
+    """How long a slot is held past ``window`` after its response arrived, for the time a request
+    takes to reach the API; ``None``: ``DEFAULT_SAFETY_MARGIN``, at most a tenth of the window."""
+
+    @property
+    def margin(self) -> timedelta:
+        """The safety margin in effect."""
+        if self.safety_margin is not None:
+            return self.safety_margin
+        return min(DEFAULT_SAFETY_MARGIN, self.window / 10)
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
@@ -68,6 +80,14 @@ class RateLimitConfig:
             f"must be <= {MAX_WINDOW_ENTRIES}",
         )
         _duration(f"{self.prefix}.window", self.window)
+        if self.safety_margin is not None:
+            _duration(f"{self.prefix}.safety_margin", self.safety_margin, positive=False)
+            _require(
+                self.safety_margin < self.window,
+                f"{self.prefix}.safety_margin",
+                self.safety_margin,
+                f"must be shorter than rate_limit.window ({self.window})",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,8 +304,10 @@ class SyncConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in _SECTIONS:
-                value = {
-                    sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
+                value = {  # an optional field left unset (None by default) is left out
+                    sf.name: _plain(getattr(value, sf.name))
+                    for sf in dataclasses.fields(value)
+                    if sf.init and not (sf.default is None and getattr(value, sf.name) is None)
                 }
             out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
         return out
@@ -315,7 +337,8 @@ def _section_from_dict(kind: Any, data: Any, current: Any) -> Any:
         name = f"{kind.prefix}.{key}"
         if key not in names:
             raise SyncConfigError(name, value, f"is not a known field (known: {', '.join(names)})")
-        changes[key] = parse_duration(value, name) if names[key].type == "timedelta" else value
+        is_duration = names[key].type in ("timedelta", "timedelta | None")
+        changes[key] = parse_duration(value, name) if is_duration and value is not None else value
     return dataclasses.replace(current, **changes)
 
 

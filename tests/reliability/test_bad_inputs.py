@@ -354,18 +354,17 @@ def test_half_open_since_in_the_future_is_clamped() -> None:
     assert warnings == ["sync_state_airdrops: breaker.half_open_since 31622400s in the future; set to now"]
 
 
-def test_huge_probes_in_flight_without_half_open_since_expire_after_reset_timeout() -> None:
-    """Probes lost to a crash: without a start time they would block the breaker forever."""
+def test_huge_probes_in_flight_without_half_open_since_expire_at_once() -> None:
+    """Probes lost to a crash, of unknown age: they count as expired (the rule lives in the pure
+    breaker), so one probe goes now and its lease is stored; they never block the breaker."""
     raw = state_json(state="half-open", failure_count=5, opened_at=NOW - 100, probes_in_flight=10**9)
     answers, warnings = admissions(raw, [0, 59, 60])
     assert answers == [
-        (0, False, "CIRCUIT_BREAKER_OPEN", 60),
+        (0, True, None, 0),
         (59, False, "CIRCUIT_BREAKER_OPEN", 1),
         (60, True, None, 0),
     ]
-    assert warnings == [
-        "sync_state_airdrops: breaker.half_open_since missing for a half-open breaker; set to now"
-    ]
+    assert warnings == []
 
 
 def test_huge_probes_in_flight_with_a_start_time_expire_after_reset_timeout() -> None:
