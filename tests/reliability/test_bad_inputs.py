@@ -383,11 +383,11 @@ def test_huge_probes_in_flight_with_a_start_time_expire_after_reset_timeout() ->
 def test_window_timestamps_in_the_future_count_as_now_and_free_after_one_window() -> None:
     config = STATE_CONFIG.replace(rate_limit=RateLimitConfig(max_requests=3, window=timedelta(hours=1)))
     raw = state_json(window=[NOW + YEAR] * 3)
-    answers, warnings = admissions(raw, [0, 3599, 3600], config)
-    assert answers == [
-        (0, False, "RATE_LIMIT_EXCEEDED", 3600),  # a full window, but not for a year
-        (3599, False, "RATE_LIMIT_EXCEEDED", 1),
-        (3600, True, None, 0),
+    answers, warnings = admissions(raw, [0, 3600, 3601], config)
+    assert answers == [  # a slot frees one window plus the 1 s safety margin after its stamp
+        (0, False, "RATE_LIMIT_EXCEEDED", 3601),  # a full window, but not for a year
+        (3600, False, "RATE_LIMIT_EXCEEDED", 1),
+        (3601, True, None, 0),
     ]
     assert warnings == ["sync_state_airdrops: 3 window entries up to 31622400s in the future; set to now"]
 
@@ -458,7 +458,6 @@ with DAG("rel_bad_inputs", schedule=None, start_date=pendulum.datetime(2024, 1, 
                 max_retries=0,
                 circuit_breaker=CircuitBreakerConfig(reset_timeout=timedelta(hours=1)),
             ),
-            pool="default_pool",
         )
 '''
 
