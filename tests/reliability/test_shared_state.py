@@ -155,3 +155,19 @@ def test_a_sync_alone_never_sees_a_foreign_write() -> None:
     nxt = SourceGuard(config(60), store, clock=clock, log=log, writer="dag_a/run_2")
     assert nxt.admit().allowed and nxt.admit().allowed
     assert log == []
+
+
+def test_a_slot_is_re_stamped_to_its_response_time_in_the_next_write() -> None:
+    """Pre-send stamp first (crash safety), the response time with the write the sync makes anyway."""
+    store, clock = InMemoryStateStore(), Clock()
+    guard = SourceGuard(config(60), store, clock=clock, log=Log(), writer="dag_a/run_1")
+    assert guard.admit().allowed
+    assert stored(store).window == (T0,)  # written before the request is sent
+    clock.now += 2.5  # the response arrives
+    guard.record(OK)  # a success in a closed breaker writes nothing
+    assert (store.writes, stored(store).window) == (1, (T0,))
+    clock.now += 1
+    guard.finish({"success": True})
+    assert (store.writes, stored(store).window) == (2, (T0 + 2.5,))
+    # held for the window plus the margin (1 s) from the response: the hour's 61st slot frees then
+    assert guard.hold_seconds == 3601.0

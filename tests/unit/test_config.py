@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
@@ -500,3 +501,29 @@ def test_parse_duration_errors(raw):
     assert info.value.field == "backoff.max_delay"
     assert str(info.value).startswith("backoff.max_delay ")
     assert str(info.value).endswith(f"got {raw!r}")
+
+
+def test_safety_margin_defaults_to_1s_at_most_a_tenth_of_the_window() -> None:
+    assert RateLimitConfig().margin == timedelta(seconds=1)
+    assert RateLimitConfig(window=timedelta(seconds=2)).margin == timedelta(milliseconds=200)
+    assert RateLimitConfig(safety_margin=timedelta(0)).margin == timedelta(0)
+    parsed = SyncConfig.from_dict({"source": "a", "rate_limit": {"safety_margin": "500ms"}})
+    assert parsed.rate_limit.margin == timedelta(milliseconds=500)
+    assert SyncConfig.from_dict(parsed.to_dict()) == parsed
+    assert "safety_margin" not in SyncConfig(source="a").to_dict()["rate_limit"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (timedelta(seconds=-1), "rate_limit.safety_margin must be a timedelta >= 0, got"),
+        (
+            timedelta(hours=1),
+            "rate_limit.safety_margin must be shorter than rate_limit.window (1:00:00), got",
+        ),
+        (5, "rate_limit.safety_margin must be a timedelta >= 0, got 5"),
+    ],
+)
+def test_a_bad_safety_margin_is_named(value: object, expected: str) -> None:
+    with pytest.raises(SyncConfigError, match=re.escape(expected)):
+        RateLimitConfig(safety_margin=value)  # type: ignore[arg-type]
