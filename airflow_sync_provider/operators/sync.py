@@ -73,7 +73,9 @@ class RateLimitedSyncOperator(BaseOperator):
         config = config or DEFAULT_SYNC_CONFIGS.get(source) or SyncConfig(source=source)
         if config.source != source:
             raise ValueError(f"config.source must equal source, got {config.source!r} for source {source!r}")
-        pool = kwargs.setdefault("pool", config.pool)
+        if kwargs.get("pool") is None:
+            kwargs["pool"] = config.pool
+        pool = kwargs["pool"]
         if pool != config.pool:  # the pool is what makes each sync the source's only writer
             raise SyncConfigError(
                 "pool",

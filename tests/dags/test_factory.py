@@ -275,6 +275,7 @@ def test_the_operator_refuses_any_pool_but_its_sources_at_parse_time() -> None:
     ):
         RateLimitedSyncOperator(task_id="t", source="alpha", config=ALPHA, pool="default_pool")
     assert RateLimitedSyncOperator(task_id="t", source="alpha", config=ALPHA).pool == "sync_alpha"
+    assert RateLimitedSyncOperator(task_id="v", source="alpha", config=ALPHA, pool=None).pool == "sync_alpha"
     assert RateLimitedSyncOperator(task_id="u", source="alpha", config=ALPHA, pool="sync_alpha").pool == (
         "sync_alpha"
     )
