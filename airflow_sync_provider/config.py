@@ -19,13 +19,17 @@ from typing import Any, ClassVar, Literal
 
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.policy.quota import RESET_FORMS
 
 MAX_WINDOW_ENTRIES = 10_000
 DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
 """``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
+MAX_REDIRECTS = 20
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,99}")
 _CRON_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN"
 _CRON_FIELD = re.compile(rf"^(?:[\d*/,\-?#]|L|W|{_CRON_NAMES})+$", re.IGNORECASE)
 MAX_ASSET_NAME = 1500
@@ -70,6 +74,14 @@ class RateLimitConfig:
             return self.safety_margin
         return min(DEFAULT_SAFETY_MARGIN, self.window / 10)
 
+    learn_from_headers: bool = True
+    """Obey the quota the API reports (``RateLimit-*``, ``X-RateLimit-*``, ``Retry-After``)."""
+    remaining_header: str | None = None
+    """An API's own name for the remaining count (e.g. ``x-app-ratelimit-remaining``)."""
+    reset_header: str | None = None
+    """An API's own name for the reset time; read as ``reset_is`` says."""
+    reset_is: Literal["seconds", "epoch", "auto"] = "auto"
+
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
         # the window log is stored in a Variable and read back at most MAX_WINDOW_ENTRIES long
@@ -88,6 +100,28 @@ class RateLimitConfig:
                 self.safety_margin,
                 f"must be shorter than rate_limit.window ({self.window})",
             )
+        _require(
+            isinstance(self.learn_from_headers, bool),
+            f"{self.prefix}.learn_from_headers",
+            self.learn_from_headers,
+            "must be true or false",
+        )
+        for name in ("remaining_header", "reset_header"):
+            value = getattr(self, name)
+            ok = value is None or (isinstance(value, str) and bool(_HEADER_NAME.fullmatch(value)))
+            _require(ok, f"{self.prefix}.{name}", value, "must be an HTTP header name (letters, digits, -)")
+        _require(
+            self.reset_header is None or self.remaining_header is not None,
+            f"{self.prefix}.reset_header",
+            self.reset_header,
+            "needs rate_limit.remaining_header too",
+        )
+        _require(
+            self.reset_is in RESET_FORMS,
+            f"{self.prefix}.reset_is",
+            self.reset_is,
+            f"must be one of {', '.join(RESET_FORMS)}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,6 +224,10 @@ class SyncConfig:
     cursor_param: str = "cursor"
     max_pages: int = 100
     max_response_bytes: int = 5 * 1024 * 1024
+    invalid_response_is_failure: bool = True
+    """A 2xx with an unusable body (too large, not JSON, wrong shape) counts as a breaker failure."""
+    max_redirects: int = 5
+    """Same-origin redirects followed per request, each through its own window slot."""
     max_sync_duration: timedelta = timedelta(minutes=30)
     defer_after: timedelta = timedelta(seconds=5)
     """Waits longer than this defer the task (the worker slot is freed); shorter ones sleep."""
@@ -242,6 +280,19 @@ class SyncConfig:
             _require(isinstance(value, str) and value != "", name, value, "must be a non-empty string")
         _int_at_least("max_pages", self.max_pages, 1)
         _int_at_least("max_response_bytes", self.max_response_bytes, 1024)
+        _require(
+            isinstance(self.invalid_response_is_failure, bool),
+            "invalid_response_is_failure",
+            self.invalid_response_is_failure,
+            "must be true or false",
+        )
+        _int_at_least("max_redirects", self.max_redirects, 0)
+        _require(
+            self.max_redirects <= MAX_REDIRECTS,
+            "max_redirects",
+            self.max_redirects,
+            f"must be <= {MAX_REDIRECTS}",
+        )
         _duration("max_sync_duration", self.max_sync_duration)
         _duration("defer_after", self.defer_after, positive=False)
         _require(

@@ -10,6 +10,7 @@ there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ class SyncContext:
 
     def request(self, method: str = "GET", path: str | None = None, **params: Any) -> Attempt:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
-        return self._run.request(method, path, **params)
+        return self._run.request(method, path, params)
 
     def pages(self, path: str | None = None, **params: Any) -> Iterator[Page]:
         """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor."""
@@ -60,7 +61,7 @@ class SyncContext:
                     SyncErrorKind.INVALID_RESPONSE,
                     f"more than max_pages={cfg.max_pages} pages; raise max_pages if the source is that large",
                 )
-            attempt = self._run.request("GET", url, **first_params)
+            attempt = self._run.request("GET", url, first_params, accept=items_check(cfg.items_key))
             first_params = {}
             items = extract_items(attempt.body, cfg.items_key)
             following = self._next_url(url, attempt)
@@ -83,8 +84,9 @@ class SyncContext:
         else:
             return None
         if key in cp.seen_cursors:
+            shown = self._run.hook.redact(key, cfg) if link else key
             raise SyncAbort(
-                SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {key!r} was already read"
+                SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {shown!r} was already read"
             )
         cp.seen_cursors = [*cp.seen_cursors[-MAX_REMEMBERED_CURSORS + 1 :], key]
         try:
@@ -105,15 +107,24 @@ def default_handler(ctx: SyncContext) -> int:
 
 def extract_items(body: Any, items_key: str) -> list[Any]:
     """Items of a page: a top-level JSON list, or the list under ``items_key``."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict) and isinstance(body.get(items_key), list):
-        return body[items_key]
+    problem = shape_problem(body, items_key)
+    if problem is not None:
+        raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, problem)
+    return body if isinstance(body, list) else body[items_key]
+
+
+def shape_problem(body: Any, items_key: str) -> str | None:
+    """Why ``body`` holds no items (``None`` when it does)."""
+    if isinstance(body, list) or (isinstance(body, dict) and isinstance(body.get(items_key), list)):
+        return None
     shape = type(body).__name__ if not isinstance(body, dict) else f"object with keys {sorted(body)[:5]}"
-    raise SyncAbort(
-        SyncErrorKind.INVALID_RESPONSE,
-        f"expected a JSON list or an object with a list under {items_key!r}, got {shape}",
-    )
+    return f"expected a JSON list or an object with a list under {items_key!r}, got {shape}"
+
+
+def items_check(items_key: str) -> Callable[[Any], str | None]:
+    """For ``SyncRun.request(accept=...)``: a body without items is an unusable response, recorded so
+    (a breaker failure unless ``invalid_response_is_failure`` is false) before anything else sees it."""
+    return functools.partial(shape_problem, items_key=items_key)
 
 
 def items_from_handler_return(value: Any) -> int:

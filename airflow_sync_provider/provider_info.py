@@ -70,6 +70,14 @@ def get_provider_info() -> dict[str, Any]:
                             "instead of HTTP basic auth."
                         ),
                     },
+                    "api_key_param": {
+                        "label": "API key query parameter",
+                        "schema": {"type": ["string", "null"]},
+                        "description": (
+                            "When set (e.g. api_key), the password is sent as this query parameter "
+                            "instead of HTTP basic auth; logs and stored errors show it as ***."
+                        ),
+                    },
                 },
             }
         ],

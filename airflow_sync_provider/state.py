@@ -31,6 +31,7 @@ from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy import breaker as breaker_policy
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy.quota import Quota
 
 SCHEMA_VERSION = 1
 VARIABLE_PREFIX = "sync_state_"
@@ -54,6 +55,8 @@ class SourceState:
     updated_at: float | None = None
     writer: str | None = None
     """Who wrote this state last (a sync's ``dag_id/run_id``, ``sync_admin/...``); ``None`` if unknown."""
+    quota: Quota | None = None
+    """What the API last reported about its own quota (``policy.quota``), shared like the window."""
     schema_version: int = SCHEMA_VERSION
 
     def replace(self, **changes: Any) -> SourceState:
@@ -72,6 +75,8 @@ class SourceState:
         }
         if self.writer is not None:
             body["writer"] = self.writer
+        if self.quota is not None:
+            body["quota"] = self.quota.to_dict()
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -149,6 +154,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     stamps = newest(t for t in (_number(t, "window[]") for t in window) if t is not None)
     last = data.get("last_result")
     writer = data.get("writer")
+    quota = _quota(data.get("quota"), warn)
     return SourceState(
         source=source,
         breaker=breaker,
@@ -156,6 +162,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         last_result=last if isinstance(last, dict) else None,
         updated_at=_number(data.get("updated_at"), "updated_at"),
         writer=str(writer)[:250] if writer is not None else None,
+        quota=quota,
     )
 
 
@@ -183,6 +190,23 @@ def merge(ours: SourceState, theirs: SourceState, *, known: Iterable[float] = ()
 def stored_window(state: SourceState) -> tuple[float, ...]:
     """The window exactly as ``to_json`` stores it (what a reader of our write gets back)."""
     return tuple(round(t, 6) for t in newest(state.window))
+
+
+def _quota(value: Any, warn: Warn) -> Quota | None:
+    """The learned quota; a malformed one is dropped with a warning (it is learned again)."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be an object, got {value!r}")
+        counts = {k: _number(value.get(k), f"quota.{k}") for k in ("remaining", "limit")}
+        if any(v is not None and (v < 0 or v != int(v)) for v in counts.values()):
+            raise ValueError(f"remaining and limit must be integers >= 0, got {counts}")
+        times = {k: _number(value.get(k), f"quota.{k}") for k in ("reset_at", "window", "observed_at")}
+    except ValueError as exc:
+        warn(f"quota is malformed ({exc}); it is dropped and learned again")
+        return None
+    return Quota(**{k: None if v is None else int(v) for k, v in counts.items()}, **times)
 
 
 class StateStore(Protocol):

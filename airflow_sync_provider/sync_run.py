@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import requests
+
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
+from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import CrossHostRedirect, RateLimitedSyncHook
@@ -81,20 +84,38 @@ class SyncRun:
 
     # -- the request function handlers get --------------------------------------------------------
 
-    def request(self, method: str = "GET", path_or_url: str | None = None, **params: Any) -> Attempt:
-        """Send one logical request (with its retries); return the successful attempt or raise.
+    def request(
+        self,
+        method: str = "GET",
+        path_or_url: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        accept: Callable[[Any], str | None] | None = None,
+        **query: Any,
+    ) -> Attempt:
+        """Send one logical request (with its retries and redirects); return the successful attempt or raise.
+
+        Every request on the wire, redirect hops included, takes its own window slot and breaker
+        permission, and its outcome is recorded. Same-origin redirects are followed up to
+        ``max_redirects`` hops (301/302/303 as GET, 307/308 with the method); a loop or one hop too
+        many ends as ``INVALID_RESPONSE``. ``accept(body)`` may name what makes a 2xx body unusable
+        (e.g. the wrong shape): that attempt is then recorded as an unusable body, not a success.
+
+        Query parameters come as ``params`` and/or keywords (``query``).
 
         Raises ``SyncAbort`` when the request cannot succeed within the limits and
         ``SyncWaitRequired`` when a wait is long enough to defer.
         """
         cfg = self.config
         cp = self.checkpoint
+        params = {**(params or {}), **query}
         try:
             url = self.hook.url_for(path_or_url or cfg.endpoint)
         except CrossHostRedirect as exc:
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, str(exc), sent_requests=cp.requests_sent > 0
             ) from exc
+        visited = {_wire_url(url, params)}
         while True:
             self._check_budget(0.0)
             admission = self.guard.admit()
@@ -114,13 +135,55 @@ class SyncRun:
                 self._wait(admission.wait, "rate limit window full")
                 continue
             cp.requests_sent += 1
-            attempt = self.hook.send(cfg, method, url, params or None)
-            self.guard.record(attempt)
-            self._log_attempt(method, url, attempt)
+            attempt = self._send(method, url, params or None, accept)
+            if attempt.redirect_to is not None:
+                method, url, params = self._redirect(method, attempt, visited)
+                continue
             if attempt.ok:
                 cp.retry, cp.previous_delay = 0, None
                 return attempt
             self._retry_or_abort(attempt)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        accept: Callable[[Any], str | None] | None,
+    ) -> Attempt:
+        """One request on the wire (its slot already taken); its outcome is recorded whatever happens."""
+        try:
+            attempt = self.hook.send(self.config, method, url, params)
+            problem = accept(attempt.body) if accept is not None and attempt.ok else None
+        except BaseException as exc:  # a bug or an interrupt: still release a half-open probe
+            self.guard.record(outcome.invalid(f"{method}: send raised {type(exc).__name__}", None))
+            raise
+        if problem is not None:
+            shown = self.hook.redact(url, self.config)
+            failure = self.config.invalid_response_is_failure
+            attempt = outcome.unusable_body(
+                f"{method} {shown}: {problem}", attempt.status, is_failure=failure
+            )
+        self.guard.record(attempt)
+        self._log_attempt(method, url, attempt)
+        return attempt
+
+    def _redirect(self, method: str, attempt: Attempt, visited: set[str]) -> tuple[str, str, None]:
+        """The next hop of a redirect (method, URL, no params), or ``SyncAbort`` for a loop or too many."""
+        target = attempt.redirect_to or ""
+        shown = self.hook.redact(target, self.config)
+        if target in visited:
+            raise SyncAbort(
+                SyncErrorKind.INVALID_RESPONSE, f"{attempt.message}: redirect loop ({shown} again)"
+            )
+        if len(visited) > self.config.max_redirects:
+            raise SyncAbort(
+                SyncErrorKind.INVALID_RESPONSE,
+                f"{attempt.message}: more than max_redirects={self.config.max_redirects} redirects",
+            )
+        visited.add(target)
+        keeps = attempt.status in outcome.METHOD_KEEPING_REDIRECTS or method.upper() == "HEAD"
+        return (method if keeps else "GET"), target, None
 
     def _retry_or_abort(self, attempt: Attempt) -> None:
         cfg, cp = self.config, self.checkpoint
@@ -181,8 +244,8 @@ class SyncRun:
             "attempt %d of request %s %s -> %s | breaker %s %d/%d | window %.0f%%",
             self.checkpoint.retry + 1,
             method,
-            url.split("://", 1)[-1].split("/", 1)[-1],
-            "ok" if attempt.ok else f"{attempt.kind} ({attempt.message})",
+            self.hook.redact(url, self.config),
+            _verdict(attempt),
             b.state.value,
             b.failure_count,
             threshold,
@@ -204,3 +267,18 @@ class SyncRun:
             retry_count=cp.retry_count,
             started_at=datetime.fromtimestamp(started, tz=UTC).isoformat(),
         )
+
+
+def _wire_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """``url`` with ``params`` in its query, as a redirect target naming it would read."""
+    if not params:
+        return url
+    return str(requests.Request("GET", url, params=dict(params)).prepare().url)
+
+
+def _verdict(attempt: Attempt) -> str:
+    if attempt.ok:
+        return "ok"
+    if attempt.redirect_to is not None:
+        return f"redirect ({attempt.message})"
+    return f"{attempt.kind} ({attempt.message})"

@@ -23,12 +23,17 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_sync_provider.demo.catalog import PageError, is_source_name, render_page
 from airflow_sync_provider.demo.faults import Fault, FaultError, FaultRegistry, effect, parse_fault
+from airflow_sync_provider.demo.quota import QuotaRegistry, parse_quota
 
 log = logging.getLogger(__name__)
 
 _MAX_BODY = 64 * 1024
 _SAFE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
-_ADMIN_METHODS = {"/_admin/faults": "GET, POST, DELETE", "/_admin/requests": "GET, DELETE"}
+_ADMIN_METHODS = {
+    "/_admin/faults": "GET, POST, DELETE",
+    "/_admin/quotas": "GET, POST, DELETE",
+    "/_admin/requests": "GET, DELETE",
+}
 
 
 class RequestLog:
@@ -189,6 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 entries = demo.requests(self._param("source"))
                 self._json(200, {"requests": entries, "max_concurrency": demo._log.peaks()})
+        elif path == "/_admin/quotas":
+            self._admin_quotas(method, body)
         elif method == "GET":
             self._json(200, {"faults": demo.faults()})
         else:
@@ -197,18 +204,24 @@ class _Handler(BaseHTTPRequestHandler):
                     cleared = demo.clear_faults(self._param("source"))
                     self._json(200, {"cleared": cleared, "faults": demo.faults()})
                     return
-                try:
-                    spec = json.loads(body or b"{}")
-                except ValueError:
-                    spec = None
-                if not isinstance(spec, dict):
-                    raise FaultError("body", body.decode("utf-8", "replace"), "must be a JSON object")
-                fault = parse_fault(spec)
+                fault = parse_fault(_json_object(body))
                 cleared = demo._faults.set(fault)
                 result: dict[str, Any] = {"cleared": cleared} if fault.mode == "none" else {}
                 self._json(200, {"fault": fault.to_dict(), **result, "faults": demo.faults()})
             except FaultError as exc:
                 self._json(400, exc.to_dict())
+
+    def _admin_quotas(self, method: str, body: bytes) -> None:
+        quotas = self.server.demo._quotas
+        try:
+            if method == "POST":
+                source, quota = parse_quota(_json_object(body))
+                quotas.set(source, quota)
+            elif method == "DELETE":
+                quotas.clear(self._param("source"))
+            self._json(200, {"quotas": quotas.active()})
+        except FaultError as exc:
+            self._json(400, exc.to_dict())
 
     # -- data ------------------------------------------------------------------------------------------
 
@@ -226,14 +239,18 @@ class _Handler(BaseHTTPRequestHandler):
             elif source is None:
                 self._json(404, {"error": "unknown source", "path": path})
             else:
-                fault = self.server.demo._faults.take(source)
-                self._serve(source, fault)
+                served, quota_headers = self.server.demo._quotas.admit(source)
+                if not served:
+                    self._json(429, {"error": "quota exceeded", "source": source}, quota_headers)
+                else:
+                    fault = self.server.demo._faults.take(source)
+                    self._serve(source, fault, quota_headers)
             aborted = False
         finally:
             self.server.demo._log.end(entry, self._status, fault, aborted=aborted)
         return fault
 
-    def _serve(self, source: str, fault: Fault | None) -> None:
+    def _serve(self, source: str, fault: Fault | None, extra_headers: dict[str, str]) -> None:
         stopping = self.server.demo._stopping
         plan = effect(fault, source)
         if plan.delay and stopping.wait(plan.delay):
@@ -246,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
             except PageError as exc:
                 self._json(400, {"error": str(exc), "field": exc.field, "value": exc.value})
                 return
-        self._head(plan.status, len(body), headers)
+        self._head(plan.status, len(body), {**extra_headers, **(headers or {})})
         if plan.reset:
             self.wfile.write(body[: max(1, len(body) // 2)])
             stopping.wait(0.05)  # let the client read the headers first
@@ -264,6 +281,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             os.close(self.connection.detach())
         raise _Aborted
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        spec = json.loads(body or b"{}")
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict):
+        raise FaultError("body", body.decode("utf-8", "replace"), "must be a JSON object")
+    return spec
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -306,6 +333,7 @@ class DemoServer:
         self.host = host
         self._requested_port = port
         self._faults = FaultRegistry()
+        self._quotas = QuotaRegistry(time.time)
         self._log = RequestLog()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -378,6 +406,17 @@ class DemoServer:
 
     def faults(self) -> list[dict[str, Any]]:
         return self._faults.active()
+
+    def set_quota(self, source: str, limit: int, window: float = 60, family: str = "ietf") -> None:
+        """Enforce and announce a quota of ``limit`` requests per ``window`` seconds for ``source``."""
+        name, quota = parse_quota({"source": source, "limit": limit, "window": window, "family": family})
+        self._quotas.set(name, quota)
+
+    def clear_quotas(self, source: str | None = None) -> int:
+        return self._quotas.clear(source)
+
+    def quotas(self) -> dict[str, dict[str, Any]]:
+        return self._quotas.active()
 
     def requests(self, source: str | None = None) -> list[dict[str, Any]]:
         """Copies of the logged data requests (in arrival order), optionally for one source only."""

@@ -28,13 +28,18 @@ class Attempt:
     body: Any = None
     headers: dict[str, str] | None = None
     url: str | None = None
+    redirect_to: str | None = None
+    """A same-origin redirect's absolute target (``SyncRun`` follows it through its own slot)."""
 
     @property
     def ok(self) -> bool:
-        return self.kind is None
+        return self.kind is None and self.redirect_to is None
 
 
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+METHOD_KEEPING_REDIRECTS = frozenset({307, 308})
+"""301/302/303 are followed with GET (HEAD stays HEAD); 307/308 keep the method."""
 
 
 def from_status(status: int, reason: str) -> tuple[SyncErrorKind | None, bool, BreakerEffect]:
@@ -56,6 +61,25 @@ def connection_error(message: str) -> Attempt:
     return Attempt(SyncErrorKind.CONNECTION_ERROR, True, BreakerEffect.FAILURE, message)
 
 
-def invalid(message: str, status: int | None, effect: BreakerEffect = BreakerEffect.SUCCESS) -> Attempt:
-    """The server answered but the answer is unusable: never retried, never a breaker failure."""
+def invalid(message: str, status: int | None, effect: BreakerEffect = BreakerEffect.NEUTRAL) -> Attempt:
+    """The answer cannot be used: never retried; ``effect`` says what it means for the breaker."""
     return Attempt(SyncErrorKind.INVALID_RESPONSE, False, effect, message, status=status)
+
+
+def unusable_body(message: str, status: int | None, *, is_failure: bool) -> Attempt:
+    """A 2xx whose body cannot be used (too large, not JSON, wrong shape, an HTML maintenance page).
+
+    A breaker failure, as a 5xx is (the server is not serving what it should), unless the source's
+    ``invalid_response_is_failure`` is false: then neutral (like a 4xx, it neither proves the server
+    healthy nor counts against it).
+    """
+    return invalid(message, status, BreakerEffect.FAILURE if is_failure else BreakerEffect.NEUTRAL)
+
+
+def redirect_problem(message: str, status: int | None) -> Attempt:
+    """A redirect that is not followed (another host, a malformed ``Location``, a loop, too many hops).
+
+    Neutral for the breaker: the server answers as it is set up to (like a 4xx); the endpoint or the
+    server's configuration needs fixing, which neither retries nor an open breaker would do.
+    """
+    return invalid(message, status, BreakerEffect.NEUTRAL)

@@ -1,17 +1,18 @@
 """``RateLimitedSyncHook``: an Airflow HTTP connection turned into breaker- and limiter-guarded requests.
 
 Built on the http provider's ``HttpHook`` for the connection: base URL from host/schema/port, basic
-auth from login/password, the extra field as request headers (plus ``verify``, ``proxies``, ...).
-The hook adds one guarded attempt (``attempt``): breaker permission -> window slot -> send with the
-per-request timeout and size bound -> classify -> record. Retries and waits are the caller's
-(``SyncRun``); the hook never sleeps.
+auth from login/password, the extra field as request headers (plus ``verify``, ``proxies``, ...); an
+``api_key_header`` or ``api_key_param`` extra sends the password as that header or query parameter.
+The hook sends one request (``send``: per-request timeout and size bound, redirects not followed)
+and classifies what came back; permission, window slots, redirects, retries and waits are the
+caller's (``SyncRun``); the hook never sleeps. URLs in its messages are redacted (``redact``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -28,10 +29,13 @@ from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.policy.backoff import parse_retry_after
+from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import StateStore, VariableStateStore
 
 API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
+API_KEY_PARAM_FIELDS = ("api_key_param", "extra__sync_http__api_key_param")
+_SECRET_EXTRA_HINTS = ("key", "token", "secret", "auth", "pass", "sig")
 
 
 class CrossHostRedirect(requests.RequestException):
@@ -67,6 +71,8 @@ class RateLimitedSyncHook(HttpHook):
         self.clock = clock
         self._session: requests.Session | None = None
         self._origin: tuple[str, str, int | None] | None = None
+        self._key_param: tuple[str, str] | None = None
+        self._secrets: tuple[str, ...] = ()
 
     @property
     def store(self) -> StateStore:
@@ -79,26 +85,39 @@ class RateLimitedSyncHook(HttpHook):
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
-        """The connection's session; an ``api_key_header`` extra sends the password in that header.
+        """The connection's session; an ``api_key_header`` extra sends the password in that header,
+        an ``api_key_param`` extra as that query parameter (added by ``send``).
 
         Raises ``SyncSetupError`` naming the connection and the field when the connection is missing
         or unusable (no host, a port out of range, extra that is not a JSON object, an
-        ``api_key_header`` without a password, a scheme other than http/https).
+        ``api_key_header`` or ``api_key_param`` without a password, a scheme other than http/https).
         """
         connection = self._usable_connection()
         session = super().get_conn(headers, extra_options)
         self._check_base_url()
-        key_header = next(
-            (connection.extra_dejson.get(f) for f in API_KEY_HEADER_FIELDS if connection.extra_dejson.get(f)),
-            None,
-        )
-        for field in API_KEY_HEADER_FIELDS:
+        extra = connection.extra_dejson
+        key_header = _first(extra, API_KEY_HEADER_FIELDS)
+        key_param = _first(extra, API_KEY_PARAM_FIELDS)
+        for field in (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS):
             session.headers.pop(field, None)
-        if key_header:
+        if key_header or key_param:
             session.auth = None
-            if connection.password:
-                session.headers[str(key_header)] = connection.password
-        session.hooks["response"].append(self._refuse_cross_host_redirect)
+        if key_header and connection.password:
+            session.headers[str(key_header)] = connection.password
+        if key_param and connection.password:
+            self._key_param = (str(key_param), connection.password)
+        hidden = [connection.password or ""]
+        names = (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)  # these name the key, they are not keys
+        hidden += [
+            str(v)
+            for k, v in extra.items()
+            if k not in names and any(h in str(k).lower() for h in _SECRET_EXTRA_HINTS)
+        ]
+        self._secrets = tuple(v for v in hidden if v)
+        protect_http_debug_log(self._secrets)
+        # SyncRun follows redirects (each hop its own slot); requests' own machinery would still parse
+        # the Location of a 3xx (for Response.next) and raise on a malformed one
+        session.resolve_redirects = _no_redirects  # type: ignore[method-assign]
         return session
 
     @property
@@ -125,11 +144,16 @@ class RateLimitedSyncHook(HttpHook):
                 raise SyncSetupError(f"{name}: extra is not valid JSON ({exc})") from None
             if not isinstance(extra, dict):
                 raise SyncSetupError(f"{name}: extra must be a JSON object, got {type(extra).__name__}")
-            key_header = next((extra.get(f) for f in API_KEY_HEADER_FIELDS if extra.get(f)), None)
-            if key_header and not connection.password:
-                raise SyncSetupError(
-                    f"{name}: extra api_key_header is {key_header!r} but the password (the key) is empty"
-                )
+            for fields in (API_KEY_HEADER_FIELDS, API_KEY_PARAM_FIELDS):
+                value = _first(extra, fields)
+                if value is None:
+                    continue
+                if not isinstance(value, str) or not value.strip() or any(c in value for c in "&=#?\r\n"):
+                    raise SyncSetupError(f"{name}: extra {fields[0]} must be a plain name, got {value!r}")
+                if not connection.password:
+                    raise SyncSetupError(
+                        f"{name}: extra {fields[0]} is {value!r} but the password (the key) is empty"
+                    )
         return connection
 
     def _check_base_url(self) -> None:
@@ -161,14 +185,14 @@ class RateLimitedSyncHook(HttpHook):
         return url
 
     def _same_origin(self, url: str, base: str) -> bool:
-        return _origin_of(url) == _origin_of(base)
+        try:
+            return _origin_of(url) == _origin_of(base)
+        except ValueError:  # a bad port or IPv6 literal: not an origin we know
+            raise CrossHostRedirect("refusing to send a request to a malformed URL") from None
 
-    def _refuse_cross_host_redirect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        if response.is_redirect:
-            target = urljoin(response.url, response.headers.get("location", ""))
-            if not self._same_origin(target, self.base_url):
-                response.close()
-                raise CrossHostRedirect(f"refused redirect to another host: {_origin_of(target)}")
+    def redact(self, url: str, config: SyncConfig) -> str:
+        """``url`` as messages show it: path and query, query values and known secrets masked."""
+        return redact_url(url, keep=(config.cursor_param,), secrets=self._secrets)
 
     # -- one guarded attempt ---------------------------------------------------------------------
 
@@ -188,23 +212,66 @@ class RateLimitedSyncHook(HttpHook):
     def send(
         self, config: SyncConfig, method: str, url: str, params: Mapping[str, Any] | None = None
     ) -> Attempt:
-        """Send one request (no permission check) and classify what came back."""
+        """Send one request (no permission check) and classify what came back.
+
+        Redirects are not followed here: a same-origin redirect comes back with ``redirect_to`` set
+        (``SyncRun`` follows it through its own window slot); one to another host or with a malformed
+        ``Location`` is ``INVALID_RESPONSE``.
+        """
         started = time.monotonic()
         deadline = config.timeout / timedelta(seconds=1)
+        shown = self.redact(url, config)
+        params = self._with_key_param(url, params)
         try:
             response = self.session.request(
-                method, url, params=params, timeout=deadline, stream=True, allow_redirects=True
+                method, url, params=params, timeout=deadline, stream=True, allow_redirects=False
             )
-        except CrossHostRedirect as exc:
-            return outcome.invalid(str(exc), None, effect=outcome.BreakerEffect.NEUTRAL)
         except requests.Timeout:
-            return outcome.timeout(f"{method} {_path(url)} timed out after {deadline:g}s")
-        except requests.ConnectionError as exc:
-            return outcome.connection_error(f"{method} {_path(url)}: {_short(exc)}")
+            return outcome.timeout(f"{method} {shown} timed out after {deadline:g}s")
+        except (requests.TooManyRedirects, requests.exceptions.InvalidURL) as exc:  # never worth a retry
+            return outcome.invalid(f"{method} {shown}: {self._scrub(_short(exc), url, config)}", None)
         except requests.RequestException as exc:
-            return outcome.connection_error(f"{method} {_path(url)}: {_short(exc)}")
+            return outcome.connection_error(f"{method} {shown}: {self._scrub(_short(exc), url, config)}")
+        except ValueError as exc:  # a URL urllib3 cannot parse: no request left
+            return outcome.invalid(f"{method} {shown}: {self._scrub(_short(exc), url, config)}", None)
         with response:
+            if response.status_code in outcome.REDIRECT_STATUSES and "location" in response.headers:
+                return self._redirect(response, method, url, config)
             return self._classify(response, method, url, config, started, deadline)
+
+    def _with_key_param(self, url: str, params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """``params`` plus the ``api_key_param`` key, unless the URL (a next link) already carries it."""
+        if self._key_param is None:
+            return params
+        name, key = self._key_param
+        if (params and name in params) or any(
+            p.partition("=")[0] == name for p in urlsplit(url).query.split("&")
+        ):
+            return params
+        return {**(params or {}), name: key}
+
+    def _scrub(self, text: str, url: str, config: SyncConfig) -> str:
+        return scrub(text, url, keep=(config.cursor_param,), secrets=self._secrets)
+
+    def _redirect(self, response: requests.Response, method: str, url: str, config: SyncConfig) -> Attempt:
+        """A 3xx with a ``Location``: where it leads, if the hook may follow it."""
+        status = response.status_code
+        location = response.headers["location"]
+        where = f"{method} {self.redact(url, config)} -> {status}"
+        try:
+            target = urljoin(url, location)
+            same = self._same_origin(target, self.base_url)
+        except (ValueError, CrossHostRedirect):
+            shown = redact_url(location, keep=(config.cursor_param,), secrets=self._secrets)
+            return outcome.redirect_problem(f"{where} with a malformed Location {shown!r}", status)
+        if not same:
+            return outcome.redirect_problem(
+                f"{where}: refused redirect to another host: {_origin_of(target)}", status
+            )
+        message = f"{where} redirect to {self.redact(target, config)}"
+        return Attempt(
+            None, False, outcome.BreakerEffect.NEUTRAL, message, status, url=url, redirect_to=target
+        )
 
     def _classify(
         self,
@@ -216,29 +283,35 @@ class RateLimitedSyncHook(HttpHook):
         deadline: float,
     ) -> Attempt:
         status = response.status_code
+        shown = self.redact(url, config)
         headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         kind, retryable, effect = outcome.from_status(status, response.reason or "")
         if kind is not None:
             retry_after = None
             if status in outcome.RETRY_AFTER_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
-            message = f"{method} {_path(url)} -> {status} {response.reason or ''}".rstrip()
+            message = f"{method} {shown} -> {status} {response.reason or ''}".rstrip()
             return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)
+        failure = config.invalid_response_is_failure
         try:
             raw = _read_bounded(response, config.max_response_bytes, started, deadline)
         except _TooLarge:
-            return outcome.invalid(
-                f"{method} {_path(url)}: body larger than max_response_bytes={config.max_response_bytes}",
+            return outcome.unusable_body(
+                f"{method} {shown}: body larger than max_response_bytes={config.max_response_bytes}",
                 status,
+                is_failure=failure,
             )
         except _Deadline:
-            return outcome.timeout(f"{method} {_path(url)}: body not received within {deadline:g}s")
+            return outcome.timeout(f"{method} {shown}: body not received within {deadline:g}s")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            return outcome.connection_error(f"{method} {_path(url)}: broken body: {_short(exc)}")
+            detail = self._scrub(_short(exc), url, config)
+            return outcome.connection_error(f"{method} {shown}: broken body: {detail}")
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            return outcome.invalid(f"{method} {_path(url)}: body is not JSON ({raw[:40]!r}...)", status)
+            return outcome.unusable_body(
+                f"{method} {shown}: body is not JSON ({raw[:40]!r}...)", status, is_failure=failure
+            )
         return Attempt(
             None, False, outcome.BreakerEffect.SUCCESS, "ok", status, body=body, headers=headers, url=url
         )
@@ -300,9 +373,12 @@ def _origin_of(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme, (parts.hostname or "").lower(), parts.port or default_port)
 
 
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+def _no_redirects(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    return iter(())
+
+
+def _first(extra: Mapping[str, Any], fields: tuple[str, ...]) -> Any:
+    return next((extra.get(f) for f in fields if extra.get(f)), None)
 
 
 def _short(exc: BaseException) -> str:

@@ -13,8 +13,8 @@ Helpers:
 - ``ScriptedServer``: a tiny loopback server answering with an exact list of ``Reply`` objects, for
   sequences the demo API's fault switch cannot express (chunked bodies without a length, cursor loops,
   links to other hosts). It logs every request.
-- ``sync_once``: what ``RateLimitedSyncOperator._sync`` does, minus Airflow: open the guard, run the
-  handler through ``SyncRun``/``SyncContext``, build the result, ``guard.finish``.
+- ``sync_once``: one sync through the real ``RateLimitedSyncOperator`` (``execute`` with a minimal
+  context), the task state read from what it returned or raised.
 """
 
 from __future__ import annotations
@@ -33,17 +33,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_sync_provider.config import BackoffConfig, SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
-from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
+from airflow_sync_provider.handlers import Handler
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.operators.sync import BLOCKED_KINDS
+from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.results import SyncResult
 from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
-from airflow_sync_provider.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.sync_run import Checkpoint
 from tests.harness.fixtures import connection_env
 
 T0 = 1_800_000_000.0
@@ -139,19 +140,27 @@ def closed_port() -> int:
 
 @dataclass
 class SyncOutcome:
+    """What one sync through the real operator gave: the result, the task state, the guard it used.
+
+    ``error`` is rebuilt from the result (kind, message, whether anything was sent).
+    """
+
     result: SyncResult
     error: SyncAbort | None
-    run: SyncRun
     guard: SourceGuard
+    task_state: str
+    """``success``, ``skipped`` or ``failed``, from what ``execute`` returned or raised."""
+    xcom: dict[str, Any] | None
 
-    @property
-    def task_state(self) -> str:
-        """The task state ``RateLimitedSyncOperator._report`` gives this outcome (when_blocked=skipped)."""
-        if self.error is None:
-            return "success"
-        if self.error.kind in BLOCKED_KINDS and not self.error.sent_requests:
-            return "skipped"
-        return "failed"
+
+class _TaskInstance:
+    """The one ``ti`` method the operator calls outside a real task: ``xcom_push``."""
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
 
 
 def sync_once(
@@ -161,36 +170,60 @@ def sync_once(
     clock: FakeClock,
     sleep: Callable[[float], None],
     rng: random.Random | None = None,
-    handler: Handler = default_handler,
+    handler: Handler | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> SyncOutcome:
-    """One operator-equivalent sync. ``SyncWaitRequired`` propagates after the guard is flushed, as
-    the operator does before deferring; ``checkpoint`` is updated in place, so pass one to resume from it.
+    """One sync through the real ``RateLimitedSyncOperator`` with ``hook`` (its store and clock).
+
+    ``execute`` runs the sync (``_sync`` with ``checkpoint`` to resume from one, as ``execute_complete``
+    does, updating it in place). A deferral comes back as ``SyncWaitRequired`` (the trigger's wait and
+    reason), as the request layer raised it; the task state is read from what ``execute`` raised.
     """
-    guard = hook.open_guard(config, log=LOG)
-    run = SyncRun(
-        config,
-        hook,
-        guard,
-        checkpoint=checkpoint,
-        clock=clock,
-        sleep=sleep,
-        rng=rng or random.Random(7),
-        log=LOG,
+    results: list[SyncResult] = []
+    operator = RateLimitedSyncOperator(
+        task_id=f"sync_{config.source}",
+        source=config.source,
+        config=config,
+        handler=handler,
+        on_result=results.append,
     )
-    error: SyncAbort | None = None
+    operator._clock, operator._sleep, operator._rng = clock, sleep, rng or random.Random(7)
+    operator.__dict__["hook"] = hook  # the operator's cached hook: this one, with its store and clock
+    guards: list[SourceGuard] = []
+    sent = [checkpoint.requests_sent if checkpoint is not None else 0]
+    open_guard, send = hook.open_guard, hook.send
+
+    def opening(*args: Any, **kwargs: Any) -> SourceGuard:
+        guards.append(open_guard(*args, **kwargs))
+        return guards[-1]
+
+    def sending(*args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return send(*args, **kwargs)
+
+    ti = _TaskInstance()
+    context: dict[str, Any] = {"ti": ti, "params": {}}
+    hook.open_guard, hook.send = opening, sending  # type: ignore[method-assign]
     try:
-        items = items_from_handler_return(handler(SyncContext(run, {})))
-    except SyncWaitRequired:
-        run.checkpoint.deferrals += 1
-        guard.flush()
-        raise
-    except SyncAbort as abort:
-        error = abort
-        items = run.checkpoint.items
-    result = run.result(items=items, error=error)
-    guard.finish(result.to_dict())
-    return SyncOutcome(result, error, run, guard)
+        if checkpoint is None:
+            operator.execute(context)
+        else:
+            operator._sync(context, checkpoint=checkpoint)
+        state = "success"
+    except AirflowSkipException:
+        state = "skipped"
+    except AirflowFailException:
+        state = "failed"
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+        raise SyncWaitRequired(trigger.resume_at - clock(), trigger.reason) from None
+    finally:
+        hook.open_guard, hook.send = open_guard, send  # type: ignore[method-assign]
+    (result,) = results
+    error = None
+    if result.error is not None:
+        error = SyncAbort(result.error, result.error_message or "", sent_requests=sent[0] > 0)
+    return SyncOutcome(result, error, guards[-1], state, ti.xcom.get("return_value"))
 
 
 # -- a scripted server --------------------------------------------------------------------------------
@@ -222,7 +255,8 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_port}"
+        self.port = self._httpd.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
 
@@ -269,5 +303,7 @@ def _make_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(reply.body)
             except OSError:  # the client gave up on the body (size bound): expected
                 self.close_connection = True
+
+        do_POST = do_PUT = do_DELETE = do_GET
 
     return Handler

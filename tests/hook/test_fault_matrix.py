@@ -1,9 +1,11 @@
 """The fault matrix (issue 7, item 1): one row per fault, each with its exact expected outcome.
 
-Every row runs one operator-equivalent sync (``sync_once``) of a source against the demo API with a
+Every row runs one sync through the real ``RateLimitedSyncOperator`` (``sync_once``: ``execute`` with
+a minimal context, an in-memory state store and a fake clock) of a source against the demo API with a
 fault switched on (or against a scripted server, or a closed port) and checks: the result kind, how
 many requests the server received, the breaker after the sync, the retries, the exact waits, and the
-task state the operator would give. ``docs/faults.md`` is the same table for readers; the last test
+task state ``execute`` gave (returned: success; ``AirflowSkipException``: skipped;
+``AirflowFailException``: failed). ``docs/faults.md`` is the same table for readers; the last test
 keeps the two in step.
 
 Common settings (``BASE``): 3 retries, backoff 1 s, 2 s, 4 s without jitter, breaker threshold 5,
@@ -239,21 +241,44 @@ ROWS = [
         config=SHORT,
         aborted_bodies=True,
     ),
-    Row("body-10mb", persistent("huge", size_mb=10), K.INVALID_RESPONSE, 1, (CLOSED, 0), 0, (), "failed"),
+    Row("body-10mb", persistent("huge", size_mb=10), K.INVALID_RESPONSE, 1, (CLOSED, 1), 0, (), "failed"),
     Row(
         "body-10mb-chunked",
         None,
         K.INVALID_RESPONSE,
         1,
-        (CLOSED, 0),
+        (CLOSED, 1),
         0,
         (),
         "failed",
         target="script",
         script=(Reply(body=b'{"items": [' + b" " * TEN_MB + b"]}", chunked=True),),
     ),
-    Row("non-json", persistent("malformed"), K.INVALID_RESPONSE, 1, (CLOSED, 0), 0, (), "failed"),
-    Row("wrong-shape", persistent("wrong_shape"), K.INVALID_RESPONSE, 1, (CLOSED, 0), 0, (), "failed"),
+    Row("non-json", persistent("malformed"), K.INVALID_RESPONSE, 1, (CLOSED, 1), 0, (), "failed"),
+    Row("wrong-shape", persistent("wrong_shape"), K.INVALID_RESPONSE, 1, (CLOSED, 1), 0, (), "failed"),
+    Row(
+        "maintenance-page-200",
+        None,
+        K.INVALID_RESPONSE,
+        1,
+        (CLOSED, 1),
+        0,
+        (),
+        "failed",
+        target="script",
+        script=(Reply(body=b"<html><body>Down for maintenance</body></html>"),),
+    ),
+    Row(
+        "unusable-body-not-a-failure",
+        persistent("wrong_shape"),
+        K.INVALID_RESPONSE,
+        1,
+        (CLOSED, 0),
+        0,
+        (),
+        "failed",
+        config={"invalid_response_is_failure": False},
+    ),
     Row("pagination-loop-link", persistent("loop"), K.INVALID_RESPONSE, 2, (CLOSED, 0), 0, (), "failed"),
     Row(
         "pagination-loop-cursor",
@@ -286,6 +311,40 @@ ROWS = [
         0,
         (),
         "success",
+    ),
+    Row(
+        "redirect-loop",
+        persistent("redirect", location="{self}/sponsored"),
+        K.INVALID_RESPONSE,
+        1,
+        (CLOSED, 0),
+        0,
+        (),
+        "failed",
+    ),
+    Row(
+        "redirect-too-many-hops",
+        None,
+        K.INVALID_RESPONSE,
+        6,
+        (CLOSED, 0),
+        0,
+        (),
+        "failed",
+        target="script",
+        script=tuple(Reply(status=302, headers={"Location": f"/sponsored?hop={n}"}) for n in range(1, 9)),
+    ),
+    Row(
+        "redirect-malformed-location",
+        None,
+        K.INVALID_RESPONSE,
+        1,
+        (CLOSED, 0),
+        0,
+        (),
+        "failed",
+        target="script",
+        script=(Reply(status=302, headers={"Location": "http://127.0.0.1:99999/sponsored"}),),
     ),
     Row(
         "next-link-other-host",
@@ -411,6 +470,8 @@ def test_fault(row: Row, server: DemoServer, other_host: DemoServer, monkeypatch
     assert tuple(sleeps) == row.sleeps
     assert all(wait <= config.max_wait / SECOND for wait in sleeps)
     assert outcome.task_state == row.task
+    if row.task != "success":  # the operator pushed the result before ending the task
+        assert outcome.xcom == outcome.result.to_dict()
     assert outcome.result.success is (row.kind is None)
     assert other_host.requests() == []  # nothing ever reaches another host
     if row.target == "demo":

@@ -122,6 +122,7 @@ def test_credentials_never_leak_into_messages_results_state_or_logs(
     demo: DemoServer,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
     fault: dict[str, object] | None,
     kind: SyncErrorKind,
     auth: str,
@@ -152,14 +153,15 @@ def test_credentials_never_leak_into_messages_results_state_or_logs(
     if fault is not None:
         assert demo.requests("sponsored"), "the request must have reached the server"
     assert messages, "at least one attempt was made"
-    assert "attempt 1 of request GET sponsored" in caplog.text, "the run's log lines were captured"
+    logs = caplog.text + capsys.readouterr().out  # the operator's task logger writes to stdout here
+    assert "attempt 1 of request GET /sponsored" in logs, "the run's log lines were captured"
     texts = [
         *messages,
         str(outcome.error),
         repr(outcome.error),
         json.dumps(outcome.result.to_dict()),
         *store.raw.values(),
-        caplog.text,
+        logs,
         json.dumps(hook.get_circuit_breaker_state("sponsored")),
     ]
     encoded = base64.b64encode(f"syncer:{secret}".encode()).decode()

@@ -124,7 +124,7 @@ def test_example_dag_syncs_every_page_and_reports_the_result(
     log = task_log(run, "sync")
     attempts = attempt_lines(log)
     assert len(attempts) == 3, attempts
-    assert all("attempt 1 of request GET airdrops" in line and "-> ok" in line for line in attempts)
+    assert all("attempt 1 of request GET /airdrops" in line and "-> ok" in line for line in attempts)
     summary = re.findall(r"✓ airdrops: (\d+) items in \d+ ms", log)
     assert summary == [str(total)]
 

@@ -16,7 +16,6 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,16 @@ import pytest
 from airflow_sync_provider import DEFAULT_SYNC_CONFIGS, build_sync_dags
 from airflow_sync_provider.config import CircuitBreakerConfig, RateLimitConfig, SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
-from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError
-from airflow_sync_provider.handlers import SyncContext, default_handler
+from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.params import apply_params
 from airflow_sync_provider.policy.breaker import BreakerState
-from airflow_sync_provider.results import SyncErrorKind, SyncResult
+from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
-from airflow_sync_provider.sync_run import SyncRun
 from tests.harness.airflow_cli import DagTestRun, dags_test
+from tests.hook import SyncOutcome
+from tests.hook import sync_once as operator_sync
 
 LOG = logging.getLogger("tests.reliability")
 NOW = 1_800_000_000.0
@@ -60,27 +59,10 @@ class Warnings(list[str]):
         pass
 
 
-@dataclass
-class Outcome:
-    result: SyncResult
-    error: SyncAbort | None
-    sleeps: list[float] = field(default_factory=list)
-
-
-def sync_once(config: SyncConfig, store: InMemoryStateStore, clock: Clock) -> Outcome:
-    """What the operator does for one sync, minus Airflow (guard, handler, result, final write)."""
-    sleeps: list[float] = []
+def sync_once(config: SyncConfig, store: InMemoryStateStore, clock: Clock) -> SyncOutcome:
+    """One sync of ``config`` through the real operator (``tests.hook.sync_once``), waits not slept."""
     hook = RateLimitedSyncHook(conn_id=config.conn_id, store=store, clock=clock)
-    guard = hook.open_guard(config, log=LOG)
-    run = SyncRun(config, hook, guard, clock=clock, sleep=sleeps.append, log=LOG)
-    error: SyncAbort | None = None
-    try:
-        items = default_handler(SyncContext(run, {}))
-    except SyncAbort as abort:
-        error, items = abort, run.checkpoint.items
-    result = run.result(items=items, error=error)
-    guard.finish(result.to_dict())
-    return Outcome(result, error, sleeps)
+    return operator_sync(hook, config, clock=clock, sleep=lambda seconds: None)  # type: ignore[arg-type]
 
 
 def stored(store: InMemoryStateStore, source: str) -> SourceState:
@@ -157,7 +139,7 @@ def test_unusable_connection_ends_the_sync_with_a_message_naming_the_field(
 
     assert outcome.error is not None
     assert (outcome.error.kind, str(outcome.error)) == (SyncErrorKind.CONNECTION_ERROR, message)
-    assert outcome.error.sent_requests is False  # the task fails (not skipped) and nothing was sent
+    assert outcome.error.sent_requests is False and outcome.task_state == "failed"  # nothing was sent
     assert (outcome.result.success, outcome.result.error_message) == (False, message)
     assert demo.requests() == []
     state = stored(store, "points")

@@ -1,10 +1,13 @@
 """Planted secrets: sent to the API, found nowhere else.
 
-One ``airflow dags test`` run of a DAG with ten sync tasks over three connections that carry planted
+One ``airflow dags test`` run of a DAG with twelve sync tasks over five connections that carry planted
 values (a basic-auth password, an API key in an extra header, an API key sent through
-``api_key_header``): successes, 401, 403, an outage, a timeout, a redirect to another host and a
-Retry-After of a year. StatsD is on (to a UDP listener), logging is at DEBUG and Airflow's masking of
-sensitive fields is off, so nothing hides a leak. Then every place a value could end up is searched:
+``api_key_header``, an API key sent as a query parameter through ``api_key_param``): successes, 401,
+403, an outage, a timeout, a redirect to another host, a Retry-After of a year, and two APIs that put
+the caller's key into their next-page links, once in the query (``?page=2&api_key=KEY``) and once in
+the path (``/KEY/2``), the next page then failing so the URL lands in the error message. StatsD is
+on (to a UDP listener), logging is at DEBUG and Airflow's masking of sensitive fields is off, so
+nothing hides a leak. Then every place a value could end up is searched:
 the run's output (where ``airflow dags test`` writes the task logs), every file under the session's
 AIRFLOW_HOME (the metadata DB with its XCom, Variables, rendered fields and run conf), XCom and
 Variables read back through Airflow, the ``on_result`` payloads, the exception messages and every
@@ -32,6 +35,7 @@ import pytest
 from airflow_sync_provider.demo.server import DemoServer
 from tests.harness.airflow_cli import DagTestRun, dags_test
 from tests.harness.statsd import UdpListener
+from tests.hook import Reply, ScriptedServer
 
 pytestmark = pytest.mark.airflow
 
@@ -67,6 +71,8 @@ TASKS = {  # task id: (connection, changes)
     "key_header_redirect": ("rel_key_header", {}),
     "basic_retry_after_year": ("rel_basic", {}),
     "extra_key_retry_after_date": ("rel_extra_key", {}),
+    "param_key_next_link": ("rel_param_key_query", {"max_retries": 0}),
+    "param_key_path_link": ("rel_param_key_path", {"max_retries": 0}),
 }
 FAST = BackoffConfig(initial_delay=timedelta(milliseconds=50), max_delay=timedelta(milliseconds=100))
 
@@ -88,7 +94,7 @@ with DAG(
 '''
 
 
-def conn(server: DemoServer, **fields: Any) -> str:
+def conn(server: DemoServer | ScriptedServer, **fields: Any) -> str:
     body: dict[str, Any] = {"conn_type": "http", "host": "127.0.0.1", "port": server.port, **fields}
     if isinstance(body.get("extra"), dict):
         body["extra"] = json.dumps(body["extra"])
@@ -135,14 +141,26 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
     password = f"PLANTED-pw-{secrets.token_hex(8)}"
     extra_key = f"PLANTED-key-{secrets.token_hex(8)}"
     header_key = f"PLANTED-key-{secrets.token_hex(8)}"
+    param_key = f"PLANTED-key-{secrets.token_hex(8)}"
     basic = base64.b64encode(f"{LOGIN}:{password}".encode()).decode()
-    planted = {"password": password, "extra key": extra_key, "api_key_header key": header_key, "basic": basic}
+    planted = {
+        "password": password,
+        "extra key": extra_key,
+        "api_key_header key": header_key,
+        "api_key_param key": param_key,
+        "basic": basic,
+    }
+    # APIs that echo the caller's key into their next-page links (query, path); the next page fails
+    query_link = f'</rel_sec_param_key_next_link?page=2&api_key={param_key}>; rel="next"'
+    path_link = f'</rel_sec_param_key_path_link/{param_key}/2>; rel="next"'
+    query_api = ScriptedServer([Reply.page([{"id": 1}], Link=query_link), Reply(status=500)])
+    path_api = ScriptedServer([Reply.page([{"id": 1}], Link=path_link), Reply(status=404)])
 
     home = Path(os.environ["AIRFLOW_HOME"])
     (Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "rel_secrets.py").write_text(SECRETS_DAG)
     result_file = tmp_path / "results.jsonl"
     listener = UdpListener()
-    with DemoServer(port=0) as demo, DemoServer(port=0) as other:
+    with DemoServer(port=0) as demo, DemoServer(port=0) as other, query_api, path_api:
         demo.set_fault("status", source="rel_sec_basic_401", status_code=401)
         demo.set_fault("status", source="rel_sec_key_header_403", status_code=403)
         demo.set_fault("outage", source="rel_sec_extra_key_outage")
@@ -170,6 +188,12 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
                     demo, login=LOGIN, password=header_key, extra={"api_key_header": "X-Api-Key"}
                 ),
                 AIRFLOW_CONN_REL_OTHER=conn(other, login=LOGIN, password=password),
+                AIRFLOW_CONN_REL_PARAM_KEY_QUERY=conn(
+                    query_api, password=param_key, extra={"api_key_param": "api_key"}
+                ),
+                AIRFLOW_CONN_REL_PARAM_KEY_PATH=conn(
+                    path_api, password=param_key, extra={"api_key_param": "api_key"}
+                ),
                 REL_RESULT_FILE=str(result_file),
                 AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
                 AIRFLOW__CORE__HIDE_SENSITIVE_VAR_CONN_FIELDS="False",
@@ -196,6 +220,8 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
         "key_header_redirect": "failed",
         "basic_retry_after_year": "failed",
         "extra_key_retry_after_date": "failed",
+        "param_key_next_link": "failed",
+        "param_key_path_link": "failed",
     }
     assert {t: run.task_state(t) for t in expected_states} == expected_states, run.output[-5000:]
     assert run.state == "failed"
@@ -221,10 +247,13 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
         "key_header_redirect": ("INVALID_RESPONSE", 0),
         "basic_retry_after_year": ("RATE_LIMITED", 0),
         "extra_key_retry_after_date": ("RATE_LIMITED", 0),
+        "param_key_next_link": ("HTTP_ERROR", 0),
+        "param_key_path_link": ("HTTP_ERROR", 0),
     }
 
     # -- the secrets did reach the API, in the right header ----------------------------------------------
-    for task_id in expected_states:
+    link_apis = {"param_key_next_link": query_api, "param_key_path_link": path_api}
+    for task_id in expected_states.keys() - link_apis.keys():
         requests = seen[f"rel_sec_{task_id}"]
         assert requests, task_id
         for request in requests:
@@ -238,6 +267,22 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
             # params changed neither the host nor the path
             assert request["path"] == f"/rel_sec_{task_id}", request["path"]
     assert other_seen == [], "the other host received a request (param override or followed redirect)"
+    # the api_key_param key went as a query parameter, the next link was followed as given (once)
+    assert [r["path"] for r in query_api.log] == [
+        f"/rel_sec_param_key_next_link?api_key={param_key}",
+        f"/rel_sec_param_key_next_link?page=2&api_key={param_key}",
+    ]
+    assert [r["path"] for r in path_api.log] == [
+        f"/rel_sec_param_key_path_link?api_key={param_key}",
+        f"/rel_sec_param_key_path_link/{param_key}/2?api_key={param_key}",
+    ]
+    assert all("Authorization" not in r["headers"] for api in link_apis.values() for r in api.log)
+    # and the messages name those URLs with the key masked
+    assert (
+        "GET /rel_sec_param_key_next_link?page=2&api_key=*** -> 500"
+        in results["param_key_next_link"]["error_message"]
+    )
+    assert "GET /rel_sec_param_key_path_link/***/2 -> 404" in results["param_key_path_link"]["error_message"]
 
     # -- a Retry-After of a year ends the sync at once -------------------------------------------------
     for task_id in ("basic_retry_after_year", "extra_key_retry_after_date"):

@@ -80,7 +80,14 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
         "source": "airdrops",
         "endpoint": "/airdrops",
         "schedule": "0 * * * *",
-        "rate_limit": {"max_requests": 60, "window": "1h"},
+        "rate_limit": {
+            "max_requests": 60,
+            "window": "1h",
+            "learn_from_headers": True,
+            "remaining_header": None,
+            "reset_header": None,
+            "reset_is": "auto",
+        },
         "backoff": {
             "initial_delay": "1s",
             "max_delay": "1m",
@@ -195,6 +202,11 @@ BAD_VALUES = [
     (SyncConfig, {"source": "a", "max_pages": 0}, "max_pages", 0),
     (SyncConfig, {"source": "a", "items_key": ""}, "items_key", ""),
     (SyncConfig, {"source": "a", "max_response_bytes": 100}, "max_response_bytes", 100),
+    (RateLimitConfig, {"learn_from_headers": "yes"}, "rate_limit.learn_from_headers", "yes"),
+    (RateLimitConfig, {"remaining_header": "x left"}, "rate_limit.remaining_header", "x left"),
+    (RateLimitConfig, {"remaining_header": ""}, "rate_limit.remaining_header", ""),
+    (RateLimitConfig, {"reset_header": "x-reset"}, "rate_limit.reset_header", "x-reset"),
+    (RateLimitConfig, {"reset_is": "minutes"}, "rate_limit.reset_is", "minutes"),
 ]
 
 
@@ -418,7 +430,10 @@ def test_round_trip_of_a_custom_config():
     )
     data = config.to_dict()
     assert data["schedule"] == "90m"
-    assert data["rate_limit"] == {"max_requests": 7, "window": "1500ms"}
+    assert {k: data["rate_limit"][k] for k in ("max_requests", "window")} == {
+        "max_requests": 7,
+        "window": "1500ms",
+    }
     assert data["backoff"]["initial_delay"] == "250ms"
     assert data["backoff"]["max_delay"] == "2h"
     assert data["circuit_breaker"]["reset_timeout"] == "2d"
@@ -527,3 +542,19 @@ def test_safety_margin_defaults_to_1s_at_most_a_tenth_of_the_window() -> None:
 def test_a_bad_safety_margin_is_named(value: object, expected: str) -> None:
     with pytest.raises(SyncConfigError, match=re.escape(expected)):
         RateLimitConfig(safety_margin=value)  # type: ignore[arg-type]
+
+
+def test_quota_header_fields_from_yaml_form():
+    config = SyncConfig.from_dict(
+        {
+            "source": "a",
+            "rate_limit": {"remaining_header": "x-app-ratelimit-remaining", "reset_header": "x-app-reset"},
+        }
+    )
+    assert config.rate_limit.learn_from_headers is True
+    assert config.rate_limit.remaining_header == "x-app-ratelimit-remaining"
+    assert config.rate_limit.reset_is == "auto"
+    off = SyncConfig.from_dict(
+        {"source": "a", "rate_limit": {"learn_from_headers": False, "reset_is": "epoch"}}
+    )
+    assert (off.rate_limit.learn_from_headers, off.rate_limit.reset_is) == (False, "epoch")

@@ -115,6 +115,7 @@ def test_provider_info():
     assert connection["connection-type"] == "sync_http"
     assert "api_key_header" in connection["conn-fields"]
     assert connection["conn-fields"]["api_key_header"]["schema"]["type"] == ["string", "null"]
+    assert connection["conn-fields"]["api_key_param"]["schema"]["type"] == ["string", "null"]
     assert "ui-field-behaviour" in connection
     modules = {
         kind: [m for entry in info[kind] for m in entry["python-modules"]]

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.state import (
     SCHEMA_VERSION,
     InMemoryStateStore,
@@ -71,6 +72,9 @@ def full_state() -> SourceState:
             "started_at": "2025-11-29T04:20:00+00:00",
         },
         updated_at=1_764_390_301.75,
+        quota=Quota(
+            remaining=0, reset_at=1_764_390_320.0, limit=10, window=60.0, observed_at=1_764_390_300.0
+        ),
     )
 
 
@@ -102,6 +106,9 @@ class TestStateStoreContract:
         assert loaded.window == (1_764_389_000.123456, 1_764_389_500.5, 1_764_390_300.0)
         assert loaded.last_result == state.last_result
         assert loaded.updated_at == 1_764_390_301.75
+        assert loaded.quota == Quota(
+            remaining=0, reset_at=1_764_390_320.0, limit=10, window=60.0, observed_at=1_764_390_300.0
+        )
 
     @pytest.mark.parametrize("breaker_state", list(BreakerState))
     def test_round_trip_of_each_breaker_state(self, store, breaker_state):
@@ -359,3 +366,20 @@ def test_to_json_is_canonical():
         '"opened_at":null,"probes_in_flight":0,"state":"closed"},"last_result":null,"schema_version":1,'
         '"source":"points","updated_at":null,"window":[1.123457]}'
     )
+
+
+@pytest.mark.parametrize(
+    "quota", ["nope", {"remaining": -1}, {"remaining": 1.5}, {"limit": "10"}, {"reset_at": True}]
+)
+def test_malformed_quota_is_dropped_with_a_warning_and_the_rest_kept(quota):
+    data = json.loads(full_state().to_json())
+    data["quota"] = quota
+    warnings: list[str] = []
+    state = SourceState.from_json(json.dumps(data), "airdrops", on_warning=warnings.append)
+    assert state.quota is None
+    assert state.breaker == full_state().breaker
+    assert any("quota is malformed" in w for w in warnings)
+
+
+def test_a_state_without_quota_has_none_and_writes_no_key():
+    assert "quota" not in json.loads(SourceState("airdrops").to_json())
