@@ -355,10 +355,8 @@ class SyncConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in _SECTIONS:
-                value = {  # an optional field left unset (None by default) is left out
-                    sf.name: _plain(getattr(value, sf.name))
-                    for sf in dataclasses.fields(value)
-                    if sf.init and not (sf.default is None and getattr(value, sf.name) is None)
+                value = {
+                    sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
                 }
             out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
         return out

@@ -179,11 +179,17 @@ def merge(ours: SourceState, theirs: SourceState, *, known: Iterable[float] = ()
 
     The window is ours plus the entries the other writer added (``theirs`` minus ``known``, the log
     as we last read or wrote it); the breaker is the more severe of the two (``breaker.merge``).
-    Our ``last_result`` and writer stay.
+    The newer learned ``quota`` wins; our ``last_result`` and writer stay.
     """
+    quota = ours.quota
+    if theirs.quota is not None and (
+        quota is None or (theirs.quota.observed_at or 0) > (quota.observed_at or 0)
+    ):
+        quota = theirs.quota
     return ours.replace(
         window=newest(rate_limit.merge(ours.window, theirs.window, tuple(known))),
         breaker=breaker_policy.merge(ours.breaker, theirs.breaker),
+        quota=quota,
     )
 
 
@@ -206,7 +212,8 @@ def _quota(value: Any, warn: Warn) -> Quota | None:
     except ValueError as exc:
         warn(f"quota is malformed ({exc}); it is dropped and learned again")
         return None
-    return Quota(**{k: None if v is None else int(v) for k, v in counts.items()}, **times)
+    remaining, limit = (None if v is None else int(v) for v in (counts["remaining"], counts["limit"]))
+    return Quota(remaining=remaining, limit=limit, **times)
 
 
 class StateStore(Protocol):

@@ -83,6 +83,7 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
         "rate_limit": {
             "max_requests": 60,
             "window": "1h",
+            "safety_margin": None,
             "learn_from_headers": True,
             "remaining_header": None,
             "reset_header": None,
@@ -525,7 +526,7 @@ def test_safety_margin_defaults_to_1s_at_most_a_tenth_of_the_window() -> None:
     parsed = SyncConfig.from_dict({"source": "a", "rate_limit": {"safety_margin": "500ms"}})
     assert parsed.rate_limit.margin == timedelta(milliseconds=500)
     assert SyncConfig.from_dict(parsed.to_dict()) == parsed
-    assert "safety_margin" not in SyncConfig(source="a").to_dict()["rate_limit"]
+    assert SyncConfig(source="a").to_dict()["rate_limit"]["safety_margin"] is None  # unset: the default
 
 
 @pytest.mark.parametrize(

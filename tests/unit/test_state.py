@@ -334,6 +334,12 @@ def test_merge_unites_windows_and_keeps_the_severe_breaker_and_our_result():
     assert merged.window == (1.0, 2.5, 3.0, 4.0)
     assert merged.breaker == opened
     assert (merged.last_result, merged.writer) == ({"success": True}, "me")
+    learned = Quota(remaining=3, limit=10, observed_at=8.0)
+    assert merge(ours, theirs.replace(quota=learned)).quota == learned  # the newer learned quota wins
+    assert (
+        merge(ours.replace(quota=learned), theirs.replace(quota=Quota(remaining=9, observed_at=1.0))).quota
+        == learned
+    )
 
 
 def test_missing_optional_fields_take_defaults():
