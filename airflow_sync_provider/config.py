@@ -22,6 +22,8 @@ from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.policy.quota import RESET_FORMS
 
 MAX_WINDOW_ENTRIES = 10_000
+DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
+"""``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
 MAX_REDIRECTS = 20
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
@@ -66,6 +68,17 @@ class RateLimitConfig:
     prefix: ClassVar[str] = "rate_limit"
     max_requests: int = 60
     window: timedelta = timedelta(hours=1)
+    safety_margin: timedelta | None = None
+    """How long a slot is held past ``window`` after its response arrived, for the time a request
+    takes to reach the API; ``None``: ``DEFAULT_SAFETY_MARGIN``, at most a tenth of the window."""
+
+    @property
+    def margin(self) -> timedelta:
+        """The safety margin in effect."""
+        if self.safety_margin is not None:
+            return self.safety_margin
+        return min(DEFAULT_SAFETY_MARGIN, self.window / 10)
+
     learn_from_headers: bool = True
     """Obey the quota the API reports (``RateLimit-*``, ``X-RateLimit-*``, ``Retry-After``)."""
     remaining_header: str | None = None
@@ -84,6 +97,14 @@ class RateLimitConfig:
             f"must be <= {MAX_WINDOW_ENTRIES}",
         )
         _duration(f"{self.prefix}.window", self.window)
+        if self.safety_margin is not None:
+            _duration(f"{self.prefix}.safety_margin", self.safety_margin, positive=False)
+            _require(
+                self.safety_margin < self.window,
+                f"{self.prefix}.safety_margin",
+                self.safety_margin,
+                f"must be shorter than rate_limit.window ({self.window})",
+            )
         _require(
             isinstance(self.learn_from_headers, bool),
             f"{self.prefix}.learn_from_headers",

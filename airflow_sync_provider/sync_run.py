@@ -155,6 +155,7 @@ class SyncRun:
                         f"{admission.message}, beyond max_wait={cfg.max_wait / SECOND:g}s",
                         sent_requests=cp.requests_sent > 0,
                     )
+                self._check_budget(admission.wait)
                 self.log.info(
                     "Rate limit window of %s is full: waiting %.1fs for a slot", cfg.source, admission.wait
                 )
@@ -245,7 +246,7 @@ class SyncRun:
         self._wait(delay, why)
 
     def _wait(self, seconds: float, reason: str) -> None:
-        self._check_budget(seconds)
+        """Sleep through a short wait or defer a long one (the caller has checked the budget)."""
         if seconds > self.config.defer_after / SECOND:
             raise SyncWaitRequired(seconds, reason)
         if seconds > 0:

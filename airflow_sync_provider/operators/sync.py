@@ -84,7 +84,16 @@ class RateLimitedSyncOperator(BaseOperator):
             raise ValueError(
                 f"defer_timeout_margin must be a positive timedelta, got {defer_timeout_margin!r}"
             )
-        kwargs.setdefault("pool", config.pool)
+        if kwargs.get("pool") is None:
+            kwargs["pool"] = config.pool
+        pool = kwargs["pool"]
+        if pool != config.pool:  # the pool is what makes each sync the source's only writer
+            raise SyncConfigError(
+                "pool",
+                pool,
+                f"must be {config.pool!r} (or left out): every writer of {source!r}'s state runs in "
+                "that 1-slot pool, a sync outside it can overshoot the rate limit",
+            )
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("task_id", f"sync_{source}")
         super().__init__(**kwargs)
@@ -134,7 +143,9 @@ class RateLimitedSyncOperator(BaseOperator):
             record = None
         checkpoint, error = deferral.timed_out(record, self._clock())
         config, _ = self._params(context)
-        guard = self.hook.open_guard(config, log=self.log, on_transition=self._on_transition)
+        guard = self.hook.open_guard(
+            config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
+        )
         self._context, self._breaker_seen = context, guard.state.breaker
         run = SyncRun(config, self.hook, guard, checkpoint=checkpoint, clock=self._clock, log=self.log)
         return self._finish(context, run, guard, checkpoint.items, error)
@@ -150,7 +161,9 @@ class RateLimitedSyncOperator(BaseOperator):
     def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
         config, dry_run = self._params(context)
         self._context = context
-        guard = self.hook.open_guard(config, log=self.log, on_transition=self._on_transition)
+        guard = self.hook.open_guard(
+            config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
+        )
         self._breaker_seen = guard.state.breaker
         if dry_run:
             return self._dry_run(context, config, guard)
@@ -293,7 +306,7 @@ class RateLimitedSyncOperator(BaseOperator):
     def _alert_rate_limited(self, context: Mapping[str, Any], result: SyncResult, guard: SourceGuard) -> None:
         retry_at = None
         if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and guard.state.window:
-            retry_at = min(guard.state.window) + guard.window_seconds
+            retry_at = min(guard.state.window) + guard.hold_seconds
         alert = alerts.rate_limited_alert(
             result,
             guard.state.breaker,
@@ -356,3 +369,13 @@ class RateLimitedSyncOperator(BaseOperator):
                 context=self._context,
             )
             self._send_alert("on_breaker_close", self.on_breaker_close, alert, self._context)
+
+
+def writer_id(context: Mapping[str, Any]) -> str | None:
+    """``dag_id/run_id`` of the running task: the ``writer`` of its state writes."""
+    run = context.get("dag_run")
+    dag_id = getattr(run, "dag_id", None)
+    run_id = getattr(run, "run_id", None) or context.get("run_id")
+    if not run_id:
+        return None
+    return f"{dag_id}/{run_id}" if dag_id else str(run_id)

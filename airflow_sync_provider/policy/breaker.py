@@ -137,10 +137,12 @@ def before_request(snap: BreakerSnapshot, settings: BreakerSettings, now: float)
             probes_in_flight=1,
         )
         return Permit(True, half, moved)
-    # half-open: a bounded number of probes; probes lost to a crash expire after reset_timeout
-    since = snap.half_open_since if snap.half_open_since is not None else now
+    # half-open: a bounded number of probes; probes lost to a crash expire after reset_timeout.
+    # A half-open state without ``half_open_since`` (hand-edited, or written by an older provider)
+    # cannot tell how old its probes are: they count as expired, so it can never stick.
+    since = snap.half_open_since
     in_flight = snap.probes_in_flight
-    if now - since >= settings.reset_timeout:
+    if since is None or now - since >= settings.reset_timeout:
         in_flight, since = 0, now
     if in_flight < settings.half_open_max_attempts:
         return Permit(True, dataclasses.replace(snap, probes_in_flight=in_flight + 1, half_open_since=since))
@@ -185,6 +187,17 @@ def record_neutral(snap: BreakerSnapshot) -> BreakerSnapshot:
     if snap.state is BreakerState.HALF_OPEN and snap.probes_in_flight > 0:
         return dataclasses.replace(snap, probes_in_flight=snap.probes_in_flight - 1)
     return snap
+
+
+SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def merge(ours: BreakerSnapshot, theirs: BreakerSnapshot) -> BreakerSnapshot:
+    """Two writers' views of one breaker: the more severe state (open > half-open > closed) wins,
+    with the higher failure count of the two. A tie keeps ``ours``."""
+    winner = theirs if SEVERITY[theirs.state] > SEVERITY[ours.state] else ours
+    count = max(ours.failure_count, theirs.failure_count)
+    return winner if winner.failure_count == count else dataclasses.replace(winner, failure_count=count)
 
 
 def reset(snap: BreakerSnapshot, now: float) -> tuple[BreakerSnapshot, Transition | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from datetime import timedelta
 
 import pytest
@@ -89,6 +90,7 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
         "rate_limit": {
             "max_requests": 60,
             "window": "1h",
+            "safety_margin": None,
             "learn_from_headers": True,
             "remaining_header": None,
             "reset_header": None,
@@ -576,6 +578,32 @@ def test_parse_duration_errors(raw):
     assert info.value.field == "backoff.max_delay"
     assert str(info.value).startswith("backoff.max_delay ")
     assert str(info.value).endswith(f"got {raw!r}")
+
+
+def test_safety_margin_defaults_to_1s_at_most_a_tenth_of_the_window() -> None:
+    assert RateLimitConfig().margin == timedelta(seconds=1)
+    assert RateLimitConfig(window=timedelta(seconds=2)).margin == timedelta(milliseconds=200)
+    assert RateLimitConfig(safety_margin=timedelta(0)).margin == timedelta(0)
+    parsed = SyncConfig.from_dict({"source": "a", "rate_limit": {"safety_margin": "500ms"}})
+    assert parsed.rate_limit.margin == timedelta(milliseconds=500)
+    assert SyncConfig.from_dict(parsed.to_dict()) == parsed
+    assert SyncConfig(source="a").to_dict()["rate_limit"]["safety_margin"] is None  # unset: the default
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (timedelta(seconds=-1), "rate_limit.safety_margin must be a timedelta >= 0, got"),
+        (
+            timedelta(hours=1),
+            "rate_limit.safety_margin must be shorter than rate_limit.window (1:00:00), got",
+        ),
+        (5, "rate_limit.safety_margin must be a timedelta >= 0, got 5"),
+    ],
+)
+def test_a_bad_safety_margin_is_named(value: object, expected: str) -> None:
+    with pytest.raises(SyncConfigError, match=re.escape(expected)):
+        RateLimitConfig(safety_margin=value)  # type: ignore[arg-type]
 
 
 def test_quota_header_fields_from_yaml_form():

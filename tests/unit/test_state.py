@@ -15,6 +15,7 @@ from airflow_sync_provider.state import (
     InMemoryStateStore,
     SourceState,
     VariableStateStore,
+    merge,
     variable_key,
 )
 
@@ -331,6 +332,40 @@ def test_a_huge_window_is_truncated_to_its_newest_entries():
     assert state.window[0] == 1_000_001.0
     assert state.window[-1] == 1_010_000.0
     assert state.breaker == full_state().breaker
+
+
+def test_an_unordered_window_keeps_its_newest_entries_by_time_not_by_position():
+    """A foreign or hand-edited log need not be sorted: cutting by list position dropped live entries."""
+    newest_first = [2_000_000.0 - i for i in range(10_001)]
+    state = SourceState.from_json(dumps(good(window=newest_first)), "airdrops", on_warning=pytest.fail)
+    assert len(state.window) == 10_000
+    assert (state.window[0], state.window[-1]) == (1_990_001.0, 2_000_000.0)
+    assert list(state.window) == sorted(state.window)
+
+
+def test_writer_round_trips_and_is_optional():
+    state = SourceState("points", updated_at=5.0, writer="sync_points/manual__1")
+    assert SourceState.from_json(state.to_json(), "points", on_warning=pytest.fail) == state
+    assert '"writer"' not in SourceState("points").to_json()  # older readers see the old shape
+    body = json.loads(state.to_json())
+    assert body["writer"] == "sync_points/manual__1" and body["schema_version"] == SCHEMA_VERSION
+
+
+def test_merge_unites_windows_and_keeps_the_severe_breaker_and_our_result():
+    opened = BreakerSnapshot(state=BreakerState.OPEN, failure_count=5, opened_at=10.0)
+    theirs = SourceState("points", breaker=opened, window=(1.0, 2.0, 3.0), writer="other", updated_at=9.0)
+    ours = SourceState("points", window=(1.0, 2.5, 4.0), last_result={"success": True}, writer="me")
+    # we had read (1.0, 2.0), our pre-send stamp; 2.0 has since moved to our response time 2.5
+    merged = merge(ours, theirs, known=(1.0, 2.0))
+    assert merged.window == (1.0, 2.5, 3.0, 4.0)
+    assert merged.breaker == opened
+    assert (merged.last_result, merged.writer) == ({"success": True}, "me")
+    learned = Quota(remaining=3, limit=10, observed_at=8.0)
+    assert merge(ours, theirs.replace(quota=learned)).quota == learned  # the newer learned quota wins
+    assert (
+        merge(ours.replace(quota=learned), theirs.replace(quota=Quota(remaining=9, observed_at=1.0))).quota
+        == learned
+    )
 
 
 def test_missing_optional_fields_take_defaults():
