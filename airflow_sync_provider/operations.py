@@ -184,7 +184,7 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
     from airflow_sync_provider.policy import rate_limit
 
     b = state.breaker
-    in_window = len(rate_limit.prune(state.window, now, hold_seconds(config)))
+    in_window = len(rate_limit.prune(state.window, now, hold_seconds(config)))  # buckets count too
     return {
         "source": state.source,
         "state": b.state.value,

@@ -12,6 +12,11 @@ last write, so a sync can tell a foreign write from its own (see ``merge``). ``w
 time order, at most ``MAX_WINDOW_ENTRIES`` long (the newest): every limit is at most that large,
 so the newest entries decide every admission exactly.
 
+Above ``rate_limit.LOG_MAX`` live requests the window is bucketed (``policy.buckets``), stored as
+``"window": []`` plus ``"window_buckets": {"width": 36.0, "counts": [[49011000, 57], ...]}`` (bucket
+index, request count; bucket ``i`` ends at ``i * width``). Also added without a schema bump: an
+older provider ignores the key and sees an empty window.
+
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
 """
@@ -31,6 +36,7 @@ from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy import breaker as breaker_policy
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy.buckets import Buckets
 from airflow_sync_provider.policy.quota import Quota
 
 SCHEMA_VERSION = 1
@@ -50,7 +56,8 @@ class SourceState:
 
     source: str
     breaker: BreakerSnapshot = field(default_factory=BreakerSnapshot)
-    window: tuple[float, ...] = ()
+    window: rate_limit.Window = ()
+    """A log of request times, or ``Buckets`` for large limits (``rate_limit.fit`` chooses)."""
     last_result: dict[str, Any] | None = None
     updated_at: float | None = None
     writer: str | None = None
@@ -69,10 +76,12 @@ class SourceState:
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [round(t, 6) for t in newest(self.window)],
+            "window": [] if isinstance(self.window, Buckets) else list(stored_window(self)),
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
+        if isinstance(self.window, Buckets):
+            body["window_buckets"] = {"width": self.window.width, "counts": self.window.counts}
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
@@ -152,7 +161,9 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
     # by time, not by list position: a hand-edited or foreign log need not be in order
-    stamps = newest(t for t in (_number(t, "window[]") for t in window) if t is not None)
+    stamps: rate_limit.Window = newest(t for t in (_number(t, "window[]") for t in window) if t is not None)
+    if data.get("window_buckets") is not None:
+        stamps = rate_limit.union(_buckets(data["window_buckets"]), stamps)
     last = data.get("last_result")
     writer = data.get("writer")
     quota = _quota(data.get("quota"), warn)
@@ -175,7 +186,24 @@ def newest(stamps: Iterable[float]) -> tuple[float, ...]:
     return tuple(ordered[-MAX_WINDOW_ENTRIES:])
 
 
-def merge(ours: SourceState, theirs: SourceState, *, known: Iterable[float] = ()) -> SourceState:
+def _buckets(value: Any) -> Buckets:
+    if not isinstance(value, dict):
+        raise ValueError(f"window_buckets must be an object, got {value!r}")
+    width = _number(value.get("width"), "window_buckets.width")
+    counts = value.get("counts")
+    if not isinstance(counts, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) and p[1] > 0 for p in counts
+    ):
+        raise ValueError(f"window_buckets.counts must be [[index, count > 0], ...], got {counts!r}")
+    if width is None or width <= 0:
+        raise ValueError(f"window_buckets.width must be > 0, got {width!r}")
+    merged: dict[int, int] = {}
+    for index, count in counts:
+        merged[index] = merged.get(index, 0) + count
+    return Buckets(width, tuple(sorted(merged.items())))
+
+
+def merge(ours: SourceState, theirs: SourceState, *, known: rate_limit.Window = ()) -> SourceState:
     """``ours`` about to be saved over a foreign write ``theirs``: keep what both know.
 
     The window is ours plus the entries the other writer added (``theirs`` minus ``known``, the log
@@ -188,14 +216,21 @@ def merge(ours: SourceState, theirs: SourceState, *, known: Iterable[float] = ()
     ):
         quota = theirs.quota
     return ours.replace(
-        window=newest(rate_limit.merge(ours.window, theirs.window, tuple(known))),
+        window=capped(rate_limit.merge(ours.window, theirs.window, known)),
         breaker=breaker_policy.merge(ours.breaker, theirs.breaker),
         quota=quota,
     )
 
 
-def stored_window(state: SourceState) -> tuple[float, ...]:
+def capped(window: rate_limit.Window) -> rate_limit.Window:
+    """A log cut to its newest ``MAX_WINDOW_ENTRIES``; buckets as they are."""
+    return window if isinstance(window, Buckets) else newest(window)
+
+
+def stored_window(state: SourceState) -> rate_limit.Window:
     """The window exactly as ``to_json`` stores it (what a reader of our write gets back)."""
+    if isinstance(state.window, Buckets):
+        return state.window
     return tuple(round(t, 6) for t in newest(state.window))
 
 

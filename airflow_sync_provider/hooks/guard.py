@@ -65,10 +65,9 @@ def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], Non
             changes[name] = now
             if value > now + SKEW_TOLERANCE:
                 fixes.append(f"breaker.{name} {value - now:.0f}s in the future")
-    ahead = [t for t in state.window if t > now]
-    window = tuple(min(t, now) for t in state.window) if ahead else state.window
-    if ahead and max(ahead) > now + SKEW_TOLERANCE:
-        fixes.append(f"{len(ahead)} window entries up to {max(ahead) - now:.0f}s in the future")
+    window, ahead, furthest = rate_limit.clamp_future(state.window, now)
+    if ahead and furthest > SKEW_TOLERANCE:
+        fixes.append(f"{ahead} window entries up to {furthest:.0f}s in the future")
     updated_at = state.updated_at
     if updated_at is not None and updated_at > now:
         updated_at = now
@@ -251,8 +250,11 @@ class SourceGuard:
             self.config.source,
         )
         theirs = clamp_future_times(current.replace(window=()), now, self.log.warning)
-        added = tuple(min(t, now) for t in rate_limit.merge((), current.window, self._known))
-        self.state = merge(self.state, theirs.replace(window=added))
+        added, _, _ = rate_limit.clamp_future(rate_limit.added(current.window, self._known), now)
+        merged = merge(self.state, theirs.replace(window=added))
+        limit = self.config.rate_limit.max_requests
+        window = rate_limit.fit(merged.window, now, max_requests=limit, window=self.hold_seconds)
+        self.state = merged.replace(window=window)
         self._seen = (current.writer, current.updated_at)
         self._known = current.window
 

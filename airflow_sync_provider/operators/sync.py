@@ -34,6 +34,7 @@ from airflow_sync_provider.links import SyncDashboardLink
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params, run_overrides
+from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import SourceState
@@ -305,8 +306,9 @@ class RateLimitedSyncOperator(BaseOperator):
 
     def _alert_rate_limited(self, context: Mapping[str, Any], result: SyncResult, guard: SourceGuard) -> None:
         retry_at = None
-        if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and guard.state.window:
-            retry_at = min(guard.state.window) + guard.hold_seconds
+        oldest = rate_limit.oldest(guard.state.window)
+        if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and oldest is not None:
+            retry_at = oldest + guard.hold_seconds
         alert = alerts.rate_limited_alert(
             result,
             guard.state.breaker,

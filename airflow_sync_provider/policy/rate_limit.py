@@ -1,11 +1,17 @@
-"""Sliding-window log limiter: never more than ``max_requests`` requests in any ``window`` seconds.
+"""Sliding-window limiter: never more than ``max_requests`` requests in any ``window`` seconds.
 
-The log holds the times of the requests still inside the window. Entries leave it by time only:
-a run with a tighter limit (a trigger param, a second DAG of the same source, a lowered config) is
-refused while the log is longer than its limit, but it never shortens the log, so a later run with
-the larger limit still sees every request of the window. A request at ``t`` frees its slot at
-``t + window`` (the guard passes the window plus its safety margin, and stamps each slot with the
-time its response arrived).
+The window is kept in one of two forms, chosen per state by ``fit`` (``acquire`` applies it):
+
+* a **log** (a tuple of request times) while at most ``LOG_MAX`` requests can be live in it: exact;
+* **buckets** (``policy.buckets.Buckets``, ``BUCKETS_PER_WINDOW`` per window) above that: counts
+  per bucket, a bucket freeing only when its end (its latest possible request) has left the window.
+  Never more than the limit; a slot frees at most one bucket width (1/100 of the window) late.
+
+Entries leave by time only: a run with a tighter limit (a trigger param, a second DAG of the same
+source, a lowered config) is refused while the window holds more than its limit, but it never
+shortens it, so a later run with the larger limit still sees every request of the window. A
+request at ``t`` frees its slot at ``t + window`` (the guard passes the window plus its safety
+margin, and stamps each slot with the time its response arrived).
 """
 
 from __future__ import annotations
@@ -13,39 +19,88 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from airflow_sync_provider.policy import buckets as bk
+from airflow_sync_provider.policy.buckets import Buckets
+
+LOG_MAX = 128
+"""A log never holds more live requests than this; a larger limit or window uses buckets."""
+BUCKETS_PER_WINDOW = 100
+"""Bucket width = window / this: the most a bucketed slot frees late is 1% of the window."""
+
+Log = tuple[float, ...]
+Window = Log | Buckets
+
 
 @dataclass(frozen=True)
 class WindowDecision:
     granted: bool
-    timestamps: tuple[float, ...]
-    """The log after the decision (with ``now`` appended when granted)."""
+    timestamps: Window
+    """The window after the decision (with ``now`` added when granted), in the form ``fit`` chose."""
     wait: float
     """When refused: seconds until enough slots free for one more request (0 when granted)."""
 
 
-def prune(timestamps: tuple[float, ...] | list[float], now: float, window: float) -> tuple[float, ...]:
+def prune(timestamps: Window | list[float], now: float, window: float) -> Window:
     """Drop entries that left the window; clamp entries from the future (clock skew) to ``now``."""
-    kept = sorted(min(t, now) for t in timestamps if t > now - window)
-    return tuple(kept)
+    if isinstance(timestamps, Buckets):
+        return bk.prune(timestamps, now, window)
+    return tuple(sorted(min(t, now) for t in timestamps if t > now - window))
+
+
+def clamp_future(timestamps: Window, now: float) -> tuple[Window, int, float]:
+    """Entries from the future (clock skew, hand edits) moved to ``now``: the window, how many moved,
+    and the furthest ahead one was (seconds; a bucket counts from its start)."""
+    if isinstance(timestamps, Buckets):
+        current = bk.index_of(now, timestamps.width)
+        ahead = [(i, c) for i, c in timestamps.counts if i > current]
+        if not ahead:
+            return timestamps, 0, 0.0
+        furthest = timestamps.end(ahead[-1][0] - 1) - now
+        moved = bk.add(
+            bk.Buckets(timestamps.width, timestamps.counts[: -len(ahead)]), now, sum(c for _, c in ahead)
+        )
+        return moved, sum(c for _, c in ahead), max(furthest, 0.0)
+    ahead_log = [t for t in timestamps if t > now]
+    if not ahead_log:
+        return timestamps, 0, 0.0
+    return tuple(min(t, now) for t in timestamps), len(ahead_log), max(ahead_log) - now
+
+
+def fit(timestamps: Window | list[float], now: float, *, max_requests: int, window: float) -> Window:
+    """The live window in the form for this limit: buckets when the limit or the live count is above
+    ``LOG_MAX``, else a log (buckets written under a larger limit become a log of their ends)."""
+    live = prune(timestamps, now, window)
+    if max_requests > LOG_MAX or len(live) > LOG_MAX:
+        width = window / BUCKETS_PER_WINDOW
+        if isinstance(live, Buckets):
+            return live if live.width == width else bk.regrid(live, width)
+        return bk.from_times(live, width)
+    if isinstance(live, Buckets):
+        return bk.to_times(live, now)
+    return live
 
 
 def acquire(
-    timestamps: tuple[float, ...] | list[float], now: float, *, max_requests: int, window: float
+    timestamps: Window | list[float], now: float, *, max_requests: int, window: float
 ) -> WindowDecision:
     """Take one slot at ``now`` if the window has room; else say how long until one frees.
 
-    Only time removes entries: a log longer than ``max_requests`` (written under a larger limit)
-    is kept whole and refuses until it has fewer than ``max_requests`` live entries.
+    Only time removes entries: a window holding more than ``max_requests`` (written under a larger
+    limit) is kept whole and refuses until it has fewer than ``max_requests`` live entries.
     """
-    live = prune(timestamps, now, window)
+    live = fit(timestamps, now, max_requests=max_requests, window=window)
     if len(live) < max_requests:
-        return WindowDecision(True, (*live, now), 0.0)
-    wait = live[-max_requests] + window - now  # when all but max_requests - 1 entries have left
-    return WindowDecision(False, live, max(wait, 0.0))
+        grown = bk.add(live, now) if isinstance(live, Buckets) else (*live, now)
+        return WindowDecision(True, grown, 0.0)
+    n = len(live) - max_requests + 1  # the oldest n must leave for one more request
+    free = bk.free_at(live, n, window) if isinstance(live, Buckets) else live[n - 1] + window
+    return WindowDecision(False, live, max(free - now, 0.0))
 
 
-def restamp(timestamps: tuple[float, ...], old: float, new: float) -> tuple[float, ...]:
+def restamp(timestamps: Window, old: float, new: float) -> Window:
     """Move one entry ``old`` to ``new`` (a slot held until its response arrived); no-op if absent."""
+    if isinstance(timestamps, Buckets):
+        return bk.restamp(timestamps, old, new)
     if old not in timestamps:
         return timestamps
     rest = list(timestamps)
@@ -53,18 +108,42 @@ def restamp(timestamps: tuple[float, ...], old: float, new: float) -> tuple[floa
     return tuple(sorted((*rest, new)))
 
 
-def merge(
-    ours: tuple[float, ...], theirs: tuple[float, ...], known: tuple[float, ...] | list[float]
-) -> tuple[float, ...]:
-    """Our log plus what a foreign writer added: the entries of ``theirs`` not in ``known`` (the log
-    as we last read or wrote it), counted as multisets, so two requests at one instant both count
-    and an entry both of us hold counts once."""
-    added = Counter(theirs) - Counter(known)
-    return tuple(sorted((*ours, *added.elements())))
+def added(theirs: Window, known: Window | list[float]) -> Window:
+    """What a foreign writer added: ``theirs`` minus ``known`` (the window as we last read or wrote it).
+
+    Logs count as multisets (two requests at one instant both count, an entry both hold counts
+    once); buckets per bucket (``buckets.added``). When the two forms cannot be compared (a log
+    after buckets), all of ``theirs`` counts: more than the truth, never less.
+    """
+    if isinstance(theirs, Buckets):
+        mine = known if isinstance(known, Buckets) else bk.from_times(known, theirs.width)
+        return bk.added(theirs, mine)
+    if isinstance(known, Buckets):
+        return theirs
+    return tuple(sorted((Counter(theirs) - Counter(known)).elements()))
 
 
-def usage(
-    timestamps: tuple[float, ...] | list[float], now: float, *, max_requests: int, window: float
-) -> float:
+def union(ours: Window, extra: Window) -> Window:
+    """Every entry of both; buckets if either is bucketed (a log moves onto the buckets' grid)."""
+    if isinstance(ours, Buckets):
+        return bk.union(ours, extra if isinstance(extra, Buckets) else bk.from_times(extra, ours.width))
+    if isinstance(extra, Buckets):
+        return bk.union(bk.from_times(ours, extra.width), extra)
+    return tuple(sorted((*ours, *extra)))
+
+
+def merge(ours: Window, theirs: Window, known: Window | list[float]) -> Window:
+    """Our window plus what a foreign writer added since ``known`` (see ``added``)."""
+    return union(ours, added(theirs, known))
+
+
+def oldest(timestamps: Window) -> float | None:
+    """The time the oldest entry counts as (a bucket's end), ``None`` when empty."""
+    if isinstance(timestamps, Buckets):
+        return timestamps.end(timestamps.counts[0][0]) if timestamps.counts else None
+    return min(timestamps, default=None)
+
+
+def usage(timestamps: Window | list[float], now: float, *, max_requests: int, window: float) -> float:
     """Fraction of the window in use: requests in the window / ``max_requests`` (may exceed 1)."""
     return len(prune(timestamps, now, window)) / max_requests
