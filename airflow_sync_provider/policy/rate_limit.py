@@ -66,12 +66,20 @@ def clamp_future(timestamps: Window, now: float) -> tuple[Window, int, float]:
     return tuple(min(t, now) for t in timestamps), len(ahead_log), max(ahead_log) - now
 
 
-def fit(timestamps: Window | list[float], now: float, *, max_requests: int, window: float) -> Window:
-    """The live window in the form for this limit: buckets when the limit or the live count is above
-    ``LOG_MAX``, else a log (buckets written under a larger limit become a log of their ends)."""
+def fit(
+    timestamps: Window | list[float],
+    now: float,
+    *,
+    max_requests: int,
+    window: float,
+    log_max: int = LOG_MAX,
+    per_window: int = BUCKETS_PER_WINDOW,
+) -> Window:
+    """The live window in the form for this limit: buckets (``per_window`` per window) when the limit
+    or the live count is above ``log_max``, else a log (buckets become a log of their ends)."""
     live = prune(timestamps, now, window)
-    if max_requests > LOG_MAX or len(live) > LOG_MAX:
-        width = window / BUCKETS_PER_WINDOW
+    if max_requests > log_max or len(live) > log_max:
+        width = window / per_window
         if isinstance(live, Buckets):
             return live if live.width == width else bk.regrid(live, width)
         return bk.from_times(live, width)
@@ -81,14 +89,23 @@ def fit(timestamps: Window | list[float], now: float, *, max_requests: int, wind
 
 
 def acquire(
-    timestamps: Window | list[float], now: float, *, max_requests: int, window: float
+    timestamps: Window | list[float],
+    now: float,
+    *,
+    max_requests: int,
+    window: float,
+    log_max: int = LOG_MAX,
+    per_window: int = BUCKETS_PER_WINDOW,
 ) -> WindowDecision:
     """Take one slot at ``now`` if the window has room; else say how long until one frees.
 
     Only time removes entries: a window holding more than ``max_requests`` (written under a larger
     limit) is kept whole and refuses until it has fewer than ``max_requests`` live entries.
+    ``log_max`` and ``per_window`` are for tests (small sizes); the guard uses the defaults.
     """
-    live = fit(timestamps, now, max_requests=max_requests, window=window)
+    live = fit(
+        timestamps, now, max_requests=max_requests, window=window, log_max=log_max, per_window=per_window
+    )
     if len(live) < max_requests:
         grown = bk.add(live, now) if isinstance(live, Buckets) else (*live, now)
         return WindowDecision(True, grown, 0.0)
