@@ -191,15 +191,15 @@ def _buckets(value: Any) -> Buckets:
         raise ValueError(f"window_buckets must be an object, got {value!r}")
     width = _number(value.get("width"), "window_buckets.width")
     counts = value.get("counts")
-    if not isinstance(counts, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) and p[1] > 0 for p in counts
-    ):
-        raise ValueError(f"window_buckets.counts must be [[index, count > 0], ...], got {counts!r}")
     if width is None or width <= 0:
         raise ValueError(f"window_buckets.width must be > 0, got {width!r}")
     merged: dict[int, int] = {}
-    for index, count in counts:
-        merged[index] = merged.get(index, 0) + count
+    for pair in counts if isinstance(counts, list) else [None]:
+        if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1]) is int):
+            raise ValueError(f"window_buckets.counts must be [[index, count > 0], ...], got {counts!r}")
+        if pair[1] <= 0:
+            raise ValueError(f"window_buckets.counts must be [[index, count > 0], ...], got {counts!r}")
+        merged[pair[0]] = merged.get(pair[0], 0) + pair[1]
     return Buckets(width, tuple(sorted(merged.items())))
 
 

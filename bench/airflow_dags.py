@@ -176,6 +176,64 @@ def measure(**context: Any) -> dict[str, Any]:
                 }
             )
         out[str(pages)] = rows
+    out["by_limit"] = by_limit(context, reps, base_url)
+    return out
+
+
+def by_limit(context: Any, reps: int, base_url: str) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """1- and 20-page syncs of a source whose window already holds ``limit - 21`` requests of the last
+    55 min (seeded in the form the sync itself would write), at limits 60 and 10,000, and at 10,000
+    with the exact log forced (``LOG_MAX`` raised: the state before buckets); alternately."""
+    from airflow.sdk import Variable
+
+    from airflow_sync_provider.hooks.guard import hold_seconds
+    from airflow_sync_provider.policy import rate_limit
+    from airflow_sync_provider.state import SourceState, variable_key
+
+    variants = {"60": (60, False), "10000": (10_000, False), "10000_exact_log": (10_000, True)}
+    out: dict[str, dict[str, list[dict[str, float]]]] = {v: {"1": [], "20": []} for v in variants}
+    default_log_max = rate_limit.LOG_MAX
+    for rep in range(reps + 1):  # rep 0 warms up
+        for variant, (limit, exact_log) in variants.items():
+            for pages, endpoint in ((1, "/airdrops?limit=120"), (20, "/airdrops?limit=6")):
+                source = f"overhead_l{variant}_p{pages}"
+                config = SyncConfig(
+                    source=source,
+                    endpoint=endpoint,
+                    schedule=None,
+                    rate_limit=RateLimitConfig(max_requests=limit, window=timedelta(hours=1)),
+                )
+                rate_limit.LOG_MAX = 10**9 if exact_log else default_log_max
+                try:
+                    now, n = time.time(), limit - 21
+                    seed = tuple(now - 3300.0 + i * 3300.0 / n for i in range(n))
+                    window = rate_limit.fit(seed, now, max_requests=limit, window=hold_seconds(config))
+                    Variable.set(variable_key(source), SourceState(source, window=window).to_json())
+                    variables = CountingVariables()
+                    op = CountingSyncOperator(
+                        task_id=f"inner_l{variant}_{pages}_{rep}",
+                        source=source,
+                        config=config,
+                        variables=variables,
+                    )
+                    started = time.perf_counter()
+                    result = op.execute(context)
+                    ours = time.perf_counter() - started
+                finally:
+                    rate_limit.LOG_MAX = default_log_max
+                if not result["success"] or result.get("pages", pages) != pages:
+                    raise RuntimeError(f"unexpected sync at limit {variant}: {result}")
+                if rep == 0:
+                    continue
+                out[variant][str(pages)].append(
+                    {
+                        "ours_ms": ours * 1000,
+                        "variable_gets": variables.gets,
+                        "variable_sets": variables.sets,
+                        "variable_ms": variables.seconds * 1000,
+                        "state_bytes": len(Variable.get(variable_key(source)).encode()),
+                    }
+                )
     return out
 
 

@@ -155,6 +155,50 @@ def _overhead(r: dict[str, Any]) -> list[Row]:
             _num(ours["20_pages"] / plain["20_pages"], 1),
             "—",
         ),
+        *_overhead_by_limit(r),
+    ]
+
+
+def _overhead_by_limit(r: dict[str, Any]) -> list[Row]:
+    if "ms_per_extra_page" not in r:
+        return []
+    ms, size = r["ms_per_extra_page"], r["state_bytes"]
+    return [
+        (
+            "overhead: ms per extra page, limit 10,000 vs 60 (window nearly full)",
+            f"{_num(ms['limit_10000'], 1)} vs {_num(ms['limit_60'], 1)}",
+            f"{_num(ms['limit_10000_exact_log'], 1)} (exact log at 10,000)",
+            _num(r["ratio_ms_per_extra_page_10000_vs_60"]),
+            "about the same",
+        ),
+        (
+            "overhead: state Variable bytes, limit 10,000 vs 60 (real Airflow)",
+            f"{_num(size['limit_10000'])} vs {_num(size['limit_60'])}",
+            f"{_num(size['limit_10000_exact_log'])} (exact log at 10,000)",
+            "—",
+            f"< 8,192 ({_verdict(max(size['limit_10000'], size['limit_60']) < 8192)})",
+        ),
+    ]
+
+
+def _state(r: dict[str, Any]) -> list[Row]:
+    size, ms, exact = r["bytes"], r["guard_ms_per_page"], r["guard_ms_per_page_exact_log"]
+    logged = r["bytes_exact_log"]
+    return [
+        (
+            "state: Variable bytes, limit 60 / 10,000",
+            f"{_num(size['limit_60'])} / {_num(size['limit_10000'])}",
+            f"{_num(logged['limit_60'])} / {_num(logged['limit_10000'])} (exact log)",
+            _num(size["limit_10000"] / logged["limit_10000"], 3),
+            f"< 8,192 ({_verdict(max(size.values()) < r['goal_bytes'])})",
+        ),
+        (
+            "state: guard ms per page (in process), limit 60 / 10,000",
+            f"{_num(ms['limit_60'], 3)} / {_num(ms['limit_10000'], 3)}",
+            f"{_num(exact['limit_60'], 3)} / {_num(exact['limit_10000'], 3)} (exact log)",
+            _num(r["ratio_ms_per_page_10000_vs_60"]),
+            "about the same",
+        ),
     ]
 
 
@@ -188,6 +232,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "quota": _quota,
     "deferral": _deferral,
     "overhead": _overhead,
+    "state": _state,
     "jitter": _jitter,
 }
 

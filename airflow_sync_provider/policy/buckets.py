@@ -72,11 +72,14 @@ def to_times(buckets: Buckets, now: float) -> tuple[float, ...]:
 def prune(buckets: Buckets, now: float, window: float) -> Buckets:
     """Drop buckets whose end left the window; a bucket starting after ``now`` (skew) moves to now's."""
     current = index_of(now, buckets.width)
-    counter: Counter[int] = Counter()
-    for i, c in buckets.counts:
+    kept: list[tuple[int, int]] = []
+    for i, c in buckets.counts:  # ascending, and so is min(i, current): one pass, no re-sort
         if buckets.end(i) > now - window:
-            counter[min(i, current)] += c
-    return of(counter, buckets.width)
+            i = min(i, current)
+            if kept and kept[-1][0] == i:
+                c += kept.pop()[1]
+            kept.append((i, c))
+    return Buckets(buckets.width, tuple(kept))
 
 
 def add(buckets: Buckets, t: float, count: int = 1) -> Buckets:

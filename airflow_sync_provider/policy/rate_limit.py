@@ -72,14 +72,15 @@ def fit(
     *,
     max_requests: int,
     window: float,
-    log_max: int = LOG_MAX,
-    per_window: int = BUCKETS_PER_WINDOW,
+    log_max: int | None = None,
+    per_window: int | None = None,
 ) -> Window:
     """The live window in the form for this limit: buckets (``per_window`` per window) when the limit
     or the live count is above ``log_max``, else a log (buckets become a log of their ends)."""
+    log_max = LOG_MAX if log_max is None else log_max
     live = prune(timestamps, now, window)
     if max_requests > log_max or len(live) > log_max:
-        width = window / per_window
+        width = window / (BUCKETS_PER_WINDOW if per_window is None else per_window)
         if isinstance(live, Buckets):
             return live if live.width == width else bk.regrid(live, width)
         return bk.from_times(live, width)
@@ -94,14 +95,15 @@ def acquire(
     *,
     max_requests: int,
     window: float,
-    log_max: int = LOG_MAX,
-    per_window: int = BUCKETS_PER_WINDOW,
+    log_max: int | None = None,
+    per_window: int | None = None,
 ) -> WindowDecision:
     """Take one slot at ``now`` if the window has room; else say how long until one frees.
 
     Only time removes entries: a window holding more than ``max_requests`` (written under a larger
     limit) is kept whole and refuses until it has fewer than ``max_requests`` live entries.
-    ``log_max`` and ``per_window`` are for tests (small sizes); the guard uses the defaults.
+    ``log_max`` and ``per_window`` (default: the module's ``LOG_MAX``, ``BUCKETS_PER_WINDOW``, read at
+    each call) are for tests and benchmarks; the guard uses the defaults.
     """
     live = fit(
         timestamps, now, max_requests=max_requests, window=window, log_max=log_max, per_window=per_window
