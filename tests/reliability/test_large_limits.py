@@ -98,3 +98,15 @@ def test_two_syncs_outside_the_pool_stay_within_a_large_limit_together():
         guard.finish({})
     assert sent["a"] > 0 and sent["b"] > 0 and sent["a"] + sent["b"] <= 300
     assert len(stored(store).window) >= sent["a"] + sent["b"]
+
+
+def test_every_write_stays_under_8_kb_at_the_log_and_bucket_extremes():
+    """Windows kept full for an hour and a half at the largest log (128), the smallest bucketed limit
+    (129) and 10,000: requests spread so that every bucket of the window is occupied."""
+    for limit in (128, 129, 10_000):
+        store, clock = SizedStore(), Clock()
+        gap = 3601.0 / limit
+        for run in range(3):
+            sync(store, clock, config(limit), limit // 2, f"scheduled__{run}", gap=gap)
+        assert store.largest < 8 * 1024, (limit, store.largest)
+        assert len(stored(store).window) <= limit
