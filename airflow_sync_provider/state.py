@@ -72,16 +72,17 @@ class SourceState:
     def to_json(self) -> str:
         breaker = dataclasses.asdict(self.breaker)
         breaker["state"] = self.breaker.state.value
-        body = {
+        window = stored_window(self)
+        body: dict[str, Any] = {
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [] if isinstance(self.window, Buckets) else list(stored_window(self)),
+            "window": [] if isinstance(window, Buckets) else list(window),
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
-        if isinstance(self.window, Buckets):
-            body["window_buckets"] = {"width": self.window.width, "counts": self.window.counts}
+        if isinstance(window, Buckets):
+            body["window_buckets"] = {"width": window.width, "counts": window.counts}
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
