@@ -42,6 +42,12 @@ class SyncResult:
     retry_count: int
     started_at: str
     """ISO-8601 UTC timestamp of the sync's start."""
+    items_loaded: int = 0
+    """Items committed to the destination (``load``); 0 when nothing is loaded."""
+    destination: str | None = None
+    """Where the items went, e.g. ``duckdb sync.airdrops``; None without ``load``."""
+    bookmark: str | int | float | None = None
+    """The source's incremental bookmark after this sync (None when not incremental)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -60,11 +66,15 @@ class SyncResult:
             error_message=data.get("error_message"),
             retry_count=int(data.get("retry_count", 0)),
             started_at=str(data["started_at"]),
+            items_loaded=int(data.get("items_loaded") or 0),
+            destination=data.get("destination"),
+            bookmark=data.get("bookmark"),
         )
 
     def summary(self) -> str:
-        """The original design's one-line summary: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT``."""
+        """One line: ``✓ src: 42 items in 1234 ms`` (``42 items -> duckdb sync.src``) / ``✗ src: TIMEOUT``."""
         if self.success:
-            return f"✓ {self.source}: {self.items_processed} items in {self.duration_ms} ms"
+            where = f" -> {self.destination}" if self.destination else ""
+            return f"✓ {self.source}: {self.items_processed} items{where} in {self.duration_ms} ms"
         kind = self.error.value if self.error else "UNKNOWN"
         return f"✗ {self.source}: {kind} (retry {self.retry_count}): {self.error_message}"

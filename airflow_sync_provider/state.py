@@ -4,7 +4,10 @@ One Airflow Variable per source, key ``sync_state_<source>``, JSON::
 
     {"schema_version": 1, "source": "airdrops",
      "breaker": {"state": "closed", "failure_count": 0, "opened_at": null, ...},
-     "window": [1764390000.0, ...], "last_result": {...} | null, "updated_at": 1764390000.0}
+     "window": [1764390000.0, ...], "last_result": {...} | null, "updated_at": 1764390000.0,
+     "bookmark": "2026-01-05T10:00:00Z" | 1764390000 | null}
+
+``bookmark`` is the highest ``incremental.cursor_field`` an incremental sync has loaded (optional).
 
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
@@ -44,6 +47,8 @@ class SourceState:
     window: tuple[float, ...] = ()
     last_result: dict[str, Any] | None = None
     updated_at: float | None = None
+    bookmark: str | int | float | None = None
+    """The highest cursor value loaded by an incremental sync; moves only after its load committed."""
     schema_version: int = SCHEMA_VERSION
 
     def replace(self, **changes: Any) -> SourceState:
@@ -52,7 +57,7 @@ class SourceState:
     def to_json(self) -> str:
         breaker = dataclasses.asdict(self.breaker)
         breaker["state"] = self.breaker.state.value
-        body = {
+        body: dict[str, Any] = {
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
@@ -60,6 +65,8 @@ class SourceState:
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
+        if self.bookmark is not None:
+            body["bookmark"] = self.bookmark
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -142,7 +149,14 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         window=stamps,
         last_result=last if isinstance(last, dict) else None,
         updated_at=_number(data.get("updated_at"), "updated_at"),
+        bookmark=_bookmark(data.get("bookmark")),
     )
+
+
+def _bookmark(value: Any) -> str | int | float | None:
+    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"bookmark must be a string, a number or null, got {value!r}")
 
 
 class StateStore(Protocol):

@@ -27,9 +27,10 @@ from airflow_sync_provider.handlers import Handler, SyncContext, default_handler
 from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.links import SyncDashboardLink
+from airflow_sync_provider.load.bookkeeping import settle
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
-from airflow_sync_provider.params import apply_params, run_overrides
+from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import SourceState
@@ -109,7 +110,9 @@ class RateLimitedSyncOperator(BaseOperator):
 
     def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
         try:
-            config, dry_run = apply_params(self.config, run_overrides(context))
+            overrides = run_overrides(context)
+            config, dry_run = apply_params(self.config, overrides)
+            full_refresh = full_refresh_requested(overrides)
         except SyncConfigError as exc:
             raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
         self._context = context
@@ -146,8 +149,10 @@ class RateLimitedSyncOperator(BaseOperator):
         handler = self.handler or default_handler
         error: SyncAbort | None = None
         items = 0
+        stored = guard.state.bookmark
+        ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
         try:
-            items = items_from_handler_return(handler(SyncContext(run, context)))
+            items = items_from_handler_return(handler(ctx))
         except SyncWaitRequired as wait:
             run.checkpoint.deferrals += 1
             guard.flush()
@@ -172,7 +177,18 @@ class RateLimitedSyncOperator(BaseOperator):
             self.log.exception("The sync handler of %s raised", self.source)
             error = SyncAbort(SyncErrorKind.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
             items = run.checkpoint.items
-        result = run.result(items=items, error=error)
+        finally:
+            ctx.close()
+        result, bookmark = settle(
+            config,
+            run.checkpoint.load,
+            stored,
+            full_refresh=full_refresh,
+            result=run.result(items=items, error=error),
+        )
+        if bookmark != stored:
+            self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
+            guard.state = guard.state.replace(bookmark=bookmark)
         guard.finish(result.to_dict())
         return self._report(context, result, error, guard)
 
