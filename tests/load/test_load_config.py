@@ -143,5 +143,5 @@ def dataclass_replace(r: SyncResult, **changes: Any) -> SyncResult:
 def test_full_refresh_param_is_validated() -> None:
     assert full_refresh_requested({"full_refresh": True}) is True
     assert full_refresh_requested({}) is False
-    with pytest.raises(SyncConfigError, match="params.full_refresh"):
+    with pytest.raises(SyncConfigError, match=r"params\.full_refresh"):
         full_refresh_requested({"full_refresh": "yes"})

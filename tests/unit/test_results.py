@@ -40,6 +40,9 @@ def test_to_dict_keys_are_exactly_the_contract():
         "error_message",
         "retry_count",
         "started_at",
+        "items_loaded",
+        "destination",
+        "bookmark",
     ]
 
 
@@ -53,6 +56,9 @@ def test_to_dict_values():
         "error_message": "read timed out after 30s",
         "retry_count": 3,
         "started_at": "2025-11-29T05:00:00+00:00",
+        "items_loaded": 0,
+        "destination": None,
+        "bookmark": None,
     }
     assert OK.to_dict()["error"] is None
 
