@@ -106,6 +106,12 @@ class RateLimitedSyncOperator(BaseOperator):
             raise AirflowFailException(f"{self.source}: unexpected trigger event {event!r}")
         return self._sync(context, checkpoint=Checkpoint.from_dict(event["checkpoint"]))
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: input = the API endpoint, output = the table the items landed in (if ``load``)."""
+        from airflow_sync_provider.load.lineage import sync_lineage
+
+        return sync_lineage(self.config, self.hook.url_for(self.config.endpoint))
+
     # -- one sync -----------------------------------------------------------------------------------
 
     def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ demo API's request log, the state Variable ``sync_state_<source>`` and the DuckD
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -82,13 +83,38 @@ def catalog(source: str, changes: dict[int, str] | None = None) -> dict[str, str
     return {item["id"]: item["updated_at"] for item in items}
 
 
+HAS_OPENLINEAGE = importlib.util.find_spec("airflow.providers.openlineage") is not None
+
+
+def lineage_env(path: Path) -> dict[str, str]:
+    """The OpenLineage provider's file transport (one JSON event per line) into ``path``."""
+    transport = {"type": "file", "log_file_path": str(path), "append": True}
+    return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport), "AIRFLOW__OPENLINEAGE__NAMESPACE": "t"}
+
+
+def completed_lineage(path: Path, job: str) -> dict[str, Any]:
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    done = [e for e in events if e.get("eventType") == "COMPLETE" and e["job"]["name"] == job]
+    assert done, [(e.get("eventType"), e["job"]["name"]) for e in events]
+    return done[-1]
+
+
 def test_incremental_sync_lands_each_item_once_and_fetches_only_what_changed(
-    demo: DemoServer, fresh: Any
+    demo: DemoServer, fresh: Any, tmp_path: Path
 ) -> None:
     """Run 1 lands all 120 items and stores the highest updated_at; run 2 sends it and merges the changes;
-    a full refresh fetches everything again without duplicating a row."""
-    first = run("sync_landed_airdrops", demo)
+    a full refresh fetches everything again without duplicating a row. Run 1 also reports its lineage
+    (API endpoint in, table out) through the OpenLineage provider when it is installed."""
+    events = tmp_path / "lineage.jsonl"
+    first = run("sync_landed_airdrops", demo, **(lineage_env(events) if HAS_OPENLINEAGE else {}))
     assert first.state == "success", first.output[-4000:]
+    if HAS_OPENLINEAGE:
+        event = completed_lineage(events, "sync_landed_airdrops.sync")
+        host = demo.url.split("://", 1)[1]
+        assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [(f"http://{host}", "/airdrops")]
+        db = database("landed_airdrops")
+        outputs = [(d["namespace"], d["name"]) for d in event["outputs"]]
+        assert outputs == [(f"duckdb://{db}", "landed_airdrops.sync.landed_airdrops")]
     assert since_params(demo, "airdrops") == [None, None, None]  # 3 pages, no bookmark yet
     expected = catalog("airdrops")
     assert rows("landed_airdrops") == expected
