@@ -26,7 +26,7 @@ def postgres_url(conn_id: str) -> str:
 
     conn = Connection.get(conn_id)
     user = quote(conn.login or "", safe="")
-    password = f":{quote(conn.password, safe='')}" if conn.password else ""
+    password = f":{quote(conn.password or '', safe='')}"  # dlt requires the field; '' serves trust auth
     port = f":{conn.port}" if conn.port else ""
     return f"postgresql://{user}{password}@{conn.host or 'localhost'}{port}/{conn.schema or 'postgres'}"
 
