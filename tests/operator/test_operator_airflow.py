@@ -36,6 +36,9 @@ RESULT_FIELDS = {
     "error_message",
     "retry_count",
     "started_at",
+    "items_loaded",  # issue 13 (0 / None without load and incremental)
+    "destination",
+    "bookmark",
 }
 
 
