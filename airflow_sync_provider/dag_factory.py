@@ -181,7 +181,18 @@ DRAFT_7: dict[str, Any] = {"$schema": "http://json-schema.org/draft-07/schema#"}
 
 def sync_params(config: SyncConfig) -> dict[str, Param]:
     """Manual-trigger params. Overrides can only tighten limits; none can change where requests go."""
+    extra: dict[str, Param] = {}
+    if config.incremental is not None:
+        extra["full_refresh"] = Param(
+            False,
+            type="boolean",
+            title="Full refresh",
+            description="Ignore the incremental bookmark this run: fetch everything again "
+            f"(from incremental.initial_value) and reset the bookmark. Param {config.incremental.param!r}.",
+            **DRAFT_7,
+        )
     return {
+        **extra,
         "dry_run": Param(
             False,
             type="boolean",

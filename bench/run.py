@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PURE = ("parse", "jitter", "quota", "outage")
+PURE = ("parse", "jitter", "quota", "outage", "load")
 REAL = ("outage_slice", "overhead", "deferral")
 ALL = PURE + REAL
 
@@ -180,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     results["meta"] = meta(args.quick)
 
-    from bench import jitter, outage_matrix, parse, quota
+    from bench import jitter, load, outage_matrix, parse, quota
 
     simulations: dict[str, Callable[..., dict[str, Any]]] = {
         "jitter": jitter.run,
         "quota": quota.run,
         "outage": outage_matrix.run,
+        "load": load.run,
     }
     if "parse" in args.only:  # timed: runs alone, before Airflow starts in the background
         measured(results, timings, "parse", lambda: parse.run(quick=args.quick))

@@ -182,6 +182,18 @@ def _jitter(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _load(r: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"load: {r['rows']} rows, {r['pages']} pages into DuckDB, rows/s (median of {r['repetitions']})",
+            _num(r["ours_rows_per_s"], 1),
+            f"{_num(r['dlt_rest_rows_per_s'], 1)} (dlt RESTClient)",
+            _num(r["ratio"]),
+            "informational",
+        )
+    ]
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "parse": _parse,
     "outage": _outage,
@@ -189,6 +201,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "deferral": _deferral,
     "overhead": _overhead,
     "jitter": _jitter,
+    "load": _load,
 }
 
 

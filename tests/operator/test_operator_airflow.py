@@ -37,6 +37,9 @@ RESULT_FIELDS = {
     "retry_count",
     "started_at",
     "truncated",
+    "items_loaded",  # issue 13 (0 / None without load and incremental)
+    "destination",
+    "bookmark",
 }
 
 
