@@ -18,7 +18,6 @@ from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.handlers import SyncContext
-from airflow_sync_provider.load.loader import SyncLoadError
 from airflow_sync_provider.load_config import LoadConfig
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint
@@ -100,7 +99,7 @@ def test_an_abort_under_replace_loads_nothing_and_a_custom_handler_loads_its_own
     clock = FakeClock()
     outcome = sync_once(make_hook(clock), config, clock=clock, sleep=Sleeps(clock), handler=handler)
     assert outcome.error is not None and outcome.error.kind is SyncErrorKind.HTTP_ERROR
-    assert outcome.run.checkpoint.load["loaded"] == 1  # only the notes row
+    assert outcome.result.items_loaded == 1  # only the notes row
     assert ids(home, "quests", "notes") == ["x-1"]
     with duckdb.connect(str(home / "sync_data" / "quests.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.sql("select table_name from information_schema.tables").fetchall()}
@@ -114,5 +113,8 @@ def test_without_dlt_a_load_fails_naming_the_extra(home: Path, monkeypatch: pyte
     def handler(ctx: SyncContext) -> int:
         return ctx.load([{"id": 1}])
 
-    with pytest.raises(SyncLoadError, match=r"airflow-sync-provider\[load\]"):
-        sync_once(make_hook(clock), merged(), clock=clock, sleep=Sleeps(clock), handler=handler)
+    outcome = sync_once(make_hook(clock), merged(), clock=clock, sleep=Sleeps(clock), handler=handler)
+    assert outcome.task_state == "failed"
+    assert outcome.error is not None and outcome.error.kind is SyncErrorKind.HANDLER_ERROR
+    assert "SyncLoadError" in str(outcome.error)
+    assert "pip install 'airflow-sync-provider[load]'" in str(outcome.error)
