@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param, ParamsDict
+from airflow.sdk import DAG, Asset, Param
+from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_sync_provider.asset_schedule import describe_triggers, sync_schedule
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig

@@ -176,6 +176,30 @@ def _jitter(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _scale(r: dict[str, Any]) -> list[Row]:
+    ms = r["dashboard_ms_1000_sources"]
+    out: list[Row] = [
+        (
+            f"scale: GET /sync-provider/api/states, {r['dashboard_rows']:,} rows, median ms",
+            _num(ms, 0),
+            "—",
+            "—",
+            f"< 1,000 ({_verdict(ms is not None and ms < 1000)})",
+        )
+    ]
+    for size in r["by_size"]:
+        out.append(
+            (
+                f"scale: scheduler loop, {size['sources']:,} sources in own pools vs plain, median ms",
+                _num(size["ours_loop_ms"], 1),
+                f"{_num(size['plain_loop_ms'], 1)} (plain DAGs, default pool)",
+                _num(size["loop_ratio_vs_plain"]),
+                "—",
+            )
+        )
+    return out
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "parse": _parse,
     "outage": _outage,
@@ -183,6 +207,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "deferral": _deferral,
     "overhead": _overhead,
     "jitter": _jitter,
+    "scale": _scale,
 }
 
 
