@@ -197,6 +197,16 @@ def _scale(r: dict[str, Any]) -> list[Row]:
                 "—",
             )
         )
+        if "loop_cpu_ratio_vs_plain" in size:
+            out.append(
+                (
+                    f"scale: scheduler CPU per loop, {size['sources']:,} sources vs plain, ms",
+                    _num(size["ours_loop_cpu_ms"], 1),
+                    f"{_num(size['plain_loop_cpu_ms'], 1)} (plain DAGs, default pool)",
+                    _num(size["loop_cpu_ratio_vs_plain"]),
+                    "—",
+                )
+            )
     return out
 
 
