@@ -16,8 +16,9 @@ critical section), not the per-task work of busy hours. Once the
 dag-processor has parsed all N DAGs it is stopped (its re-parses would compete for the 2 cores), and
 the scheduler's own ``scheduler.scheduler_loop_duration`` timer is collected over StatsD (UDP) for
 ``seconds`` seconds; the median loop of ours is divided by the median loop of plain. The scheduler
-process's CPU time over the same seconds, per loop, gives a second ratio that other processes' load
-on the shared cores does not inflate (the two sides run one after the other).
+process's CPU time over the same seconds, per loop, gives the headline ratio: other processes' load
+on the shared cores inflates the wall-time loops of whichever side runs at a busier moment (the two
+sides run one after the other); the wall-time ratio is kept as ``scheduler_loop_wall_ratio_vs_plain``.
 
 The dashboard row (ours only): ``GET /sync-provider/api/states`` with a bearer token, after two
 warm-up requests, median of 10 (milliseconds).
@@ -256,8 +257,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         "dashboard_ms_1000_sources": largest["dashboard_ms"] if largest["sources"] == 1000 else None,
         "dashboard_sources": largest["sources"],
         "dashboard_rows": largest["dashboard_rows"],
-        "scheduler_loop_ratio_vs_plain": largest["loop_ratio_vs_plain"],
-        "scheduler_loop_cpu_ratio_vs_plain": largest["loop_cpu_ratio_vs_plain"],
+        # CPU per loop: the wall-time loops of the two sides (measured one after the other) moved with
+        # other processes' load on the shared cores (ratios 4.5 and 1.03 in one run)
+        "scheduler_loop_ratio_vs_plain": largest["loop_cpu_ratio_vs_plain"],
+        "scheduler_loop_wall_ratio_vs_plain": largest["loop_ratio_vs_plain"],
         "scheduler_loop_sources": largest["sources"],
         "loop_seconds": seconds,
         "by_size": rows,
