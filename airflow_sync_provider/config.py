@@ -57,8 +57,11 @@ def _number_in(name: str, value: Any, low: float, high: float, text: str) -> Non
     _require(ok and low <= value <= high, name, value, f"must be {text}")
 
 
+_ZERO = timedelta(0)
+
+
 def _duration(name: str, value: Any, *, positive: bool = True) -> None:
-    ok = isinstance(value, timedelta) and (value > timedelta(0) if positive else value >= timedelta(0))
+    ok = isinstance(value, timedelta) and (value > _ZERO if positive else value >= _ZERO)
     _require(ok, name, value, "must be a positive timedelta" if positive else "must be a timedelta >= 0")
 
 

@@ -34,7 +34,8 @@ if str(REPO) not in sys.path:
 
 PURE = ("parse", "jitter", "quota", "outage", "load")
 REAL = ("outage_slice", "overhead", "deferral")
-ALL = PURE + REAL
+OWN_AIRFLOW = ("scale",)  # starts its own deployments, after the shared one has stopped
+ALL = PURE + REAL + OWN_AIRFLOW
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -200,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if real is not None:
             real.stop()
+    if "scale" in args.only:
+        from bench import scale
+
+        measured(results, timings, "scale", lambda: scale.run(quick=args.quick))
     if "outage_slice" in results:
         target = results.get("outage")
         if isinstance(target, dict) and "error" not in target:

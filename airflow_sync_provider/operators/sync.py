@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
@@ -64,6 +65,13 @@ class RateLimitedSyncOperator(BaseOperator):
     ui_color = "#e8f4ea"
     operator_extra_links = (SyncDashboardLink(),)
     template_fields: Sequence[str] = ()
+    # run-time collaborators (tests replace them per instance). Class defaults, not set in __init__:
+    # every attribute set on a BaseOperator goes through its __setattr__, paid per DAG at parse time.
+    _clock: Callable[[], float] = time.time
+    _sleep: Callable[[float], None] = time.sleep
+    _rng: random.Random | None = None
+    _context: Mapping[str, Any] = MappingProxyType({})
+    _breaker_seen: BreakerSnapshot | None = None
 
     def __init__(
         self,
@@ -106,11 +114,6 @@ class RateLimitedSyncOperator(BaseOperator):
         self.on_breaker_close = alerts.normalize_targets(on_breaker_close, "on_breaker_close")
         self.on_rate_limited = alerts.normalize_targets(on_rate_limited, "on_rate_limited")
         self.defer_timeout_margin = defer_timeout_margin
-        self._clock: Callable[[], float] = time.time
-        self._sleep: Callable[[float], None] = time.sleep
-        self._rng: random.Random | None = None
-        self._context: Mapping[str, Any] = {}
-        self._breaker_seen: BreakerSnapshot | None = None
 
     @cached_property
     def hook(self) -> RateLimitedSyncHook:
