@@ -41,7 +41,7 @@ EXPLAINED_BY: dict[str, frozenset[str]] = {
     SyncErrorKind.HTTP_ERROR.value: frozenset({"500", "503", "408", "404"}),
     SyncErrorKind.RATE_LIMITED.value: frozenset({"429"}),
     SyncErrorKind.TIMEOUT.value: frozenset({"timeout"}),
-    SyncErrorKind.CONNECTION_ERROR.value: frozenset(),
+    SyncErrorKind.CONNECTION_ERROR.value: frozenset({"bad_location"}),
     SyncErrorKind.HANDLER_ERROR.value: frozenset(),
 }
 BLOCKED = {SyncErrorKind.CIRCUIT_BREAKER_OPEN.value, SyncErrorKind.RATE_LIMIT_EXCEEDED.value}
@@ -93,18 +93,26 @@ def half_open_success(recorded: Iterable[tuple[Transition, int]], log: Sequence[
         if moved.reason == "manual reset":
             continue
         last = log[at - 1] if at > 0 else None
-        if last is None or last.kind != "ok":
+        # a 200 JSON object is usable for a detail request; as a page it has the wrong shape
+        usable = last is not None and (
+            last.kind == "ok" or (last.kind == "shape" and last.path.startswith("/detail/"))
+        )
+        if not usable:
             what = f"{last.kind} to {last.path}" if last else "no request"
             out.append(f"half-open breaker closed by a probe answered with {what}")
     return out
 
 
-def sync_done(sync: Sync, api: ScriptedApi, stored_breaker: Any) -> list[tuple[str, str]]:
-    """Checks on a sync that has just ended (not crashed): ``(check name, message)`` pairs."""
+def sync_done(sync: Sync, api: ScriptedApi, stored_breaker: Any, probes_before: int) -> list[tuple[str, str]]:
+    """Checks on a sync that has just ended (not crashed): ``(check name, message)`` pairs.
+
+    ``probes_before``: half-open probes in flight when this run started (a crashed sync's stay until
+    they expire; the run must not add any that outlive it).
+    """
     out: list[tuple[str, str]] = []
     result = sync.result or {}
     mine = [w for w in api.log if w.sync == sync.id]
-    if stored_breaker.probes_in_flight:
+    if stored_breaker.probes_in_flight > probes_before:
         out.append(
             ("probe", f"sync {sync.id} ended leaving {stored_breaker.probes_in_flight} probe(s) in flight")
         )

@@ -6,10 +6,11 @@ Two DAGs sync one source with their own (changing) limits; manual runs tighten `
 ``max_pages``; a second writer outside the pool reads the state before a pooled sync and writes after.
 
 Knobs (environment): ``MODEL_EXAMPLES`` / ``MODEL_STEPS`` (default: a quick run; more under
-``CI=true``), ``MODEL_ONLY=<check>`` to enforce one check alone, ``MODEL_FEATURES=a,b`` to allow only
-those fault families (for measuring examples-to-failure per defect), ``MODEL_STATS=<file>`` to append
-the example number at which the first violation appeared, ``MODEL_SHRINK=1`` to shrink a failure
-(slow: minutes; off by default so a failing CI run reports at once).
+``CI=true``); for measuring examples-to-failure per defect: ``MODEL_ONLY=<check>`` enforces one check
+alone, ``MODEL_FEATURES=a,b`` allows only those feature families (``ALL_FEATURES``) or fault kinds,
+``MODEL_HANDLERS=a,b`` only those handlers, ``MODEL_STATS=<file>`` appends the example number of the
+first violation; ``MODEL_SHRINK=1`` shrinks a failure (slow: minutes; off by default so a failing CI
+run reports at once).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from airflow_sync_provider.config import BackoffConfig, CircuitBreakerConfig, RateLimitConfig, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
-from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy import breaker
 from airflow_sync_provider.policy.breaker import BreakerState, Transition
@@ -44,6 +44,7 @@ T0 = 1_800_000_000.0
 ALL_FEATURES = ("faults", "bad_bodies", "redirects", "latency", "limits", "params", "crashes", "outside")
 FEATURES = frozenset(filter(None, os.environ.get("MODEL_FEATURES", ",".join(ALL_FEATURES)).split(",")))
 ONLY = os.environ.get("MODEL_ONLY") or None
+USED_HANDLERS = tuple(os.environ.get("MODEL_HANDLERS", ",".join(HANDLERS)).split(","))
 FAULT_FAMILY = {
     "500": "faults", "503": "faults", "408": "faults", "429": "faults", "404": "faults", "timeout": "faults",
     "html": "bad_bodies", "shape": "bad_bodies",
@@ -51,7 +52,11 @@ FAULT_FAMILY = {
 }  # fmt: skip
 
 
-def base_config(max_requests: int) -> SyncConfig:
+MAX_WAIT = {"hourly": 120.0, "backfill": 30.0}
+"""hourly defers every window wait (< 60 s); backfill gives up on waits over 30 s (RATE_LIMIT_EXCEEDED)."""
+
+
+def base_config(max_requests: int, max_wait: float = 120.0) -> SyncConfig:
     return SyncConfig(
         source=SOURCE,
         endpoint="/items",
@@ -66,7 +71,7 @@ def base_config(max_requests: int) -> SyncConfig:
         ),
         timeout=timedelta(seconds=2),
         max_retries=2,
-        max_wait=timedelta(seconds=120),
+        max_wait=timedelta(seconds=max_wait),
         max_pages=20,
         defer_after=timedelta(seconds=5),
         max_sync_duration=timedelta(hours=1),
@@ -102,22 +107,25 @@ class WatchedStore(InMemoryStateStore):
         self.problems = problems
         self.explained = 0
 
-    def save(self, state: SourceState) -> None:
-        before = SourceState.from_json(self.raw.get(variable_key(state.source)), state.source).breaker.state
-        after = state.breaker.state
-        if after is not before:
-            current, pending = before, self.transitions[self.explained :]
-            for i, (moved, _) in enumerate(pending):
-                if moved.source_state is current:
-                    current = moved.target_state
-                    if current is after:
-                        self.explained += i + 1
-                        break
-            if current is not after:
-                self.problems.append(
-                    ("transitions", f"stored breaker went {before.value} -> {after.value} with no transition")
-                )
-        super().save(state)
+    def save(self, state: SourceState, *args: Any, **kwargs: Any) -> None:
+        before = self._breaker_state(state.source)
+        super().save(state, *args, **kwargs)
+        after = self._breaker_state(state.source)  # as stored (a store may merge a foreign write)
+        if after is before:
+            return
+        current, pending = before, self.transitions[self.explained :]
+        for i, (moved, _) in enumerate(pending):
+            if moved.source_state is current:
+                current = moved.target_state
+                if current is after:
+                    self.explained += i + 1
+                    return
+        self.problems.append(
+            ("transitions", f"stored breaker went {before.value} -> {after.value} with no transition")
+        )
+
+    def _breaker_state(self, source: str) -> BreakerState:
+        return SourceState.from_json(self.raw.get(variable_key(source)), source).breaker.state
 
 
 class SyncPromise(RuleBasedStateMachine):
@@ -175,7 +183,7 @@ class SyncPromise(RuleBasedStateMachine):
         return next((s for s in self.syncs if s.status == "deferred"), None)
 
     def _new_sync(self, dag: str, handler: str, max_requests: int | None, max_pages: int | None) -> Sync:
-        config = base_config(self.limits[dag])
+        config = base_config(self.limits[dag], MAX_WAIT[dag])
         params: dict[str, Any] = {}
         if max_requests is not None and "params" in FEATURES:
             params["max_requests"] = min(max_requests, config.rate_limit.max_requests)
@@ -186,9 +194,10 @@ class SyncPromise(RuleBasedStateMachine):
         return sync
 
     def _run(self, sync: Sync, crash: CrashPlan | None) -> None:
+        probes_before = self._stored().breaker.probes_in_flight
         self.driver.run(sync, crash if "crashes" in FEATURES else None)
         if sync.status == "done":
-            self.problems.extend(invariants.sync_done(sync, self.api, self._stored().breaker))
+            self.problems.extend(invariants.sync_done(sync, self.api, self._stored().breaker, probes_before))
         self.problems.extend(("reread", m) for m in invariants.reread(sync, self.api.log))
 
     # -- rules -----------------------------------------------------------------------------------------
@@ -196,7 +205,7 @@ class SyncPromise(RuleBasedStateMachine):
     @precondition(lambda self: self.deferred is None)
     @rule(
         dag=st.sampled_from(["hourly", "backfill"]),
-        handler=st.sampled_from(HANDLERS),
+        handler=st.sampled_from(USED_HANDLERS),
         max_requests=st.one_of(st.none(), st.integers(1, 3)),
         max_pages=st.one_of(st.none(), st.integers(1, 2)),
         crash=crashes,
@@ -225,12 +234,25 @@ class SyncPromise(RuleBasedStateMachine):
 
     @rule(script=st.lists(replies, min_size=1, max_size=4))
     def script(self, script: list[Reply]) -> None:
+        self._append(script)
+
+    def _append(self, script: list[Reply]) -> None:
         for reply in script:
-            if reply.kind in FAULT_FAMILY and FAULT_FAMILY[reply.kind] not in FEATURES:
+            if reply.kind in FAULT_FAMILY and not {FAULT_FAMILY[reply.kind], reply.kind} & FEATURES:
                 reply = Reply("ok", reply.out, reply.back)
             if "latency" not in FEATURES:
                 reply = Reply(reply.kind, retry_after=reply.retry_after)
             self.api.script.append(reply)
+
+    @precondition(lambda self: "faults" in FEATURES)
+    @rule(
+        kind=st.sampled_from(["500", "503", "408", "timeout"]),
+        n=st.integers(2, 3),
+        then=st.lists(replies, max_size=2),
+    )
+    def outage(self, kind: str, n: int, then: list[Reply]) -> None:
+        """An outage (enough failures in a row to open the breaker), then what the probe gets."""
+        self._append([Reply(kind)] * n + then)
 
     @rule(seconds=st.sampled_from([1.0, 5.0, 20.0, 31.0, 61.0, 600.0]))
     def time_passes(self, seconds: float) -> None:
@@ -263,7 +285,7 @@ class SyncPromise(RuleBasedStateMachine):
             self.store.save(state.replace(breaker=snapshot, updated_at=self.clock()))
 
     @precondition(lambda self: self.deferred is None and "outside" in FEATURES)
-    @rule(handler=st.sampled_from(HANDLERS), requests=st.integers(1, 3))
+    @rule(handler=st.sampled_from(USED_HANDLERS), requests=st.integers(1, 3))
     def outside_pool(self, handler: str, requests: int) -> None:
         """A second writer outside the pool reads the state, a pooled sync runs, then the writer sends."""
         stale = self._new_sync("hourly", "default", None, None)
@@ -280,6 +302,9 @@ class SyncPromise(RuleBasedStateMachine):
             error = abort
         except SyncWaitRequired as wait:
             error = SyncAbort(SyncErrorKind.RATE_LIMIT_EXCEEDED, str(wait))
+        except Exception as exc:  # what the operator would report as HANDLER_ERROR
+            self.problems.append(("explained", f"a request of sync {stale.id} raised {exc!r}"))
+            error = SyncAbort(SyncErrorKind.HANDLER_ERROR, repr(exc))
         finally:
             self.api.sender = (-1, 0)
         guard.finish(run.result(items=0, error=error).to_dict())
@@ -305,7 +330,7 @@ class SyncPromise(RuleBasedStateMachine):
             stats = os.environ.get("MODEL_STATS")
             if stats:
                 with open(stats, "a") as fh:
-                    fh.write(f"{found[0][0]} {SyncPromise.examples}\n")
+                    fh.write(f"{found[0][0]} {SyncPromise.examples} {found[0][1][:90]}\n")
                 SyncPromise.examples = -(10**9)  # count the first failure only, not the shrinking
             raise Violation("\n".join(f"[{name}] {m}" for name, m in found[:5]))
 
@@ -316,7 +341,7 @@ class SyncPromise(RuleBasedStateMachine):
         due = b.state is not BreakerState.CLOSED and (since is None or self.clock() - since >= RESET_TIMEOUT)
         if not due:
             return
-        guard = SourceGuard(base_config(self.limits["hourly"]), self.store, clock=self.clock, log=LOG)
+        guard = self.hook.open_guard(base_config(self.limits["hourly"]), log=LOG)
         admission = guard.peek()
         if not admission.allowed and admission.kind is SyncErrorKind.CIRCUIT_BREAKER_OPEN:
             self.problems.append(("probe", f"breaker {b.state.value} past its timeout refuses a probe: {b}"))
