@@ -85,6 +85,8 @@ replies = st.builds(
     back=st.sampled_from([0.0, 0.5, 3.0]),
     retry_after=st.sampled_from([None, 1, 10, 200]),
 )
+PROBE_ANSWERS = ["ok", "html", "shape", "bad_location", "redirect", "429", "500"]
+"""What an outage's first requests after it get (the half-open probe among them)."""
 crashes = st.one_of(
     st.none(),
     st.none(),
@@ -248,7 +250,7 @@ class SyncPromise(RuleBasedStateMachine):
     @rule(
         kind=st.sampled_from(["500", "503", "408", "timeout"]),
         n=st.integers(2, 3),
-        then=st.lists(replies, max_size=2),
+        then=st.lists(st.builds(Reply, kind=st.sampled_from(PROBE_ANSWERS)), max_size=2),
     )
     def outage(self, kind: str, n: int, then: list[Reply]) -> None:
         """An outage (enough failures in a row to open the breaker), then what the probe gets."""
