@@ -86,7 +86,7 @@ replies = st.builds(
     retry_after=st.sampled_from([None, 1, 10, 200]),
 )
 PROBE_ANSWERS = ["ok", "html", "shape", "bad_location", "redirect", "429", "500"]
-"""What an outage's first requests after it get (the half-open probe among them)."""
+"""What the first request after an outage (the half-open probe) may get."""
 crashes = st.one_of(
     st.none(),
     st.none(),
@@ -246,15 +246,23 @@ class SyncPromise(RuleBasedStateMachine):
                 reply = Reply(reply.kind, retry_after=reply.retry_after)
             self.api.script.append(reply)
 
-    @precondition(lambda self: "faults" in FEATURES)
+    @precondition(lambda self: self.deferred is None and "faults" in FEATURES)
     @rule(
         kind=st.sampled_from(["500", "503", "408", "timeout"]),
         n=st.integers(2, 3),
-        then=st.lists(st.builds(Reply, kind=st.sampled_from(PROBE_ANSWERS)), max_size=2),
+        probe=st.sampled_from(PROBE_ANSWERS),
+        handler=st.sampled_from(USED_HANDLERS),
+        crash=crashes,
     )
-    def outage(self, kind: str, n: int, then: list[Reply]) -> None:
-        """An outage (enough failures in a row to open the breaker), then what the probe gets."""
-        self._append([Reply(kind)] * n + then)
+    def outage(self, kind: str, n: int, probe: str, handler: str, crash: CrashPlan | None) -> None:
+        """An outage opens the breaker during a sync; after ``reset_timeout`` the next sync probes."""
+        self._append([Reply(kind)] * n)
+        self._run(self._new_sync("hourly", handler, None, None), None)
+        if self.deferred is not None:
+            return
+        self.clock.advance(RESET_TIMEOUT)
+        self._append([Reply(probe)])
+        self._run(self._new_sync("hourly", handler, None, None), crash)
 
     @rule(seconds=st.sampled_from([1.0, 5.0, 20.0, 31.0, 61.0, 600.0]))
     def time_passes(self, seconds: float) -> None:
