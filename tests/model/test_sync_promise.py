@@ -360,7 +360,7 @@ class SyncPromise(RuleBasedStateMachine):
 def _profile() -> settings:
     ci = os.environ.get("CI") == "true"
     return settings(
-        max_examples=int(os.environ.get("MODEL_EXAMPLES", 400 if ci else 60)),
+        max_examples=int(os.environ.get("MODEL_EXAMPLES", 800 if ci else 60)),
         stateful_step_count=int(os.environ.get("MODEL_STEPS", 25)),
         deadline=None,
         derandomize=False,
