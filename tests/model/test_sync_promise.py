@@ -26,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from airflow_sync_provider.config import BackoffConfig, CircuitBreakerConfig, RateLimitConfig, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
+from airflow_sync_provider.hooks.guard import breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy import breaker
 from airflow_sync_provider.policy.breaker import BreakerState, Transition
@@ -345,13 +346,23 @@ class SyncPromise(RuleBasedStateMachine):
             raise Violation("\n".join(f"[{name}] {m}" for name, m in found[:5]))
 
     def _probe_allowed(self) -> None:
-        """Past its timeout an open or half-open breaker lets a probe through."""
+        """Past its timeout an open or half-open breaker lets a probe through.
+
+        Open: at the breaker's own ``next_probe_at`` (``reset_timeout``, or longer where the open wait
+        grows after failed probes); half-open: lost probes expire after ``reset_timeout``.
+        """
         b = self._stored().breaker
-        since = b.opened_at if b.state is BreakerState.OPEN else b.half_open_since
-        due = b.state is not BreakerState.CLOSED and (since is None or self.clock() - since >= RESET_TIMEOUT)
+        config = base_config(self.limits["hourly"])
+        now = self.clock()
+        if b.state is BreakerState.OPEN:
+            probe_at = b.next_probe_at(breaker_settings(config))
+            due = probe_at is None or now >= probe_at
+        else:
+            since = b.half_open_since
+            due = b.state is BreakerState.HALF_OPEN and (since is None or now - since >= RESET_TIMEOUT)
         if not due:
             return
-        guard = self.hook.open_guard(base_config(self.limits["hourly"]), log=LOG)
+        guard = self.hook.open_guard(config, log=LOG)
         admission = guard.peek()
         if not admission.allowed and admission.kind is SyncErrorKind.CIRCUIT_BREAKER_OPEN:
             self.problems.append(("probe", f"breaker {b.state.value} past its timeout refuses a probe: {b}"))
