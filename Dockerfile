@@ -12,5 +12,5 @@ COPY --chown=airflow:0 airflow_sync_provider /opt/airflow-sync-provider/airflow_
 # silently up- or downgrading the image's Airflow.
 USER airflow
 RUN cd /opt/airflow-sync-provider \
-    && pip install --no-cache-dir -c constraints.txt "apache-airflow==${AIRFLOW_VERSION}" ".[statsd,celery]" \
+    && pip install --no-cache-dir -c constraints.txt "apache-airflow==${AIRFLOW_VERSION}" ".[statsd,celery,load]" \
     && rm -rf build ./*.egg-info

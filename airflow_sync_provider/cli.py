@@ -156,11 +156,14 @@ def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_states(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from airflow_sync_provider import operations, setup
+    from airflow_sync_provider import operations, setup, state_reader
     from airflow_sync_provider.state_table import format_states
 
-    configs = operations.known_configs(args.sources_file, warn=lambda m: print(f"warning: {m}", file=err))
-    states = operations.list_states(configs)
+    raw = state_reader.read_state_variables()  # every state in one query
+    configs = operations.known_configs(
+        args.sources_file, warn=lambda m: print(f"warning: {m}", file=err), state_sources=raw
+    )
+    states = state_reader.read_states(configs, raw=raw)
     if args.json:
         print(json.dumps(states, indent=2, sort_keys=True, default=str), file=out)
     else:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
 from airflow_sync_provider.policy.quota import RESET_FORMS
 
 MAX_WINDOW_ENTRIES = 10_000
@@ -56,8 +57,11 @@ def _number_in(name: str, value: Any, low: float, high: float, text: str) -> Non
     _require(ok and low <= value <= high, name, value, f"must be {text}")
 
 
+_ZERO = timedelta(0)
+
+
 def _duration(name: str, value: Any, *, positive: bool = True) -> None:
-    ok = isinstance(value, timedelta) and (value > timedelta(0) if positive else value >= timedelta(0))
+    ok = isinstance(value, timedelta) and (value > _ZERO if positive else value >= _ZERO)
     _require(ok, name, value, "must be a positive timedelta" if positive else "must be a timedelta >= 0")
 
 
@@ -268,6 +272,10 @@ class SyncConfig:
     """Hold the fetched items for an administrator's approval before they are published."""
     review_timeout: timedelta = timedelta(hours=24)
     """How long a review waits for an answer; then the submissions are rejected (nothing is published)."""
+    load: LoadConfig | None = None
+    """Where the items land (dlt destination, dataset, table); None: the items are only counted."""
+    incremental: IncrementalConfig | None = None
+    """Send the last bookmark in a request param and fetch only what changed."""
 
     def __post_init__(self) -> None:
         _require(
@@ -333,6 +341,13 @@ class SyncConfig:
         _check_trigger_assets(self)
         _require(isinstance(self.review, bool), "review", self.review, "must be true or false")
         _duration("review_timeout", self.review_timeout)
+        for name, kind in _OPTIONAL_SECTIONS.items():
+            value = getattr(self, name)
+            _require(
+                value is None or isinstance(value, kind), name, value, f"must be a {kind.__name__} or None"
+            )
+        if self.load is not None and self.load.table == "":
+            object.__setattr__(self, "load", dataclasses.replace(self.load, table=self.source))
 
     @property
     def pool(self) -> str:
@@ -361,7 +376,10 @@ class SyncConfig:
             if key not in fields:
                 raise SyncConfigError(str(key), value, f"is not a known field (known: {', '.join(fields)})")
             section = _SECTIONS.get(key)
-            if section is not None:
+            if key in _OPTIONAL_SECTIONS:
+                current = getattr(base, key) if base is not None else None
+                changes[key] = _optional_section(_OPTIONAL_SECTIONS[key], value, current)
+            elif section is not None:
                 current = getattr(base, key) if base is not None else section()
                 changes[key] = _section_from_dict(section, value, current)
             elif key in _DURATION_FIELDS or (
@@ -383,7 +401,10 @@ class SyncConfig:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in _SECTIONS:
+            if f.name in _OPTIONAL_SECTIONS and value is not None:
+                value = {sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value)}
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+            elif f.name in _SECTIONS:
                 value = {
                     sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
                 }
@@ -397,6 +418,7 @@ _SECTIONS: dict[str, Any] = {
     "backoff": BackoffConfig,
     "circuit_breaker": CircuitBreakerConfig,
 }
+_OPTIONAL_SECTIONS: dict[str, Any] = {"load": LoadConfig, "incremental": IncrementalConfig}
 _DURATION_FIELDS = {"timeout", "max_wait", "max_sync_duration", "defer_after", "review_timeout"}
 
 
@@ -418,6 +440,26 @@ def _section_from_dict(kind: Any, data: Any, current: Any) -> Any:
         is_duration = str(names[key].type).startswith("timedelta") and value is not None
         changes[key] = parse_duration(value, name) if is_duration else value
     return dataclasses.replace(current, **changes)
+
+
+def _optional_section(kind: Any, data: Any, current: Any) -> Any:
+    """``load:``/``incremental:``: null turns the section off; a mapping merges onto ``current``."""
+    if data is None or isinstance(data, kind):
+        return data
+    if current is None:
+        if not isinstance(data, Mapping):
+            raise SyncConfigError(kind.prefix, data, "must be a mapping")
+        names = {f.name: f for f in dataclasses.fields(kind)}
+        for key, value in data.items():
+            if key not in names:
+                known = ", ".join(names)
+                raise SyncConfigError(f"{kind.prefix}.{key}", value, f"is not a known field (known: {known})")
+        try:
+            current = kind(**{k: v for k, v in data.items() if k in ("cursor_field", "param")})
+        except TypeError as exc:
+            missing = next(n for n in ("cursor_field", "param") if n not in data)
+            raise SyncConfigError(f"{kind.prefix}.{missing}", None, "is required") from exc
+    return _section_from_dict(kind, data, current)
 
 
 def _default(source: str, schedule: str, per_hour: int) -> SyncConfig:

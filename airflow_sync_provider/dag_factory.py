@@ -8,12 +8,14 @@ Use it from any DAG file::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Asset, Param
+from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_sync_provider.asset_schedule import describe_triggers, sync_schedule
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
@@ -60,9 +62,9 @@ def build_sync_dags(
     :param on_breaker_close: the same, for a breaker that a successful probe closes.
     :param on_rate_limited: the same, for a sync that ends ``RATE_LIMITED`` / ``RATE_LIMIT_EXCEEDED``.
     :param trigger_params: declare the manual-trigger params (dry run, tighter limits) in the trigger
-        form. Airflow validates every Param whenever a DAG is parsed, which dominates the parse time
-        of generated DAGs; with ``False`` the same keys still work in a run's conf (``apply_params``
-        checks them, tighten-only) but the form shows none.
+        form (default). They cost little at parse time (see ``sync_params``); with ``False`` the same
+        keys still work in a run's conf (``apply_params`` checks them, tighten-only) but the form shows
+        none.
     """
     if configs is None:
         configs = DEFAULT_SYNC_CONFIGS
@@ -156,7 +158,6 @@ def _build_dag(
         default_args=args,
         tags=sorted({"sync", f"source:{config.source}", *tags}),
         doc_md=describe_source(config),
-        params=sync_params(config) if trigger_params else None,
         description=f"Rate-limited sync of {config.source} ({config.rate_limit.max_requests} requests per "
         f"{format_duration(config.rate_limit.window)})",
     ) as dag:
@@ -171,53 +172,85 @@ def _build_dag(
         )
         if config.review:
             add_review(sync, source=config.source, timeout=config.review_timeout, notifiers=review_notifiers)
+    if trigger_params:
+        # Added after the tasks, as Airflow's own ``dag.param()`` does: DAG(params=...) would re-check
+        # every schema against its meta-schema and deep-copy the form into each task, per DAG. The run's
+        # params still merge dag.params first (``process_params``), validated against these schemas.
+        dag.params.update(sync_params(config))
     return dag
 
 
-# Airflow checks every Param's schema against its meta-schema whenever a DAG is built; the default
-# (2020-12) meta-schema costs ~3.4x the Draft 7 one, which these simple schemas need no more than.
+# Draft 7: the form's schemas need nothing newer, and a trigger's conf is validated against them by the
+# api-server and again in the task (``process_params``), where the default 2020-12 meta-schema costs ~3x more.
 DRAFT_7: dict[str, Any] = {"$schema": "http://json-schema.org/draft-07/schema#"}
+
+FormSpec = tuple[tuple[str, Any, str, dict[str, Any]], ...]
 
 
 def sync_params(config: SyncConfig) -> dict[str, Param]:
-    """Manual-trigger params. Overrides can only tighten limits; none can change where requests go."""
-    return {
-        "dry_run": Param(
+    """Manual-trigger params. Overrides can only tighten limits; none can change where requests go.
+
+    Fresh ``Param`` objects per DAG (a run's params mutate them), from specs checked once per distinct set
+    of limits: the check Airflow makes when a scheduled DAG declares params (valid defaults). An
+    incremental source also gets ``full_refresh``.
+    """
+    incremental = config.incremental.param if config.incremental is not None else None
+    specs = _form_specs(config.rate_limit.max_requests, config.max_retries, config.max_pages, incremental)
+    return {name: Param(default, description, **dict(schema)) for name, default, description, schema in specs}
+
+
+@functools.lru_cache(maxsize=4096)
+def _form_specs(max_requests: int, max_retries: int, max_pages: int, incremental: str | None) -> FormSpec:
+    def optional_int(minimum: int, maximum: int, title: str) -> dict[str, Any]:
+        return {
+            "type": ["null", "integer"],
+            "minimum": minimum,
+            "maximum": maximum,
+            "title": title,
+            **DRAFT_7,
+        }
+
+    refresh: FormSpec = ()
+    if incremental is not None:
+        refresh = (
+            (
+                "full_refresh",
+                False,
+                "Ignore the incremental bookmark this run: fetch everything again "
+                f"(from incremental.initial_value) and reset the bookmark. Param {incremental!r}.",
+                {"type": "boolean", "title": "Full refresh", **DRAFT_7},
+            ),
+        )
+    specs: FormSpec = (
+        *refresh,
+        (
+            "dry_run",
             False,
-            type="boolean",
-            title="Dry run",
-            description="Check the breaker and the rate-limit window, send nothing.",
-            **DRAFT_7,
+            "Check the breaker and the rate-limit window, send nothing.",
+            {"type": "boolean", "title": "Dry run", **DRAFT_7},
         ),
-        "max_requests": Param(
+        (
+            "max_requests",
             None,
-            type=["null", "integer"],
-            minimum=1,
-            maximum=config.rate_limit.max_requests,
-            title="Tighter window limit",
-            description=f"This run only: at most this many requests in the window "
-            f"(the configured limit is {config.rate_limit.max_requests}).",
-            **DRAFT_7,
+            "This run only: at most this many requests in the window "
+            f"(the configured limit is {max_requests}).",
+            optional_int(1, max_requests, "Tighter window limit"),
         ),
-        "max_retries": Param(
+        (
+            "max_retries",
             None,
-            type=["null", "integer"],
-            minimum=0,
-            maximum=config.max_retries,
-            title="Fewer retries",
-            description=f"This run only: retries per request (configured: {config.max_retries}).",
-            **DRAFT_7,
+            f"This run only: retries per request (configured: {max_retries}).",
+            optional_int(0, max_retries, "Fewer retries"),
         ),
-        "max_pages": Param(
+        (
+            "max_pages",
             None,
-            type=["null", "integer"],
-            minimum=1,
-            maximum=config.max_pages,
-            title="Fewer pages",
-            description=f"This run only: stop after this many pages (configured: {config.max_pages}).",
-            **DRAFT_7,
+            f"This run only: stop after this many pages (configured: {max_pages}).",
+            optional_int(1, max_pages, "Fewer pages"),
         ),
-    }
+    )
+    ParamsDict({name: Param(d, desc, **dict(schema)) for name, d, desc, schema in specs}).validate()
+    return specs
 
 
 def describe_source(config: SyncConfig) -> str:

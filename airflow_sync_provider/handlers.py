@@ -13,12 +13,16 @@ After a deferral the handler is called again from its start, with the same check
   never again, and a finished loop yields nothing;
 - ``ctx.request`` calls are sent again (the handler's code before the deferral point runs again);
 - ``ctx.checkpoint.handler_data`` keeps what the handler put there, to skip work already done.
+
+With ``load`` configured, the default handler lands the items through ``ctx.load`` (dlt); custom
+handlers can call ``ctx.load(items, table=...)`` themselves. With ``incremental``, pass
+``**ctx.incremental_params()`` to the first request to fetch only what changed since the bookmark.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -28,6 +32,7 @@ import requests
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
+from airflow_sync_provider.load.incremental import Cursor, highest, with_lag
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
 
@@ -52,13 +57,59 @@ class Page:
 class SyncContext:
     """What a handler gets: the source, its config, the Airflow context and guarded requests."""
 
-    def __init__(self, run: SyncRun, context: Mapping[str, Any]) -> None:
+    def __init__(self, run: SyncRun, context: Mapping[str, Any], *, bookmark: Cursor | None = None) -> None:
         self._run = run
         self.config: SyncConfig = run.config
         self.source: str = run.config.source
         self.context = context
         self.checkpoint: Checkpoint = run.checkpoint
         self._calls: dict[str, int] = {}
+        self.bookmark = bookmark
+        """The stored bookmark this sync starts from (None: first sync or full refresh)."""
+        self._loader: Any = None
+
+    def incremental_params(self) -> dict[str, Any]:
+        """``{param: bookmark - lag}`` (or ``initial_value``) for the first request; {} if not incremental."""
+        inc = self.config.incremental
+        if inc is None:
+            return {}
+        value = self.bookmark if self.bookmark is not None else inc.initial_value
+        return {} if value is None else {inc.param: with_lag(value, inc.lag)}
+
+    def load(
+        self,
+        items: Iterable[Any],
+        *,
+        table: str | None = None,
+        write_disposition: str | None = None,
+        primary_key: str | Sequence[str] | None = None,
+    ) -> int:
+        """Land ``items`` (a list, or a generator over ``pages()``) in the source's destination.
+
+        Returns the items committed. Items fetched before a wait are committed before the sync defers.
+        """
+        if self._loader is None:
+            from airflow_sync_provider.load.loader import Loader, SyncLoadError
+
+            if self.config.load is None:
+                raise SyncLoadError(f"{self.source}: ctx.load needs a load section in the source's config")
+            self._loader = Loader(self.config, self.checkpoint.load, self._run.log)
+        return int(
+            self._loader.load(
+                items, table=table, write_disposition=write_disposition, primary_key=primary_key
+            )
+        )
+
+    def note_cursor(self, items: Iterable[Any]) -> None:
+        """Record the highest incremental cursor of ``items`` handled without ``load`` (kept on success)."""
+        inc = self.config.incremental
+        if inc is not None:
+            cp = self.checkpoint.load
+            cp["cursor_max"] = highest(items, inc.cursor_field, cp.get("cursor_max"))
+
+    def close(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
 
     def request(self, method: str = "GET", path: str | None = None, **params: Any) -> Attempt:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
@@ -138,9 +189,13 @@ Handler = Callable[[SyncContext], "int | Mapping[str, Any]"]
 
 
 def default_handler(ctx: SyncContext) -> int:
-    """GET the endpoint and follow every page; the item count is the result."""
-    for _ in ctx.pages():
-        pass
+    """GET the endpoint and follow every page, landing the items if ``load`` is set; returns the count."""
+    params = ctx.incremental_params()
+    if ctx.config.load is not None:
+        ctx.load(item for page in ctx.pages(**params) for item in page.items)
+    else:
+        for page in ctx.pages(**params):
+            ctx.note_cursor(page.items)
     return ctx.checkpoint.items
 
 

@@ -114,10 +114,14 @@ def known_configs(
     *,
     warn: Callable[[str], None] | None = None,
     read_file: bool = True,
+    state_sources: Iterable[str] | None = None,
 ) -> dict[str, SyncConfig]:
-    """Every known source: configured ones plus every ``sync_state_*`` Variable (with default settings)."""
+    """Every known source: configured ones plus every ``sync_state_*`` Variable (with default settings).
+
+    :param state_sources: the sources that have a state Variable, if already read (saves a query).
+    """
     configs = configured_sources(sources_file, read_file=read_file)
-    for source in state_variable_sources():
+    for source in sorted(state_variable_sources() if state_sources is None else state_sources):
         if source in configs:
             continue
         try:

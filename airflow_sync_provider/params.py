@@ -20,7 +20,7 @@ TIGHTENING = {
 MINIMUM = {"max_requests": 1, "max_retries": 0, "max_pages": 1}
 
 
-OVERRIDE_KEYS = ("dry_run", *TIGHTENING)
+OVERRIDE_KEYS = ("dry_run", "full_refresh", *TIGHTENING)
 
 
 def run_overrides(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,3 +58,13 @@ def apply_params(config: SyncConfig, params: Mapping[str, Any] | None) -> tuple[
         else:
             config = config.replace(**{name: value})
     return config, dry_run
+
+
+def full_refresh_requested(params: Mapping[str, Any] | None) -> bool:
+    """``full_refresh``: ignore the incremental bookmark this run (fetch from ``initial_value``)."""
+    value = (params or {}).get("full_refresh", False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SyncConfigError("params.full_refresh", value, "must be true or false")
+    return value

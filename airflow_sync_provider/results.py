@@ -44,6 +44,12 @@ class SyncResult:
     """ISO-8601 UTC timestamp of the sync's start."""
     truncated: bool = False
     """The sync stopped at ``max_pages`` with more pages left (a success, visibly partial)."""
+    items_loaded: int = 0
+    """Items committed to the destination (``load``); 0 when nothing is loaded."""
+    destination: str | None = None
+    """Where the items went, e.g. ``duckdb sync.airdrops``; None without ``load``."""
+    bookmark: str | int | float | None = None
+    """The source's incremental bookmark after this sync (None when not incremental)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -63,15 +69,20 @@ class SyncResult:
             retry_count=int(data.get("retry_count", 0)),
             started_at=str(data["started_at"]),
             truncated=bool(data.get("truncated", False)),
+            items_loaded=int(data.get("items_loaded") or 0),
+            destination=data.get("destination"),
+            bookmark=data.get("bookmark"),
         )
 
     def summary(self) -> str:
         """The original design's one-line summary: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT``.
 
-        A truncated sync says so: ``✓ src: 42 items in 1234 ms (truncated at max_pages)``.
+        Loaded items say where they went (``42 items -> duckdb sync.src``); a truncated sync says so
+        (``... in 1234 ms (truncated at max_pages)``).
         """
         if self.success:
+            where = f" -> {self.destination}" if self.destination else ""
             cut = " (truncated at max_pages)" if self.truncated else ""
-            return f"✓ {self.source}: {self.items_processed} items in {self.duration_ms} ms{cut}"
+            return f"✓ {self.source}: {self.items_processed} items{where} in {self.duration_ms} ms{cut}"
         kind = self.error.value if self.error else "UNKNOWN"
         return f"✗ {self.source}: {kind} (retry {self.retry_count}): {self.error_message}"

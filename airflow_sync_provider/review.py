@@ -62,12 +62,15 @@ def published_asset(source: str) -> Asset:
 def collect_submissions(ctx: SyncContext) -> int:
     """Sync handler: read every page, keep the first MAX_SUBMISSIONS submissions, push them to XCom.
 
-    Kept submissions live in the checkpoint, so a sync that defers mid-way resumes with them.
+    Kept submissions live in the checkpoint, so a sync that defers mid-way resumes with them. With
+    ``load`` configured each page is landed (``ctx.load``) before the next one is fetched.
     """
     data = ctx.checkpoint.handler_data
     kept: list[dict[str, str | None]] = data.setdefault(SUBMISSIONS_KEY, [])
     seen = {s["id"] for s in kept}
     for page in ctx.pages():
+        if ctx.config.load is not None:
+            ctx.load(page.items)
         for item in page.items:
             submission = trim_submission(item)
             if len(kept) < MAX_SUBMISSIONS and submission["id"] not in seen:

@@ -3,6 +3,7 @@
 ::
 
     include_defaults: true        # start from the seven default sources (default: true)
+    load: {destination: duckdb}   # where every source lands its items unless it says otherwise
     sources:
       airdrops:                   # override some fields of a default source
         rate_limit: {max_requests: 30}
@@ -10,6 +11,8 @@
         endpoint: /v2/things
         schedule: "*/10 * * * *"
 
+``$SYNC_LOAD`` (a YAML mapping, or ``null``) replaces the top-level ``load`` without editing the file,
+e.g. ``SYNC_LOAD='{destination: postgres, conn_id: sync_warehouse}'`` in the compose file.
 Errors name the file, the source and the field. Reading a local file is the only I/O.
 """
 
@@ -22,11 +25,12 @@ from typing import Any
 
 import yaml
 
-from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig, _optional_section
 from airflow_sync_provider.exceptions import SyncConfigError
 
 SOURCES_FILE_ENV = "SYNC_SOURCES_FILE"
-TOP_LEVEL_KEYS = ("include_defaults", "sources")
+LOAD_ENV = "SYNC_LOAD"
+TOP_LEVEL_KEYS = ("include_defaults", "load", "sources")
 
 
 class SourcesFileError(SyncConfigError):
@@ -73,7 +77,9 @@ def configs_from_mapping(data: Any, path: Path | str = "<sources>") -> dict[str,
     sources = {} if sources is None else sources
     if not isinstance(sources, Mapping):
         raise SourcesFileError(path, f"sources must be a mapping of source name to settings, got {sources!r}")
+    load = _top_level_load(data, path)
     configs: dict[str, SyncConfig] = dict(DEFAULT_SYNC_CONFIGS) if include else {}
+    configs = {name: config.replace(load=load) for name, config in configs.items()}
     for name, settings in sources.items():
         settings = {} if settings is None else settings  # `false`/`[]` must not pass as "no changes"
         try:
@@ -81,11 +87,33 @@ def configs_from_mapping(data: Any, path: Path | str = "<sources>") -> dict[str,
                 raise SyncConfigError(str(name), settings, "must be a mapping of settings")
             if "source" in settings and settings["source"] != name:
                 raise SyncConfigError("source", settings["source"], f"must equal the key {name!r}")
-            base = configs.get(str(name)) or DEFAULT_SYNC_CONFIGS.get(str(name))
-            if base is None:
+            base = configs.get(str(name))
+            if base is None and str(name) in DEFAULT_SYNC_CONFIGS:
+                base = DEFAULT_SYNC_CONFIGS[str(name)].replace(load=load)
+            if base is None and load is None:
                 configs[str(name)] = SyncConfig.from_dict({**settings, "source": name})
+            elif base is None:
+                fresh = SyncConfig(source=str(name), load=load)
+                configs[str(name)] = SyncConfig.from_dict(dict(settings), base=fresh)
             else:
                 configs[str(name)] = SyncConfig.from_dict(dict(settings), base=base)
         except SyncConfigError as exc:
             raise SourcesFileError(path, f"source {name!r}: {exc}") from None
     return configs
+
+
+def _top_level_load(data: Mapping[str, Any], path: Path | str) -> Any:
+    """The file's ``load`` defaults, or ``$SYNC_LOAD`` when set (``null`` turns loading off)."""
+    raw, where = data.get("load"), "load"
+    env = os.environ.get(LOAD_ENV)
+    if env is not None and env.strip():
+        try:
+            raw, where = yaml.safe_load(env), f"${LOAD_ENV}"
+        except yaml.YAMLError as exc:
+            raise SourcesFileError(path, f"${LOAD_ENV} is not valid YAML ({exc})") from None
+    from airflow_sync_provider.load_config import LoadConfig
+
+    try:
+        return _optional_section(LoadConfig, raw, None)
+    except SyncConfigError as exc:
+        raise SourcesFileError(path, f"{where}: {exc}") from None

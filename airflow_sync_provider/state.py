@@ -5,12 +5,14 @@ One Airflow Variable per source, key ``sync_state_<source>``, JSON::
     {"schema_version": 1, "source": "airdrops",
      "breaker": {"state": "closed", "failure_count": 0, "opened_at": null, ...},
      "window": [1764390000.0, ...], "last_result": {...} | null, "updated_at": 1764390000.0,
-     "writer": "sync_airdrops/scheduled__2026-11-29T10:00:00+00:00"}
+     "writer": "sync_airdrops/scheduled__2026-11-29T10:00:00+00:00",
+     "bookmark": "2026-01-05T10:00:00Z" | 1764390000 | null}
 
 ``writer`` (optional, added without a schema bump: older providers ignore it) names who made the
 last write, so a sync can tell a foreign write from its own (see ``merge``). ``window`` is kept in
 time order, at most ``MAX_WINDOW_ENTRIES`` long (the newest): every limit is at most that large,
 so the newest entries decide every admission exactly.
+``bookmark`` is the highest ``incremental.cursor_field`` an incremental sync has loaded (optional).
 
 Above ``rate_limit.LOG_MAX`` live requests the window is bucketed (``policy.buckets``), stored as
 ``"window": []`` plus ``"window_buckets": {"width": 36.0, "counts": [[49011000, 57], ...]}`` (bucket
@@ -64,6 +66,8 @@ class SourceState:
     """Who wrote this state last (a sync's ``dag_id/run_id``, ``sync_admin/...``); ``None`` if unknown."""
     quota: Quota | None = None
     """What the API last reported about its own quota (``policy.quota``), shared like the window."""
+    bookmark: str | int | float | None = None
+    """The highest cursor value loaded by an incremental sync; moves only after its load committed."""
     schema_version: int = SCHEMA_VERSION
 
     def replace(self, **changes: Any) -> SourceState:
@@ -87,6 +91,8 @@ class SourceState:
             body["writer"] = self.writer
         if self.quota is not None:
             body["quota"] = self.quota.to_dict()
+        if self.bookmark is not None:
+            body["bookmark"] = self.bookmark
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -176,6 +182,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         updated_at=_number(data.get("updated_at"), "updated_at"),
         writer=str(writer)[:250] if writer is not None else None,
         quota=quota,
+        bookmark=_bookmark(data.get("bookmark")),
     )
 
 
@@ -220,6 +227,7 @@ def merge(ours: SourceState, theirs: SourceState, *, known: rate_limit.Window = 
         window=capped(rate_limit.merge(ours.window, theirs.window, known)),
         breaker=breaker_policy.merge(ours.breaker, theirs.breaker),
         quota=quota,
+        bookmark=ours.bookmark if ours.bookmark is not None else theirs.bookmark,
     )
 
 
@@ -251,6 +259,12 @@ def _quota(value: Any, warn: Warn) -> Quota | None:
         return None
     remaining, limit = (None if v is None else int(v) for v in (counts["remaining"], counts["limit"]))
     return Quota(remaining=remaining, limit=limit, **times)
+
+
+def _bookmark(value: Any) -> str | int | float | None:
+    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"bookmark must be a string, a number or null, got {value!r}")
 
 
 class StateStore(Protocol):

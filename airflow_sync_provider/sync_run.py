@@ -69,6 +69,8 @@ class Checkpoint:
     deferrals: int = 0
     handler_data: dict[str, Any] = field(default_factory=dict)
     """Free space for custom handlers to record their own progress across a deferral."""
+    load: dict[str, Any] = field(default_factory=dict)
+    """Committed loads of this sync (``load.loader``): ``loaded``, ``cursor_max``, ``replaced``."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

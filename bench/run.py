@@ -32,9 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PURE = ("parse", "jitter", "quota", "outage", "state")
+PURE = ("parse", "jitter", "quota", "outage", "load", "state")
 REAL = ("outage_slice", "overhead", "deferral")
-ALL = PURE + REAL
+OWN_AIRFLOW = ("scale",)  # starts its own deployments, after the shared one has stopped
+ALL = PURE + REAL + OWN_AIRFLOW
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -180,12 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     results["meta"] = meta(args.quick)
 
-    from bench import jitter, outage_matrix, parse, quota, state
+    from bench import jitter, load, outage_matrix, parse, quota, state
 
     simulations: dict[str, Callable[..., dict[str, Any]]] = {
         "jitter": jitter.run,
         "quota": quota.run,
         "outage": outage_matrix.run,
+        "load": load.run,
     }
     if "parse" in args.only:  # timed: runs alone, before Airflow starts in the background
         measured(results, timings, "parse", lambda: parse.run(quick=args.quick))
@@ -201,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if real is not None:
             real.stop()
+    if "scale" in args.only:
+        from bench import scale
+
+        measured(results, timings, "scale", lambda: scale.run(quick=args.quick))
     if "outage_slice" in results:
         target = results.get("outage")
         if isinstance(target, dict) and "error" not in target:

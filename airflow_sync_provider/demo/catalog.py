@@ -1,6 +1,8 @@
 """Deterministic item catalog of the demo API: source names, item shapes, totals and pagination.
 
-Every item is a pure function of ``(source, index)``, so pages are identical across runs and processes.
+Every item is a pure function of ``(source, index)``, so pages are identical across runs and processes;
+only ``changes`` (``DemoServer.touch``) move an item's ``updated_at`` forward. ``updated_since`` keeps
+the items with ``updated_at >=`` it (incremental syncs).
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 SOURCE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -81,17 +85,36 @@ def total_for(source: str) -> int:
     return TOTALS.get(source, GENERIC_TOTAL)
 
 
+def now_ts() -> str:
+    return _ts(datetime.now(UTC))
+
+
 def _ts(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_item(source: str, index: int) -> dict[str, Any]:
+def make_item(source: str, index: int, changes: Mapping[int, str] | None = None) -> dict[str, Any]:
     """Return item number ``index`` (0-based) of ``source``; ids look like ``airdrops-0001``."""
+    item = _make_item(source, index)
+    if changes and index in changes:
+        item["updated_at"] = changes[index]
+    return item
+
+
+def _make_item(source: str, index: int) -> dict[str, Any]:
     rng = random.Random(f"{source}:{index}")
     item_id = f"{source}-{index + 1:04d}"
     project = rng.choice(_PROJECTS)
     chain = rng.choice(_CHAINS)
     hours = timedelta(hours=index * 7 + rng.randint(0, 6), minutes=rng.choice((0, 15, 30, 45)))
+    item = _item_fields(source, index, rng, item_id, project, chain, hours)
+    item.setdefault("updated_at", _ts(_EPOCH + hours))
+    return item
+
+
+def _item_fields(
+    source: str, index: int, rng: random.Random, item_id: str, project: str, chain: str, hours: timedelta
+) -> dict[str, Any]:
     if source == "airdrops":
         return {
             "id": item_id,
@@ -177,30 +200,63 @@ def parse_cursor(raw: str | None, total: int) -> int:
     return int(raw)
 
 
-def get_page(source: str, cursor: str | None, limit: str | None) -> Page:
-    total = total_for(source)
+def parse_since(raw: str | None) -> datetime | None:
+    """``updated_since``: an ISO-8601 timestamp (``2026-01-05T10:00:00Z``); naive means UTC."""
+    if raw is None or raw == "":
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise PageError("updated_since", raw, "must be an ISO-8601 timestamp") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def get_page(
+    source: str,
+    cursor: str | None,
+    limit: str | None,
+    updated_since: str | None = None,
+    changes: Mapping[int, str] | None = None,
+) -> Page:
+    since = parse_since(updated_since)
     size = parse_limit(limit)
+    if since is None:
+        indices: list[int] | range = range(total_for(source))
+    else:
+        indices = [
+            i
+            for i in range(total_for(source))
+            if datetime.fromisoformat(make_item(source, i, changes)["updated_at"]) >= since
+        ]
+    total = len(indices)
     offset = parse_cursor(cursor, total)
     end = min(offset + size, total)
-    items = [make_item(source, i) for i in range(offset, end)]
+    items = [make_item(source, i, changes) for i in indices[offset:end]]
     return Page(items=items, next_cursor=str(end) if end < total else None, total=total, limit=size)
 
 
 def render_page(
-    source: str, cursor: str | None, limit: str | None, base_url: str, loop_cursor: str | None = None
+    source: str,
+    cursor: str | None,
+    limit: str | None,
+    base_url: str,
+    loop_cursor: str | None = None,
+    updated_since: str | None = None,
+    changes: Mapping[int, str] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The JSON body of a page and its headers: an RFC 8288 ``Link: <...>; rel="next"`` if there is one.
 
     ``loop_cursor`` forces ``next_cursor`` (and the Link) to that cursor, whatever the page.
     """
-    page = get_page(source, cursor, limit)
+    page = get_page(source, cursor, limit, updated_since, changes)
     payload = page.body()
     if loop_cursor is not None:
         payload["next_cursor"] = loop_cursor
     headers: dict[str, str] = {}
     if payload["next_cursor"] is not None:
+        since = f"&updated_since={quote(updated_since)}" if updated_since else ""
         headers["Link"] = (
-            f'<{base_url}/{source}?cursor={payload["next_cursor"]}&limit={page.limit}>; rel="next"'
+            f'<{base_url}/{source}?cursor={payload["next_cursor"]}&limit={page.limit}{since}>; rel="next"'
         )
     return json.dumps(payload).encode(), headers
 

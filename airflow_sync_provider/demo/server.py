@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_sync_provider.demo.catalog import PageError, is_source_name, render_page
+from airflow_sync_provider.demo.catalog import PageError, is_source_name, now_ts, render_page
 from airflow_sync_provider.demo.faults import Fault, FaultError, FaultRegistry, effect, parse_fault
 from airflow_sync_provider.demo.quota import QuotaRegistry, parse_quota
 
@@ -260,7 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             try:
                 cursor, limit = self._param("cursor"), self._param("limit")
-                body, headers = render_page(source, cursor, limit, self._base_url(), plan.loop_cursor)
+                since, changes = self._param("updated_since"), self.server.demo.changes(source)
+                body, headers = render_page(
+                    source, cursor, limit, self._base_url(), plan.loop_cursor, since, changes
+                )
             except PageError as exc:
                 self._json(400, {"error": str(exc), "field": exc.field, "value": exc.value})
                 return
@@ -344,6 +347,7 @@ class DemoServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
+        self._changes: dict[str, dict[int, str]] = {}
 
     @property
     def port(self) -> int:
@@ -429,6 +433,15 @@ class DemoServer:
 
     def clear_requests(self) -> int:
         return self._log.clear()
+
+    def touch(self, source: str, indices: list[int], when: str | None = None) -> str:
+        """Mark items of ``source`` (0-based indices) changed: their ``updated_at`` becomes ``when`` (now)."""
+        stamp = when or now_ts()
+        self._changes.setdefault(source, {}).update(dict.fromkeys(indices, stamp))
+        return stamp
+
+    def changes(self, source: str) -> dict[int, str]:
+        return dict(self._changes.get(source, {}))
 
     def max_concurrency(self, source: str) -> int:
         """The peak number of simultaneously in-flight requests seen for ``source``."""

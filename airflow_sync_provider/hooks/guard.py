@@ -115,7 +115,6 @@ class SourceGuard:
         loaded = store.load(config.source, on_warning=log.warning)
         self._seen = (loaded.writer, loaded.updated_at)  # the last write we read or made
         self._known = loaded.window  # its window: what a foreign write added is the difference
-        self._fresh = True  # nothing happened since the read: the next admission needs no re-read
         self.state: SourceState = clamp_future_times(loaded, clock(), log.warning)
         self.transitions: list[Transition] = []
         self._saved = self.state
@@ -124,9 +123,9 @@ class SourceGuard:
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
         now = self.clock()
-        if not self._fresh:
-            self._refresh(now)
-        self._fresh = False
+        # re-read even right after the load: a write by another sync between the load and this slot's
+        # save would otherwise be overwritten, not merged (found by tests/model)
+        self._refresh(now)
         admission, permit, decision = self._decide(now)
         self._note(permit.transition, permit.snapshot)
         if decision is None:  # the breaker refused: nothing else changes
@@ -238,7 +237,6 @@ class SourceGuard:
     def _refresh(self, now: float) -> None:
         """Re-read the state; a write by anyone else since our last read or write is merged in."""
         current = self.store.load(self.config.source, on_warning=self.log.warning)
-        self._fresh = True
         if (current.writer, current.updated_at) == self._seen:
             return
         self.log.warning(
@@ -264,4 +262,3 @@ class SourceGuard:
         self._saved = self.state
         self._seen = (self.writer, now)
         self._known = stored_window(self.state)
-        self._fresh = False

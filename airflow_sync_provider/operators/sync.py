@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
@@ -31,9 +32,10 @@ from airflow_sync_provider.handlers import Handler, SyncContext, default_handler
 from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.links import SyncDashboardLink
+from airflow_sync_provider.load.bookkeeping import settle
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
-from airflow_sync_provider.params import apply_params, run_overrides
+from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
@@ -64,6 +66,13 @@ class RateLimitedSyncOperator(BaseOperator):
     ui_color = "#e8f4ea"
     operator_extra_links = (SyncDashboardLink(),)
     template_fields: Sequence[str] = ()
+    # run-time collaborators (tests replace them per instance). Class defaults, not set in __init__:
+    # every attribute set on a BaseOperator goes through its __setattr__, paid per DAG at parse time.
+    _clock: Callable[[], float] = time.time
+    _sleep: Callable[[float], None] = time.sleep
+    _rng: random.Random | None = None
+    _context: Mapping[str, Any] = MappingProxyType({})
+    _breaker_seen: BreakerSnapshot | None = None
 
     def __init__(
         self,
@@ -106,11 +115,6 @@ class RateLimitedSyncOperator(BaseOperator):
         self.on_breaker_close = alerts.normalize_targets(on_breaker_close, "on_breaker_close")
         self.on_rate_limited = alerts.normalize_targets(on_rate_limited, "on_rate_limited")
         self.defer_timeout_margin = defer_timeout_margin
-        self._clock: Callable[[], float] = time.time
-        self._sleep: Callable[[float], None] = time.sleep
-        self._rng: random.Random | None = None
-        self._context: Mapping[str, Any] = {}
-        self._breaker_seen: BreakerSnapshot | None = None
 
     @cached_property
     def hook(self) -> RateLimitedSyncHook:
@@ -143,7 +147,7 @@ class RateLimitedSyncOperator(BaseOperator):
             self.log.warning("Could not read the deferral record of %s", self.source, exc_info=True)
             record = None
         checkpoint, error = deferral.timed_out(record, self._clock())
-        config, _ = self._params(context)
+        config, _, _ = self._params(context)
         guard = self.hook.open_guard(
             config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
         )
@@ -151,16 +155,25 @@ class RateLimitedSyncOperator(BaseOperator):
         run = SyncRun(config, self.hook, guard, checkpoint=checkpoint, clock=self._clock, log=self.log)
         return self._finish(context, run, guard, checkpoint.items, error)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: input = the API endpoint, output = the table the items landed in (if ``load``)."""
+        from airflow_sync_provider.load.lineage import sync_lineage
+
+        return sync_lineage(self.config, self.hook.url_for(self.config.endpoint))
+
     # -- one sync -----------------------------------------------------------------------------------
 
-    def _params(self, context: Mapping[str, Any]) -> tuple[SyncConfig, bool]:
+    def _params(self, context: Mapping[str, Any]) -> tuple[SyncConfig, bool, bool]:
+        """The run's config with its trigger params applied, ``dry_run`` and ``full_refresh``."""
         try:
-            return apply_params(self.config, run_overrides(context))
+            overrides = run_overrides(context)
+            config, dry_run = apply_params(self.config, overrides)
+            return config, dry_run, full_refresh_requested(overrides)
         except SyncConfigError as exc:
             raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
 
     def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
-        config, dry_run = self._params(context)
+        config, dry_run, full_refresh = self._params(context)
         self._context = context
         guard = self.hook.open_guard(
             config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
@@ -197,8 +210,10 @@ class RateLimitedSyncOperator(BaseOperator):
         handler = self.handler or default_handler
         error: SyncAbort | None = None
         items = 0
+        stored = guard.state.bookmark
+        ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
         try:
-            items = items_from_handler_return(handler(SyncContext(run, context)))
+            items = items_from_handler_return(handler(ctx))
         except SyncWaitRequired as wait:
             self._defer(context, run, guard, wait)
         except SyncAbort as abort:
@@ -208,7 +223,9 @@ class RateLimitedSyncOperator(BaseOperator):
             self.log.exception("The sync handler of %s raised", self.source)
             error = SyncAbort(SyncErrorKind.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
             items = run.checkpoint.items
-        return self._finish(context, run, guard, items, error)
+        finally:
+            ctx.close()
+        return self._finish(context, run, guard, items, error, full_refresh=full_refresh)
 
     def _finish(
         self,
@@ -217,8 +234,21 @@ class RateLimitedSyncOperator(BaseOperator):
         guard: SourceGuard,
         items: int,
         error: SyncAbort | None,
+        *,
+        full_refresh: bool = False,
     ) -> dict[str, Any]:
-        result = run.result(items=items, error=error)
+        """Settle the bookmark (it moves only after a committed load), store and report the result."""
+        stored = guard.state.bookmark
+        result, bookmark = settle(
+            run.config,
+            run.checkpoint.load,
+            stored,
+            full_refresh=full_refresh,
+            result=run.result(items=items, error=error),
+        )
+        if bookmark != stored:
+            self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
+            guard.state = guard.state.replace(bookmark=bookmark)
         guard.finish(result.to_dict())
         return self._report(context, result, error, guard)
 

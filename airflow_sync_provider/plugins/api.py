@@ -25,6 +25,7 @@ at import time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -36,7 +37,7 @@ from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, FastAPI, HTTPException, Response, status
 from fastapi.responses import HTMLResponse
 
-from airflow_sync_provider import operations
+from airflow_sync_provider import operations, state_reader
 from airflow_sync_provider.sources_file import SourcesFileError
 
 ADMIN_DAG_ID = operations.ADMIN_DAG_ID
@@ -68,26 +69,35 @@ def dashboard_page() -> HTMLResponse:
     return HTMLResponse(_page(), headers=NO_STORE)
 
 
-def _known_configs(problems: list[str]) -> dict[str, Any]:
+def _known_configs(problems: list[str], state_sources: Iterable[str] | None = None) -> dict[str, Any]:
     """Known sources; a broken sources file is reported, not fatal: the dashboard still shows the rest."""
     try:
-        return operations.known_configs(warn=problems.append)
+        return operations.known_configs(warn=problems.append, state_sources=state_sources)
     except SourcesFileError as exc:
         problems.append(f"sources file ignored: {exc}")
-        return operations.known_configs(warn=problems.append, read_file=False)
+        return operations.known_configs(warn=problems.append, read_file=False, state_sources=state_sources)
 
 
 @app.get("/api/states", dependencies=[can_read])
 def get_states(user: GetUserDep, response: Response) -> dict[str, Any]:
-    """Every known source (defaults, sources file, ``sync_state_*`` Variables) with its state."""
+    """Every known source (defaults, sources file, ``sync_state_*`` Variables) with its state.
+
+    Every state comes from one query (``state_reader``), the next runs from another: the cost does not
+    grow with a Variable read per source.
+    """
     from airflow_sync_provider.setup import missing_pools
 
     problems: list[str] = []
-    configs = _known_configs(problems)
+    raw = state_reader.read_state_variables()
+    configs = _known_configs(problems, state_sources=raw)
+    problems.extend(
+        f"{key} is set in the environment: the operator reads it instead of the state in the metadata DB"
+        for key in state_reader.shadowing_env_variables()
+    )
     response.headers.update(NO_STORE)
     return {
         "generated_at": datetime.now(tz=UTC).timestamp(),
-        "states": operations.list_states(configs),
+        "states": state_reader.read_states(configs, raw=raw, with_runs=True),
         "missing_pools": missing_pools(configs.values()),
         "admin_dag": _admin_dag_status(),
         "can_reset": _may_reset(user),

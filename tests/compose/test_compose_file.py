@@ -343,7 +343,7 @@ def test_dockerfile_installs_the_package_with_our_constraints_as_airflow_user() 
     pip = instructions[pip_at][1]
     assert "--no-cache-dir" in pip
     assert "-c constraints.txt" in pip
-    assert '".[statsd,celery]"' in pip
+    assert '".[statsd,celery,load]"' in pip
     users = [args for instr, args in instructions[:pip_at] if instr == "USER"]
     assert users and users[-1] == "airflow"
     assert not any(instr == "USER" for instr, _ in instructions[pip_at:]), "image must end as airflow"

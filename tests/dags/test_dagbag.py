@@ -106,7 +106,10 @@ def test_sponsored_override_from_sources_yaml_is_applied(bag: DagBag) -> None:
     assert sponsored.timeout.total_seconds() == 15
     assert "15s per request" in (bag.dags["sync_sponsored"].doc_md or "")
     airdrops = bag.dags["sync_airdrops"].get_task("sync").config  # type: ignore[attr-defined]
-    assert airdrops == DEFAULT_SYNC_CONFIGS["airdrops"]
+    # the defaults, plus where the shipped file lands the items (issue 13)
+    assert airdrops.replace(load=None, incremental=None) == DEFAULT_SYNC_CONFIGS["airdrops"]
+    assert airdrops.load.target() == "duckdb sync.airdrops"
+    assert airdrops.incremental.param == "updated_since"
 
 
 @pytest.mark.parametrize("source", EXPECTED_CRONS)
@@ -114,7 +117,8 @@ def test_trigger_params_only_tighten_the_configured_limits(bag: DagBag, source: 
     dag = bag.dags[f"sync_{source}"]
     config = DEFAULT_SYNC_CONFIGS[source]
     params = dag.params
-    assert set(params.keys()) == TRIGGER_PARAMS
+    incremental = {"full_refresh"} if source != "community" else set()  # issue 13
+    assert set(params.keys()) == TRIGGER_PARAMS | incremental
     dry_run = params.get_param("dry_run")
     assert dry_run.schema["type"] == "boolean"
     assert dry_run.value is False

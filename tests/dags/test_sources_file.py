@@ -192,7 +192,7 @@ BAD_FILES = {
     ),
     "file not a mapping": (
         "- airdrops\n- quests\n",
-        ["must be a mapping with keys ('include_defaults', 'sources'), got list"],
+        ["must be a mapping with keys ('include_defaults', 'load', 'sources'), got list"],
     ),
     "sources not a mapping": (
         "sources:\n  - airdrops\n",
@@ -212,7 +212,7 @@ BAD_FILES = {
     ),
     "unknown top-level key": (
         "include_defaults: true\nsourcez: {}\n",
-        ["unknown top-level key 'sourcez' (known: include_defaults, sources)"],
+        ["unknown top-level key 'sourcez' (known: include_defaults, load, sources)"],
     ),
     'include_defaults "yes"': (
         'include_defaults: "yes"\n',

@@ -24,13 +24,13 @@ from airflow_sync_provider.demo.faults import FaultError
 from airflow_sync_provider.demo.server import DemoServer
 
 SHAPES = {
-    "airdrops": {"id", "name", "chain", "token", "ends_at", "reward_usd"},
-    "airdrops_upcoming": {"id", "name", "chain", "starts_at"},
-    "quests": {"id", "title", "platform", "xp", "deadline"},
-    "yield": {"id", "protocol", "chain", "asset", "apy", "tvl_usd"},
-    "points": {"id", "program", "points", "multiplier", "season"},
-    "sponsored": {"id", "sponsor", "title", "placement", "expires_at"},
-    "community": {"id", "title", "submitted_by", "url", "submitted_at", "status"},
+    "airdrops": {"id", "name", "chain", "token", "ends_at", "reward_usd", "updated_at"},
+    "airdrops_upcoming": {"id", "name", "chain", "starts_at", "updated_at"},
+    "quests": {"id", "title", "platform", "xp", "deadline", "updated_at"},
+    "yield": {"id", "protocol", "chain", "asset", "apy", "tvl_usd", "updated_at"},
+    "points": {"id", "program", "points", "multiplier", "season", "updated_at"},
+    "sponsored": {"id", "sponsor", "title", "placement", "expires_at", "updated_at"},
+    "community": {"id", "title", "submitted_by", "url", "submitted_at", "status", "updated_at"},
     "some_other_source": {"id", "name", "value", "updated_at"},
 }
 CLI = [sys.executable, "-m", "airflow_sync_provider.demo"]

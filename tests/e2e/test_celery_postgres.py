@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_sync_provider.demo.catalog import total_for
+from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from tests.harness.cluster import AirflowCluster, free_port
 from tests.harness.fixtures import require_service
@@ -47,6 +47,17 @@ SOURCES = {
     "sources": {
         "quests": {"schedule": None},  # 80 items: two pages
         "airdrops": {"schedule": None, "backoff": {"initial_delay": "100ms", "max_delay": "200ms"}},
+        # issue 13: lands its items in PostgreSQL (schema sync_loaded of the test database)
+        "points": {
+            "schedule": None,
+            "load": {
+                "destination": "postgres",
+                "conn_id": "sync_warehouse",
+                "dataset": "sync_loaded",
+                "primary_key": "id",
+                "write_disposition": "merge",
+            },
+        },
     },
 }
 
@@ -142,6 +153,7 @@ def cluster(
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "SYNC_SOURCES_FILE": str(sources_file),
             "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps({"conn_type": "http", "host": host, "port": int(port)}),
+            "AIRFLOW_CONN_SYNC_WAREHOUSE": pg_url,
         },
     )
     shutil.copyfile(REPO / "dags" / "sync_sources.py", c.dags / "sync_sources.py")
@@ -266,3 +278,20 @@ def test_a_long_retry_after_defers_to_the_triggerer_and_resumes_on_a_worker(
     assert "airdrops: deferring for" in log
     assert "Pausing task as DEFERRED" in log
     assert "Resuming the sync of airdrops after a wait (deferral 1)" in log
+
+
+def test_a_sync_on_the_celery_worker_lands_its_items_in_postgres(
+    cluster: AirflowCluster, demo: DemoServer, database: str
+) -> None:
+    """Issue 13: the items of a Celery-run sync are rows of ``sync_loaded.points``, each once (merge)."""
+    pytest.importorskip("dlt")
+    cluster.wait_for_dag("sync_points")
+    runs = [cluster.trigger("sync_points") for _ in range(2)]
+    finished = [cluster.wait_for_run("sync_points", run_id) for run_id in runs]
+    assert [r["state"] for r in finished] == ["success", "success"], worker_log(cluster)[-3000:]
+    rows = sql(database, "SELECT id, points FROM sync_loaded.points ORDER BY id")
+    expected = [make_item("points", i) for i in range(total_for("points"))]
+    assert rows == [(item["id"], item["points"]) for item in expected]
+    state = json.loads(cluster.variable("sync_state_points") or "{}")
+    assert state["last_result"]["items_loaded"] == total_for("points")
+    assert state["last_result"]["destination"] == "postgres sync_loaded.points"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -251,9 +252,13 @@ def test_sponsored_event_starts_an_asset_triggered_run(
     assert consumed_events(cluster, "sync_sponsored", run["dag_run_id"]) == [event["id"]]
     ti = cluster.task_instances("sync_sponsored", run["dag_run_id"])["sync"]
     assert (ti["state"], ti["pool"]) == ("success", "sync_sponsored")
-    assert len(demo.requests("sponsored")) == before + 1  # 12 listings, one page
+    assert len(demo.requests("sponsored")) == before + 1  # one page
     result = xcom(cluster, "sync_sponsored", run["dag_run_id"], "sync", "return_value")
-    assert (result["success"], result["items_processed"]) == (True, total_for("sponsored"))
+    # issue 13: sponsored is incremental; after the unpause tick landed all 12 listings, this run asks
+    # only for what changed since the bookmark: the listing at the bookmark itself (updated_since >=)
+    assert f"updated_since={quote(result['bookmark'])}" in demo.requests("sponsored")[-1]["path"]
+    assert (result["success"], result["items_processed"]) == (True, 1)
+    assert (result["items_loaded"], result["destination"]) == (1, "duckdb sync.sponsored")
 
 
 # -- 12.7 community review ----------------------------------------------------------------------------

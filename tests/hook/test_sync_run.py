@@ -355,10 +355,10 @@ def test_429_is_retried_but_not_counted_by_the_breaker(env: Env) -> None:
 def test_one_page_sync_reads_state_twice_and_writes_it_twice(env: Env) -> None:
     out = env.sync(fast_config("sponsored"))
     assert out.error is None and len(env.demo.requests()) == 1
-    # the guard reads once; the slot is written before the request (no re-read: nothing happened since
-    # the read); the success of a closed breaker with a zero count changes nothing; guard.finish
-    # re-reads (a foreign write since our slot write is merged, not overwritten) and writes the result
-    assert (env.store.reads, env.store.writes) == (2, 2)
+    # the guard reads once; every write re-reads first (a foreign write since our last read or write
+    # is merged, not overwritten): the slot, written before the request, and the result. The success
+    # of a closed breaker with a zero count changes nothing.
+    assert (env.store.reads, env.store.writes) == (3, 2)
     state = stored(env.store, "sponsored")
     assert state.last_result is not None and state.last_result["items_processed"] == 12
 
@@ -367,7 +367,7 @@ def test_a_success_after_earlier_failures_resets_the_count_in_the_final_write(en
     env.seed("sponsored", breaker=BreakerSnapshot(failure_count=3))
     out = env.sync(fast_config("sponsored"))
     assert out.error is None
-    assert (env.store.reads, env.store.writes) == (2, 2)
+    assert (env.store.reads, env.store.writes) == (3, 2)
     assert stored(env.store, "sponsored").breaker.failure_count == 0
 
 
@@ -376,8 +376,8 @@ def test_state_writes_per_page_and_per_counted_failure(env: Env) -> None:
     out = env.sync(fast_config("airdrops"))
     assert out.error is None and len(env.demo.requests()) == 4
     # 4 slots + 1 counted failure + the success that resets the count (deferred to) the finish; every
-    # write but the first re-reads the state first
-    assert (env.store.reads, env.store.writes) == (6, 6)
+    # write re-reads the state first
+    assert (env.store.reads, env.store.writes) == (7, 6)
 
 
 # -- resume ----------------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ def test_resume_from_a_checkpoint_continues_at_the_same_page_and_keeps_retry_cou
     assert env.paths("airdrops") == [AIRDROPS_PAGES[0], AIRDROPS_PAGES[1], *AIRDROPS_PAGES[1:]]
     assert env.statuses("airdrops") == [200, 429, 200, 200]
     assert env.sleeps == []
-    assert env.store.reads == 5  # a read per sync, and one before each write after the first
+    assert env.store.reads == env.store.writes + 2  # a read per sync, and one before each write
 
 
 def test_retries_stay_bounded_across_deferrals(env: Env) -> None:

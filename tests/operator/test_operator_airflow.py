@@ -37,6 +37,9 @@ RESULT_FIELDS = {
     "retry_count",
     "started_at",
     "truncated",
+    "items_loaded",  # issue 13 (0 / None without load and incremental)
+    "destination",
+    "bookmark",
 }
 
 
@@ -300,9 +303,9 @@ def test_window_exhaustion_across_runs(demo: DemoServer, variables: Any) -> None
     run1 = run_dag("op_window", demo)
     expect(run1, "success", sync="success")
     calls = re.findall(r"state Variable call: (get|set) sync_state_op_window", task_log(run1, "sync"))
-    # one read when the sync starts, one write for the window slot (no re-read: nothing happened since
-    # the read), a re-read before the result write (a foreign write since the slot would be merged)
-    assert calls == ["get", "set", "get", "set"]
+    # one read when the sync starts; every write re-reads first, so a foreign write since our last read
+    # or write is merged, not overwritten: the window slot (before the request) and the result
+    assert calls == ["get", "get", "set", "get", "set"]
     state = read_state(variables, source)
     assert state["writer"].startswith("op_window/")  # the writer's dag_id/run_id
 

@@ -98,7 +98,9 @@ def seed_states(now: float) -> None:
         )
     )
     store.save(SourceState("sponsored", window=tuple(now - i for i in range(90)), updated_at=now))
-    store.save(SourceState("yield", last_result=ok, updated_at=now))
+    # healthy again (a reset or a success since), the error of before still recorded: labelled stale
+    stale = BreakerSnapshot(last_error="GET /yield -> 502 Bad Gateway", last_failure_at=now - 3600)
+    store.save(SourceState("yield", stale, last_result=ok, updated_at=now))
     store.save(SourceState(ORPHAN, BreakerSnapshot(failure_count=2), updated_at=now))
 
 
@@ -227,6 +229,9 @@ def test_states_list_every_default_source_and_variable_only_ones(api_server: Api
     assert (sponsored["window_requests"], sponsored["window_max_requests"]) == (90, 120)
     assert sponsored["window_usage"] == pytest.approx(0.75)
     assert states["yield"]["last_result"]["items_processed"] == 42
+    assert (states["yield"]["last_error_stale"], airdrops["last_error_stale"]) == (True, False)
+    # no sync DAG is deployed in this DB: no next run to show, and the page says so
+    assert (airdrops["next_run_at"], airdrops["paused"]) == (None, None)
     orphan = states[ORPHAN]
     default_limit = SyncConfig(source=ORPHAN).rate_limit.max_requests
     assert (orphan["state"], orphan["failure_count"], orphan["window_max_requests"]) == (
@@ -465,6 +470,12 @@ def test_page_renders_in_headless_chromium(api_server: ApiServer, tmp_path: Path
     ):
         assert f'<tr id="{source}" class="state-{state}' in dom.stdout
     assert '<tr id="airdrops" class="state-open highlight"' in dom.stdout  # the #airdrops anchor
+    # usable at 1,000 rows: a filter box, and open, probing and failing sources first
+    assert '<input type="search" id="filter"' in dom.stdout
+    order = [dom.stdout.index(f'<tr id="{s}"') for s in ("airdrops", "quests", ORPHAN, "points")]
+    assert order == sorted(order), order
+    assert "sent by the first run after that" in dom.stdout  # a probe is allowed, the next run sends it
+    assert "earlier, before the breaker closed: GET /yield -&gt; 502 Bad Gateway" in dom.stdout
 
     assert png.is_file(), shot.stderr[-3000:]
     if os.environ.get("SYNC_DASHBOARD_SCREENSHOT"):

@@ -220,6 +220,7 @@ class FakeContext:
         self.checkpoint = checkpoint or FakeCheckpoint()
         self.ti = FakeTI()
         self.context = {"ti": self.ti}
+        self.config = SyncConfig(source="community")
 
     def pages(self) -> Any:
         for items in self._pages:

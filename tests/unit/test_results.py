@@ -42,6 +42,9 @@ def test_to_dict_keys_are_exactly_the_contract():
         "retry_count",
         "started_at",
         "truncated",  # optional, added for max_pages (issue 10)
+        "items_loaded",
+        "destination",
+        "bookmark",
     ]
 
 
@@ -56,6 +59,9 @@ def test_to_dict_values():
         "retry_count": 3,
         "started_at": "2025-11-29T05:00:00+00:00",
         "truncated": False,
+        "items_loaded": 0,
+        "destination": None,
+        "bookmark": None,
     }
     assert OK.to_dict()["error"] is None
 

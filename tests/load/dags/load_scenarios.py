@@ -1,0 +1,46 @@
+"""Shipped-style sync DAGs that land their items (tests/load): built by ``build_sync_dags`` from YAML.
+
+- ``sync_landed_airdrops``: the demo's ``/airdrops`` (120 items, 3 pages), incremental on ``updated_at``,
+  merged into DuckDB ``$AIRFLOW_HOME/load_tests/landed_airdrops.duckdb``.
+- ``sync_crashing_quests``: the same for ``/quests``; with ``SYNC_TEST_CRASH_AT_COMMIT=1`` the task
+  process dies (``os._exit``) after dlt wrote the rows and before the load is committed.
+"""
+
+import os
+from typing import Any
+
+import yaml
+
+from airflow_sync_provider import build_sync_dags
+from airflow_sync_provider.handlers import SyncContext, default_handler
+from airflow_sync_provider.sources_file import configs_from_mapping
+
+SOURCES = yaml.safe_load("""
+include_defaults: false
+load: {destination: duckdb, path: "load_tests/{source}.duckdb", primary_key: id, write_disposition: merge}
+sources:
+  landed_airdrops:
+    endpoint: /airdrops
+    incremental: {cursor_field: updated_at, param: updated_since}
+  crashing_quests:
+    endpoint: /quests
+    incremental: {cursor_field: updated_at, param: updated_since}
+""")
+CONFIGS = configs_from_mapping(SOURCES)
+
+
+def crash_at_commit(ctx: SyncContext) -> Any:
+    """The default handler; when asked, die where dlt marks the load complete (``_dlt_loads``)."""
+    if os.environ.get("SYNC_TEST_CRASH_AT_COMMIT") == "1":
+        from dlt.destinations.job_client_impl import SqlJobClientBase
+
+        def die(self: Any, load_id: str) -> None:
+            print("CRASHING before the load commits", flush=True)
+            os._exit(9)
+
+        SqlJobClientBase.complete_load = die  # type: ignore[method-assign]
+    return default_handler(ctx)
+
+
+globals().update(build_sync_dags({"landed_airdrops": CONFIGS["landed_airdrops"]}))
+globals().update(build_sync_dags({"crashing_quests": CONFIGS["crashing_quests"]}, handler=crash_at_commit))

@@ -1,0 +1,120 @@
+"""``ctx.load`` / the default handler with ``load`` against the demo API and a real DuckDB file.
+
+Waits go to a fake clock; the loads are real (dlt + DuckDB under a temporary ``AIRFLOW_HOME``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_sync_provider.config import RateLimitConfig
+from airflow_sync_provider.demo.catalog import make_item, total_for
+from airflow_sync_provider.demo.server import DemoServer
+from airflow_sync_provider.exceptions import SyncWaitRequired
+from airflow_sync_provider.handlers import SyncContext
+from airflow_sync_provider.load_config import LoadConfig
+from airflow_sync_provider.results import SyncErrorKind
+from airflow_sync_provider.sync_run import Checkpoint
+from tests.hook import FakeClock, Sleeps, connect, fast_config, make_hook, sync_once
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("dlt")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DemoServer]:
+    with DemoServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def home(server: DemoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    connect(monkeypatch, server.url)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    server.clear_faults()
+    return tmp_path
+
+
+def ids(home: Path, source: str, table: str | None = None) -> list[str]:
+    with duckdb.connect(str(home / "sync_data" / f"{source}.duckdb"), read_only=True) as con:
+        return [r[0] for r in con.sql(f"select id from sync.{table or source} order by id").fetchall()]
+
+
+def merged(source: str = "airdrops", load: dict[str, Any] | None = None, **changes: Any) -> Any:
+    settings = {"primary_key": "id", "write_disposition": "merge", **(load or {})}
+    return fast_config(source, load=LoadConfig(**settings), **changes)
+
+
+def test_a_wait_mid_sync_commits_the_fetched_pages_then_the_resumed_sync_lands_the_rest(home: Path) -> None:
+    """Each page is landed before the sync defers for the window; the resumes land the rest, none twice."""
+    config = merged(
+        rate_limit=RateLimitConfig(max_requests=1, window=timedelta(hours=1)),
+        max_wait=timedelta(hours=2),
+        max_sync_duration=timedelta(hours=3),
+        defer_after=timedelta(seconds=5),
+    )
+    clock = FakeClock()
+    hook = make_hook(clock)
+    checkpoint = Checkpoint(started_at=clock())
+    with pytest.raises(SyncWaitRequired):
+        sync_once(hook, config, clock=clock, sleep=Sleeps(clock), checkpoint=checkpoint)
+    assert checkpoint.load["loaded"] == 50
+    assert ids(home, "airdrops") == [make_item("airdrops", i)["id"] for i in range(50)]
+
+    for _ in range(3):  # resume after each wait, as the operator does after a deferral
+        clock.advance(3600)
+        try:
+            outcome = sync_once(hook, config, clock=clock, sleep=Sleeps(clock), checkpoint=checkpoint)
+            break
+        except SyncWaitRequired:
+            assert checkpoint.load["loaded"] == 50 * checkpoint.pages
+    assert outcome.error is None and checkpoint.pages == 3
+    assert checkpoint.load["loaded"] == total_for("airdrops")
+    assert ids(home, "airdrops") == [make_item("airdrops", i)["id"] for i in range(total_for("airdrops"))]
+
+
+def test_an_abort_under_replace_loads_nothing_and_a_custom_handler_loads_its_own_table(
+    home: Path, server: DemoServer
+) -> None:
+    """``replace`` must not swap the table for a partial fetch; ``ctx.load(items, table=...)`` works."""
+
+    def handler(ctx: SyncContext) -> int:
+        ctx.load([{"id": "x-1", "note": "kept"}], table="notes", write_disposition="append")
+
+        def items() -> Iterator[Any]:
+            for page in ctx.pages():
+                server.set_fault("not_found", source="quests", count=5)
+                yield from page.items
+
+        ctx.load(items())
+        return ctx.checkpoint.items
+
+    config = merged("quests", {"write_disposition": "replace", "primary_key": ()})
+    clock = FakeClock()
+    outcome = sync_once(make_hook(clock), config, clock=clock, sleep=Sleeps(clock), handler=handler)
+    assert outcome.error is not None and outcome.error.kind is SyncErrorKind.HTTP_ERROR
+    assert outcome.result.items_loaded == 1  # only the notes row
+    assert ids(home, "quests", "notes") == ["x-1"]
+    with duckdb.connect(str(home / "sync_data" / "quests.duckdb"), read_only=True) as con:
+        tables = {r[0] for r in con.sql("select table_name from information_schema.tables").fetchall()}
+    assert "quests" not in tables
+
+
+def test_without_dlt_a_load_fails_naming_the_extra(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dlt", None)  # import dlt -> ImportError
+    clock = FakeClock()
+
+    def handler(ctx: SyncContext) -> int:
+        return ctx.load([{"id": 1}])
+
+    outcome = sync_once(make_hook(clock), merged(), clock=clock, sleep=Sleeps(clock), handler=handler)
+    assert outcome.task_state == "failed"
+    assert outcome.error is not None and outcome.error.kind is SyncErrorKind.HANDLER_ERROR
+    assert "SyncLoadError" in str(outcome.error)
+    assert "pip install 'airflow-sync-provider[load]'" in str(outcome.error)
