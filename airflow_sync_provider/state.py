@@ -166,7 +166,14 @@ def _quota(value: Any, warn: Warn) -> Quota | None:
     except ValueError as exc:
         warn(f"quota is malformed ({exc}); it is dropped and learned again")
         return None
-    return Quota(**{k: None if v is None else int(v) for k, v in counts.items()}, **times)
+    remaining, limit = (None if v is None else int(v) for v in counts.values())
+    return Quota(
+        remaining=remaining,
+        limit=limit,
+        reset_at=times["reset_at"],
+        window=times["window"],
+        observed_at=times["observed_at"],
+    )
 
 
 class StateStore(Protocol):
