@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs (see README):
-#   make demo   -> build .venv if missing, run Airflow standalone + the demo API with our DAGs
+#   make demo   -> build .venv if missing, run Airflow (api-server, scheduler, dag-processor, triggerer) + the demo API with our DAGs
 #   make test   -> build .venv if missing, run the whole test suite
 PYTHON ?= python3.11
 VENV   := .venv

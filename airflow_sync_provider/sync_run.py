@@ -240,15 +240,15 @@ class SyncRun:
         b = self.guard.state.breaker
         threshold = self.config.circuit_breaker.failure_threshold
         self.log.info(
-            "attempt %d of request %s %s -> %s | breaker %s %d/%d | window %.0f%%",
-            self.checkpoint.retry + 1,
-            method,
-            self.hook.redact(url, self.config),
+            "%s | breaker %s %d/%d | window %.0f%% | %s %s (attempt %d)",
             _verdict(attempt),
             b.state.value,
             b.failure_count,
             threshold,
             100 * self.guard.window_usage(),
+            method,
+            self.hook.redact(url, self.config),
+            self.checkpoint.retry + 1,
         )
 
     # -- the result ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -323,6 +324,10 @@ class _HTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):  # the client hung up or went quiet: expected
+            log.info("demo API: %s hung up (%s)", client_address[0], type(exc).__name__)
+            return
         log.exception("demo API: error while handling a request from %s", client_address)
 
 

@@ -1,9 +1,11 @@
-"""``python -m airflow_sync_provider.demo.up``: the demo API + ``airflow standalone`` with our DAGs.
+"""``python -m airflow_sync_provider.demo.up``: the demo API + Airflow with our DAGs, on a quiet console.
 
 Sets up an isolated ``AIRFLOW_HOME`` (default ``./.airflow``, SQLite, LocalExecutor, small
 parallelism), starts the demo API, migrates the DB, creates the pools and the ``sync_default``
-connection, starts ``airflow standalone``, unpauses the DAGs and triggers one run of every sync DAG,
-and prints the URL and the admin password. Ctrl-C stops everything.
+connection, starts Airflow's api-server, scheduler, dag-processor and triggerer, unpauses the DAGs
+and starts one run of each sync DAG the scheduler does not start itself. Every component logs to
+``<home>/demo-logs/<name>.log``; the console shows progress, then the URL and admin password, then
+one line per event that matters (see ``watch``). Ctrl-C stops everything within seconds.
 """
 
 from __future__ import annotations
@@ -12,25 +14,42 @@ import argparse
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
+import secrets
 import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from airflow_sync_provider.admin_names import ADMIN_DAG_ID
+from airflow_sync_provider.demo.processes import Processes, port_open, tail
+from airflow_sync_provider.demo.watch import EventWatcher
 
 HEALTH_TIMEOUT = 180.0
+POLL_EVENTS_EVERY = 5.0
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# starlette warns at every import of its test client while httpx2 is missing: nothing a demo user can fix.
+QUIET_WARNINGS = "ignore:Using `httpx` with `starlette.testclient` is deprecated"
+
+
+def _secrets(home: Path) -> dict[str, str]:
+    """Per-home random keys, kept across restarts: long enough for HS512 (no InsecureKeyLengthWarning)."""
+    path = home / "demo-secrets.json"
+    if not path.exists():
+        path.write_text(
+            json.dumps({"jwt_secret": secrets.token_hex(64), "secret_key": secrets.token_hex(32)})
+        )
+        path.chmod(0o600)
+    return dict(json.loads(path.read_text()))
 
 
 def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
     env = dict(os.environ)
-    # `airflow standalone` starts its components as `airflow ...` from PATH: use this venv's.
+    # Components run as `airflow ...`: use this venv's.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    keys = _secrets(home)
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -44,33 +63,40 @@ def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
             # earlier would fail to reach the Execution API.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # loopback only: also what keeps SimpleAuthManager from warning that this looks like production
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), QUIET_WARNINGS])),
             "SYNC_DEMO_URL": demo_url,
         }
     )
     return env
 
 
-def _wait_for(url: str, timeout: float, what: str, proc: subprocess.Popen[Any] | None = None) -> None:
+def _wait_for(url: str, timeout: float, what: str, procs: Processes) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{what} exited with code {proc.returncode}; see its output above")
+        if (child := procs.exited()) is not None:
+            code, log = child.proc.returncode, child.log
+            raise SystemExit(f"{child.name} exited with code {code}:\n{tail(log)}\n(log: {log})")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(1)
-    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s")
+    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s; logs in {procs.logs}")
 
 
 def _password(home: Path) -> str:
     path = home / "simple_auth_manager_passwords.json.generated"
     for _ in range(30):
-        if path.exists():
+        if path.exists() and path.read_text().strip():
             return str(json.loads(path.read_text()).get("admin", "?"))
         time.sleep(1)
     return f"(see {path})"
@@ -86,17 +112,34 @@ def _api(base: str, path: str, token: str | None = None, body: Any = None, metho
         return json.loads(response.read() or b"null")
 
 
-def _unpause_and_trigger(base: str, password: str, dag_ids: list[str], trigger: bool) -> None:
-    """Unpause every DAG and (for syncs) start one run now, before the first cron tick."""
-    token = _api(base, "/auth/token", body={"username": "admin", "password": password})["access_token"]
+def _token(base: str, password: str) -> str:
+    return str(_api(base, "/auth/token", body={"username": "admin", "password": password})["access_token"])
+
+
+def starts_on_its_own(dag: dict[str, Any], now: datetime) -> bool:
+    """Will the scheduler start a run of this (just unpaused) DAG by itself right away?
+
+    With ``catchup=False`` Airflow runs the latest cron tick at once only if it is recent (within a
+    tenth of the interval, at least 5 min); the DAG's ``next_dagrun_run_after`` says which it chose.
+    """
+    run_after = dag.get("next_dagrun_run_after")
+    return bool(run_after) and datetime.fromisoformat(str(run_after).replace("Z", "+00:00")) <= now
+
+
+def _unpause_and_start(base: str, token: str, dag_ids: list[str], trigger: bool) -> tuple[int, int]:
+    """Unpause every DAG; trigger the sync DAGs the scheduler will not start now. (scheduled, triggered)"""
     deadline = time.monotonic() + 180
-    pending = list(dag_ids)
+    pending, scheduled, triggered = list(dag_ids), 0, 0
     while pending and time.monotonic() < deadline:
         for dag_id in list(pending):
             try:
-                _api(base, f"/api/v2/dags/{dag_id}", token, {"is_paused": False}, method="PATCH")
-                if trigger and dag_id != ADMIN_DAG_ID:
-                    _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
+                dag = _api(base, f"/api/v2/dags/{dag_id}", token, {"is_paused": False}, method="PATCH")
+                if dag_id != ADMIN_DAG_ID:
+                    if starts_on_its_own(dag, datetime.now(UTC)):
+                        scheduled += 1
+                    elif trigger:
+                        _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
+                        triggered += 1
                 pending.remove(dag_id)
             except urllib.error.HTTPError as exc:
                 if exc.code not in (404, 500, 503):  # not parsed yet, or SQLite busy: try again
@@ -105,6 +148,12 @@ def _unpause_and_trigger(base: str, password: str, dag_ids: list[str], trigger: 
             time.sleep(3)
     if pending:
         print(f"Not parsed in time, unpause by hand: {', '.join(pending)}", flush=True)
+    return scheduled, triggered
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):  # the console went away (a closed pipe): keep stopping
+        print(f"{datetime.now().strftime('%H:%M:%S')}  {line}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,99 +162,104 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dags", default="dags")
     parser.add_argument("--port", type=int, default=int(os.environ.get("SYNC_DEMO_AIRFLOW_PORT", "8080")))
     parser.add_argument("--demo-port", type=int, default=int(os.environ.get("SYNC_DEMO_PORT", "8765")))
-    parser.add_argument("--no-trigger", action="store_true", help="do not trigger a first run of each DAG")
+    parser.add_argument(
+        "--no-trigger", action="store_true", help="do not trigger the DAGs the scheduler does not start"
+    )
     args = parser.parse_args(argv)
 
     home, dags = Path(args.home).resolve(), Path(args.dags).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    logs = home / "demo-logs"
+    logs.mkdir(parents=True, exist_ok=True)
     demo_url = f"http://127.0.0.1:{args.demo_port}"
-    env = _env(home, dags, args.port, demo_url)
     py = sys.executable
     airflow = str(Path(py).with_name("airflow"))
-    children: list[subprocess.Popen[Any]] = []
-
-    def start(cmd: list[str]) -> subprocess.Popen[Any]:
-        # Each child leads its own process group, so shutdown can reach the grandchildren that
-        # `airflow standalone` starts (renamed by setproctitle, they are easy to orphan). SIGINT is
-        # restored to its default: a background job inherits it ignored, and standalone only stops
-        # cleanly on SIGINT.
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-        children.append(proc)
-        return proc
 
     for port, what in ((args.port, "--port / SYNC_DEMO_AIRFLOW_PORT"), (args.demo_port, "--demo-port")):
-        if _port_in_use(port):
+        if port_open(port):
             print(f"error: port {port} is in use (another Airflow or demo running?); free it or use {what}")
             return 2
 
+    procs = Processes(_env(home, dags, args.port, demo_url), logs)
+    started = time.monotonic()
     try:
-        started = time.monotonic()
-        demo = start([py, "-m", "airflow_sync_provider.demo", "serve", "--port", str(args.demo_port)])
-        _wait_for(f"{demo_url}/healthz", 30, "the demo API", demo)
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(
-            [py, "-m", "airflow_sync_provider", "setup", "--connection", demo_url], env=env, check=True
-        )
-        standalone = start([airflow, "standalone"])
+        _say(f"Starting the demo API on {demo_url} ...")
+        demo_cmd = [py, "-m", "airflow_sync_provider.demo", "serve", "--port", str(args.demo_port)]
+        procs.start("demo-api", demo_cmd, port=args.demo_port)
+        _wait_for(f"{demo_url}/healthz", 30, "the demo API", procs)
+        _say("Migrating Airflow's database (SQLite; the first time takes a while) ...")
+        procs.run("db-migrate", [airflow, "db", "migrate"])
+        _say("Creating the pools and the sync_default connection ...")
+        procs.run("setup", [py, "-m", "airflow_sync_provider", "setup", "--connection", demo_url])
+        _say(f"Starting Airflow: {', '.join(COMPONENTS)} ...")
+        for component in COMPONENTS:
+            server = component == "api-server"
+            extra = ["--port", str(args.port), "--host", "127.0.0.1"] if server else []
+            procs.start(component, [airflow, component, *extra], port=args.port if server else None)
         base = f"http://localhost:{args.port}"
-        _wait_for(f"{base}/api/v2/monitor/health", HEALTH_TIMEOUT, "airflow standalone", standalone)
+        _wait_for(f"{base}/api/v2/monitor/health", HEALTH_TIMEOUT, "Airflow's api-server", procs)
         password = _password(home)
+        token = _token(base, password)
+        _say("Waiting for the DAGs to be parsed, then unpausing them ...")
         from airflow_sync_provider.sources_file import load_sources, resolve_path
 
         sources = sorted(load_sources(resolve_path(dags / "sources.yaml")))
         dag_ids = [ADMIN_DAG_ID, *(f"sync_{s}" for s in sources)]
-        _unpause_and_trigger(base, password, dag_ids, trigger=not args.no_trigger)
-        print(
-            f"\n  Airflow UI: {base}  (user admin, password {password})\n"
-            f"  Demo API:   {demo_url}  (break it: curl -X POST {demo_url}/_admin/faults "
-            f"-H 'Content-Type: application/json' -d '{{\"mode\": \"outage\"}}')\n"
-            f"  Ready in {time.monotonic() - started:.0f}s. Ctrl-C stops everything.\n",
-            flush=True,
+        scheduled, triggered = _unpause_and_start(base, token, dag_ids, trigger=not args.no_trigger)
+        _say(
+            f"{len(dag_ids)} DAGs unpaused; first runs: {scheduled} started by their schedule, "
+            f"{triggered} triggered once"
         )
-        while all(p.poll() is None for p in children):
-            time.sleep(1)
-        return 1
+        print(_banner(base, password, demo_url, logs, time.monotonic() - started), flush=True)
+        return _watch(base, password, token, procs)
     except KeyboardInterrupt:
-        print("\nStopping...", flush=True)
+        print(flush=True)
         return 0
     finally:
-        _stop(children)
+        taken = procs.stop(_say)
+        if taken:
+            _say(f"Stopped in {taken:.1f}s.")
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+def _banner(base: str, password: str, demo_url: str, logs: Path, seconds: float) -> str:
+    cwd = Path.cwd()
+    shown = logs.relative_to(cwd) if logs.is_relative_to(cwd) else logs
+    return (
+        f"\n  Airflow UI:  {base}   user admin, password {password}\n"
+        f"  Demo API:    {demo_url}   break one source: python -m airflow_sync_provider.demo "
+        "fault outage --source airdrops\n"
+        f"  Logs:        {shown}/ (api-server, scheduler, dag-processor, triggerer, demo-api)\n"
+        f"  Ready in {seconds:.0f}s. Events (failed runs, runs that did not sync, breakers) follow below."
+        "\n  Ctrl-C stops everything.\n"
+    )
 
 
-def _stop(children: list[subprocess.Popen[Any]]) -> None:
-    """SIGINT every child's process group, then SIGTERM, then SIGKILL what is left."""
-    for sig, grace in ((signal.SIGINT, 30.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        alive = [p for p in children if _group_alive(p.pid)]
-        if not alive:
-            return
-        for proc in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_group_alive(p.pid) for p in alive):
-            for proc in alive:
-                proc.poll()
-            time.sleep(0.5)
+def _watch(base: str, password: str, token: str, procs: Processes) -> int:
+    """Print one line per event until a component exits (then say which, and return 1)."""
+    tokens = [token]
 
+    def fetch(path: str) -> Any:
+        try:
+            return _api(base, path, tokens[0])
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                raise
+            tokens[0] = _token(base, password)  # the token expired
+            return _api(base, path, tokens[0])
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    watcher = EventWatcher(fetch)
+    next_poll = time.monotonic() + POLL_EVENTS_EVERY
+    while (child := procs.exited()) is None:
+        if time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + POLL_EVENTS_EVERY
+            try:
+                for line in watcher.poll():
+                    _say(line)
+            except (urllib.error.URLError, OSError, ValueError):
+                pass  # the api-server is busy or restarting: try again at the next poll
+        time.sleep(0.5)
+    _say(f"{child.name} exited with code {child.proc.returncode}; its log: {child.log}")
+    print(tail(child.log), flush=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -129,8 +129,8 @@ def parse_headers(
     """The quota one response reports (an empty ``Quota`` when it says nothing).
 
     The configured pair of names (read with ``reset_is``) wins over the standard families, whose resets
-    are read by magnitude; the IETF draft's names win over the ``X-RateLimit-*`` family. A ``retry_after`` (already parsed, in seconds) means the quota is
-    spent until then.
+    are read by magnitude; the IETF draft's names win over the ``X-RateLimit-*`` family. A
+    ``retry_after`` (already parsed, in seconds) means the quota is spent until then.
     """
     h = {k.lower(): v for k, v in headers.items()}
     structured = _structured(h.get("ratelimit"))

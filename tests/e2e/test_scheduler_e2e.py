@@ -98,7 +98,8 @@ def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
     demo.set_fault("outage", source="airdrops")
     try:
         first = cluster.trigger("sync_airdrops")
-        assert cluster.wait_for_run("sync_airdrops", first)["state"] == "failed"
+        first_run = cluster.wait_for_run("sync_airdrops", first)
+        assert first_run["state"] == "failed"
         state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
         assert state["breaker"]["state"] == "open"
         assert state["breaker"]["failure_count"] == 2
@@ -106,7 +107,8 @@ def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
 
         demo.clear_requests()
         second = cluster.trigger("sync_airdrops")
-        assert cluster.wait_for_run("sync_airdrops", second)["state"] == "success"  # skipped task
+        second_run = cluster.wait_for_run("sync_airdrops", second)
+        assert second_run["state"] == "success"  # skipped task
         ti = cluster.task_instances("sync_airdrops", second)["sync"]
         assert ti["state"] == "skipped"
         assert demo.requests("airdrops") == [], "an open breaker must not send"
@@ -125,6 +127,14 @@ def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
     third = cluster.trigger("sync_airdrops")
     assert cluster.wait_for_run("sync_airdrops", third)["state"] == "success"
     assert cluster.task_instances("sync_airdrops", third)["sync"]["state"] == "success"
+
+    # Runs that did not sync say so in a note (the listener writes it as the run ends); a good one has none.
+    assert (first_run.get("note") or "").startswith("Sync of airdrops failed: ")
+    assert (second_run.get("note") or "").startswith(
+        "Nothing synced from airdrops: its circuit breaker is open, no request was sent."
+    )
+    third_run = cluster.dag_run("sync_airdrops", third)
+    assert third_run["note"] is None
 
 
 def test_dashboard_reset_waits_for_a_running_sync_and_is_not_lost(

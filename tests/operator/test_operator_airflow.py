@@ -68,7 +68,7 @@ def task_log(run: DagTestRun, task_id: str) -> str:
 
 
 def attempt_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if re.search(r"\] attempt \d+ of request ", line)]
+    return [line for line in log.splitlines() if re.search(r"\| window \d+% \| \S+ .*\(attempt \d+\)", line)]
 
 
 def read_state(variables: Any, source: str) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def test_example_dag_syncs_every_page_and_reports_the_result(
     log = task_log(run, "sync")
     attempts = attempt_lines(log)
     assert len(attempts) == 3, attempts
-    assert all("attempt 1 of request GET /airdrops" in line and "-> ok" in line for line in attempts)
+    assert all(re.search(r"\] ok \| breaker .* \| GET /airdrops\S* \(attempt 1\)", line) for line in attempts)
     summary = re.findall(r"✓ airdrops: (\d+) items in \d+ ms", log)
     assert summary == [str(total)]
 

@@ -1,0 +1,76 @@
+"""The demo console's event lines (``EventWatcher``) and which DAGs ``make demo`` triggers itself."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_sync_provider.demo.up import starts_on_its_own
+from airflow_sync_provider.demo.watch import EventWatcher
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.breakers: dict[str, dict[str, Any]] = {}
+        self.queries: list[dict[str, list[str]]] = []
+
+    def __call__(self, path: str) -> Any:
+        split = urlsplit(path)
+        if split.path == "/api/v2/dags/~/dagRuns":
+            self.queries.append(parse_qs(split.query))
+            return {"dag_runs": list(self.runs)}
+        assert split.path == "/api/v2/variables"
+        assert parse_qs(split.query)["variable_key_prefix_pattern"] == ["sync_state_"]
+        variables = [
+            {"key": f"sync_state_{s}", "value": json.dumps({"breaker": b})} for s, b in self.breakers.items()
+        ]
+        return {"variables": [*variables, {"key": "sync_state_broken", "value": "{not json"}]}
+
+
+def run(dag_id: str, run_id: str, state: str, note: str | None = None) -> dict[str, Any]:
+    return {"dag_id": dag_id, "dag_run_id": run_id, "state": state, "note": note}
+
+
+def test_one_line_per_event_and_nothing_for_healthy_runs() -> None:
+    api, clock = FakeApi(), [1_000_000.0]
+    watcher = EventWatcher(api, now=lambda: clock[0])
+    api.runs = [run("sync_quests", "r1", "success"), run("sync_airdrops", "r2", "running")]
+    api.breakers = {"quests": {"state": "closed", "failure_count": 0}}
+    assert watcher.poll() == []
+
+    api.runs = [run("sync_airdrops", "r3", "failed", "Sync of airdrops failed: HTTP_ERROR:\n 503")]
+    api.breakers["airdrops"] = {"state": "open", "failure_count": 5}
+    assert watcher.poll() == [
+        "✗ sync_airdrops: run failed. Sync of airdrops failed: HTTP_ERROR: 503",
+        "⚡ breaker of airdrops OPENED after 5 failed requests: its runs send nothing now",
+    ]
+    note = "Nothing synced from airdrops: its circuit breaker is open. The task was skipped. X: y"
+    api.runs.append(run("sync_airdrops", "r4", "success", note))
+    assert watcher.poll() == ["• sync_airdrops: Nothing synced from airdrops: its circuit breaker is open."]
+    assert watcher.poll() == []
+
+    api.breakers["airdrops"] = {"state": "half-open", "failure_count": 5}
+    assert watcher.poll() == ["◐ breaker of airdrops half-open: the next request is a probe"]
+    api.breakers["airdrops"] = {"state": "closed", "failure_count": 0}
+    assert watcher.poll() == ["✓ breaker of airdrops closed: syncing again"]
+
+
+def test_runs_are_asked_for_since_the_previous_poll() -> None:
+    api, clock = FakeApi(), [1_000_000.0]
+    watcher = EventWatcher(api, now=lambda: clock[0])
+    clock[0] += 5
+    watcher.poll()
+    clock[0] += 5
+    watcher.poll()
+    starts = [datetime.fromisoformat(q["end_date_gte"][0]).timestamp() for q in api.queries]
+    assert starts == [1_000_000.0, 1_000_005.0]
+
+
+def test_make_demo_triggers_only_dags_the_scheduler_does_not_start() -> None:
+    now = datetime(2026, 11, 29, 21, 3, tzinfo=UTC)
+    assert starts_on_its_own({"next_dagrun_run_after": "2026-11-29T21:00:00Z"}, now)  # latest tick: runs
+    assert not starts_on_its_own({"next_dagrun_run_after": "2026-11-29T22:00:00+00:00"}, now)  # waits
+    assert not starts_on_its_own({"next_dagrun_run_after": None}, now)  # asset-only: never by itself
