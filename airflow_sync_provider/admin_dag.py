@@ -74,12 +74,15 @@ def build_admin_dag(
 
 def _reset(source: str) -> dict[str, Any]:
     """Reset ``source``'s breaker (runs in the source's pool)."""
+    from airflow.sdk import get_current_context
+
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+    from airflow_sync_provider.operators.sync import writer_id
     from airflow_sync_provider.state_table import format_states
 
     hook = RateLimitedSyncHook()
     before = hook.get_circuit_breaker_state(source)
-    after = hook.reset_circuit_breaker(source)
+    after = hook.reset_circuit_breaker(source, writer=writer_id(get_current_context()))
     print(f"Reset the breaker of {source}: {before['state']} ({before['failure_count']} failures) -> closed")
     print(format_states([after]))
     return after

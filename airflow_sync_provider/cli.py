@@ -4,7 +4,7 @@ Run it where the Airflow metadata DB is reachable (where ``airflow`` CLI command
 
     python -m airflow_sync_provider setup [--connection [URL]] [--replace-connection]
     python -m airflow_sync_provider states [--json]
-    python -m airflow_sync_provider reset SOURCE [--wait] [--direct]
+    python -m airflow_sync_provider reset SOURCE [--wait]
 
 Known sources are ``DEFAULT_SYNC_CONFIGS``, the sources file (``--sources-file``, else
 ``$SYNC_SOURCES_FILE``, else ``sources.yaml`` in Airflow's dags folder when present) and, for
@@ -127,14 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --wait: give up after this many seconds (default 600)",
     )
-    reset.add_argument(
-        "--direct",
-        action="store_true",
-        help=(
-            "reset the Variable immediately instead of through sync_admin. UNSAFE while a sync of "
-            "SOURCE runs: that sync can overwrite the reset when it finishes"
-        ),
-    )
+    # removed (a reset beside a running sync was lost); still parsed to say so clearly
+    reset.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -185,34 +179,23 @@ def cmd_reset(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from airflow_sync_provider import operations
     from airflow_sync_provider.state_table import format_states
 
+    if args.direct:
+        raise _Failure(
+            f"reset --direct was removed: a reset written beside a running sync of {args.source} is lost "
+            f"(the sync merges its own breaker state back). Run `reset {args.source} --wait`: it resets "
+            f"in the pool sync_{args.source}, after any running sync",
+            EXIT_USAGE,
+        )
     configs = operations.known_configs(args.sources_file)
     try:
         operations.require_known(args.source, configs)
     except operations.UnknownSourceError as exc:
         raise _Failure(str(exc), EXIT_USAGE) from None
 
-    if args.direct:
-        print(
-            f"warning: direct reset bypasses the pool sync_{args.source}; a sync of {args.source} running "
-            "now can overwrite it",
-            file=err,
-        )
-        before, after = operations.reset_now(args.source, configs)
-        print(
-            f"reset {args.source}: {before['state']} ({before['failure_count']} failures) "
-            f"-> {after['state']}",
-            file=out,
-        )
-        print(format_states([after]), file=out)
-        return EXIT_OK
-
     try:
         request = operations.request_reset(args.source, triggered_by="cli", user=_os_user())
     except operations.ResetUnavailableError as exc:
-        raise _Failure(
-            f"cannot reset {args.source} through {operations.ADMIN_DAG_ID}: {exc} "
-            "(--direct resets at once, but is unsafe while a sync runs)"
-        ) from None
+        raise _Failure(f"cannot reset {args.source} through {operations.ADMIN_DAG_ID}: {exc}") from None
     print(
         f"queued reset of {args.source}: {request.dag_id} run {request.run_id} "
         f"(runs in pool sync_{args.source}, after any running sync)",

@@ -22,6 +22,8 @@ from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.policy.quota import RESET_FORMS
 
 MAX_WINDOW_ENTRIES = 10_000
+DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
+"""``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
 MAX_REDIRECTS = 20
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
@@ -31,6 +33,11 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,99}")
 _CRON_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN"
 _CRON_FIELD = re.compile(rf"^(?:[\d*/,\-?#]|L|W|{_CRON_NAMES})+$", re.IGNORECASE)
 MAX_ASSET_NAME = 1500
+DEFAULT_RESET_MULTIPLIER = 2.0
+"""``circuit_breaker.reset_multiplier`` default: the open wait doubles after each failed probe."""
+DEFAULT_MAX_RESET_TIMEOUT = timedelta(minutes=50)
+"""The open wait's cap when ``circuit_breaker.max_reset_timeout`` is not set: just under an hour, so
+an hourly source still probes at every run (bench/README.md, outage, has the measurements)."""
 _CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 
 
@@ -61,6 +68,17 @@ class RateLimitConfig:
     prefix: ClassVar[str] = "rate_limit"
     max_requests: int = 60
     window: timedelta = timedelta(hours=1)
+    safety_margin: timedelta | None = None
+    """How long a slot is held past ``window`` after its response arrived, for the time a request
+    takes to reach the API; ``None``: ``DEFAULT_SAFETY_MARGIN``, at most a tenth of the window."""
+
+    @property
+    def margin(self) -> timedelta:
+        """The safety margin in effect."""
+        if self.safety_margin is not None:
+            return self.safety_margin
+        return min(DEFAULT_SAFETY_MARGIN, self.window / 10)
+
     learn_from_headers: bool = True
     """Obey the quota the API reports (``RateLimit-*``, ``X-RateLimit-*``, ``Retry-After``)."""
     remaining_header: str | None = None
@@ -79,6 +97,14 @@ class RateLimitConfig:
             f"must be <= {MAX_WINDOW_ENTRIES}",
         )
         _duration(f"{self.prefix}.window", self.window)
+        if self.safety_margin is not None:
+            _duration(f"{self.prefix}.safety_margin", self.safety_margin, positive=False)
+            _require(
+                self.safety_margin < self.window,
+                f"{self.prefix}.safety_margin",
+                self.safety_margin,
+                f"must be shorter than rate_limit.window ({self.window})",
+            )
         _require(
             isinstance(self.learn_from_headers, bool),
             f"{self.prefix}.learn_from_headers",
@@ -135,17 +161,41 @@ class BackoffConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CircuitBreakerConfig:
-    """Consecutive-failure breaker: open at ``failure_threshold``, probe after ``reset_timeout``."""
+    """Consecutive-failure breaker: open at ``failure_threshold``, probe after ``reset_timeout``.
+
+    Each failed probe multiplies the wait before the next one by ``reset_multiplier``, up to
+    ``max_reset_timeout`` (``None``: ``max(reset_timeout, DEFAULT_MAX_RESET_TIMEOUT)``); the wait
+    starts over at ``reset_timeout`` when the breaker closes.
+    """
 
     prefix: ClassVar[str] = "circuit_breaker"
     failure_threshold: int = 5
     reset_timeout: timedelta = timedelta(minutes=5)
     half_open_max_attempts: int = 1
+    reset_multiplier: float = DEFAULT_RESET_MULTIPLIER
+    max_reset_timeout: timedelta | None = None
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.failure_threshold", self.failure_threshold, 1)
         _duration(f"{self.prefix}.reset_timeout", self.reset_timeout)
         _int_at_least(f"{self.prefix}.half_open_max_attempts", self.half_open_max_attempts, 1)
+        _number_in(f"{self.prefix}.reset_multiplier", self.reset_multiplier, 1, 100, "in [1, 100]")
+        if self.max_reset_timeout is not None:
+            _duration(f"{self.prefix}.max_reset_timeout", self.max_reset_timeout)
+            _require(
+                self.max_reset_timeout >= self.reset_timeout,
+                f"{self.prefix}.max_reset_timeout",
+                self.max_reset_timeout,
+                f"must be >= circuit_breaker.reset_timeout ({self.reset_timeout})",
+            )
+
+    @property
+    def reset_timeout_cap(self) -> timedelta:
+        """The longest open wait: ``max_reset_timeout``, or by default the larger of ``reset_timeout`` and
+        ``DEFAULT_MAX_RESET_TIMEOUT``."""
+        if self.max_reset_timeout is not None:
+            return self.max_reset_timeout
+        return max(self.reset_timeout, DEFAULT_MAX_RESET_TIMEOUT)
 
 
 def _check_schedule(value: Any) -> None:
@@ -365,7 +415,8 @@ def _section_from_dict(kind: Any, data: Any, current: Any) -> Any:
         name = f"{kind.prefix}.{key}"
         if key not in names:
             raise SyncConfigError(name, value, f"is not a known field (known: {', '.join(names)})")
-        changes[key] = parse_duration(value, name) if names[key].type == "timedelta" else value
+        is_duration = str(names[key].type).startswith("timedelta") and value is not None
+        changes[key] = parse_duration(value, name) if is_duration else value
     return dataclasses.replace(current, **changes)
 
 

@@ -3,9 +3,16 @@
 A handler is any callable ``handler(ctx: SyncContext) -> int | Mapping`` returning the number of
 items processed (or ``{"items_processed": n}``), like the original design's ``customSyncHandler``.
 Every request it makes through ``ctx.request`` or ``ctx.pages`` passes the breaker and the rate
-limiter and is retried alone. After a deferral the handler is called again: ``ctx.pages()`` then
-continues at the page it stopped at, and ``ctx.checkpoint.handler_data`` keeps what the handler put
-there.
+limiter and is retried alone.
+
+After a deferral the handler is called again from its start, with the same checkpoint:
+
+- each ``ctx.pages()`` loop continues at its unfinished page. A page is finished only when the
+  handler asks for the next one, so the page the handler was processing is delivered again (same
+  ``number`` and ``url``, ``redelivered=True``): pages are delivered at least once, finished pages
+  never again, and a finished loop yields nothing;
+- ``ctx.request`` calls are sent again (the handler's code before the deferral point runs again);
+- ``ctx.checkpoint.handler_data`` keeps what the handler put there, to skip work already done.
 """
 
 from __future__ import annotations
@@ -22,18 +29,24 @@ from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
 
 MAX_REMEMBERED_CURSORS = 1000
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a paginated source."""
+    """One page of a paginated source.
+
+    ``number`` and ``url`` identify the page within its ``pages()`` loop and stay the same when a
+    resume delivers it again (``redelivered``), so a handler can de-duplicate.
+    """
 
     number: int
     items: list[Any]
     response: Attempt
+    url: str = ""
+    redelivered: bool = False
 
 
 class SyncContext:
@@ -45,52 +58,78 @@ class SyncContext:
         self.source: str = run.config.source
         self.context = context
         self.checkpoint: Checkpoint = run.checkpoint
+        self._calls: dict[str, int] = {}
 
     def request(self, method: str = "GET", path: str | None = None, **params: Any) -> Attempt:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
         return self._run.request(method, path, params)
 
     def pages(self, path: str | None = None, **params: Any) -> Iterator[Page]:
-        """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor."""
+        """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor.
+
+        Each call is its own loop (own cursor, loop detection and checkpoint entry), keyed by the
+        path and how many ``pages()`` calls with that path came before it in this handler call.
+        ``params`` go on the first page's URL. ``max_pages`` bounds the finished pages of the
+        whole sync: at the limit the loop ends and the result says ``truncated``.
+        """
+        base = path or self.config.endpoint
+        n = self._calls.get(base, 0)
+        self._calls[base] = n + 1
+        return self._pages(f"{base}#{n}", base, params)
+
+    def _pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
         cfg, cp = self.config, self.checkpoint
-        url: str | None = cp.next_url or self._run.hook.url_for(path or cfg.endpoint)
-        first_params = params if cp.next_url is None else {}
-        while url is not None:
-            if cp.pages >= cfg.max_pages:
-                raise SyncAbort(
-                    SyncErrorKind.INVALID_RESPONSE,
-                    f"more than max_pages={cfg.max_pages} pages; raise max_pages if the source is that large",
-                )
-            attempt = self._run.request("GET", url, first_params, accept=items_check(cfg.items_key))
-            first_params = {}
+        loop = cp.loops.get(key)
+        if loop is None:
+            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
+        while not loop.done:
+            if not loop.delivered and cp.pages >= cfg.max_pages:
+                self._truncate(loop)
+                return
+            attempt = self._run.request("GET", loop.url, accept=items_check(cfg.items_key))
             items = extract_items(attempt.body, cfg.items_key)
-            following = self._next_url(url, attempt)
+            following = self._next_page(loop, attempt)
+            redelivered, loop.delivered = loop.delivered, True
+            yield Page(loop.number, items, attempt, url=loop.url, redelivered=redelivered)
+            # the handler asked for the next page: this one is finished
             cp.pages += 1
             cp.items += len(items)
-            cp.next_url = following
-            yield Page(cp.pages, items, attempt)
-            url = following
+            if following is None:
+                loop.done, loop.seen = True, []
+            else:
+                url, seen_key = following
+                loop.seen = [*loop.seen[-MAX_REMEMBERED_CURSORS + 1 :], seen_key]
+                loop.url, loop.number, loop.delivered = url, loop.number + 1, False
 
-    def _next_url(self, current: str, attempt: Attempt) -> str | None:
-        cfg, cp = self.config, self.checkpoint
+    def _truncate(self, loop: PageLoop) -> None:
+        loop.done, loop.seen = True, []
+        self.checkpoint.truncated = True
+        self._run.log.warning(
+            "%s: stopped at max_pages=%d pages; the source has more (the result says truncated)",
+            self.source,
+            self.config.max_pages,
+        )
+
+    def _next_page(self, loop: PageLoop, attempt: Attempt) -> tuple[str, str] | None:
+        """The next page's URL and its loop-detection key, or None on the last page."""
+        cfg = self.config
         link = _link_next(attempt.headers or {})
         cursor = attempt.body.get(cfg.next_cursor_field) if isinstance(attempt.body, dict) else None
         if link:
-            target = requests.compat.urljoin(current, link)
+            target = requests.compat.urljoin(loop.url, link)
             key = target
         elif cursor not in (None, ""):
-            target = _with_param(current, cfg.cursor_param, str(cursor))
+            target = _with_param(loop.url, cfg.cursor_param, str(cursor))
             key = str(cursor)
         else:
             return None
-        if key in cp.seen_cursors:
+        if key in loop.seen:
             shown = self._run.hook.redact(key, cfg) if link else key
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {shown!r} was already read"
             )
-        cp.seen_cursors = [*cp.seen_cursors[-MAX_REMEMBERED_CURSORS + 1 :], key]
         try:
-            return self._run.hook.url_for(target)
+            return self._run.hook.url_for(target), key
         except Exception as exc:  # CrossHostRedirect
             raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"next page link refused: {exc}") from exc
 
@@ -146,6 +185,13 @@ def _link_next(headers: Mapping[str, str]) -> str | None:
         if "next" in str(part.get("rel", "")).split():
             return part.get("url") or None
     return None
+
+
+def _with_params(url: str, params: Mapping[str, Any]) -> str:
+    """``url`` with ``params`` added to its query, encoded as ``requests`` would send them."""
+    if not params:
+        return url
+    return str(requests.Request("GET", url, params=dict(params)).prepare().url)
 
 
 def _with_param(url: str, name: str, value: str) -> str:

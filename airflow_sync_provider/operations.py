@@ -5,8 +5,13 @@ metadata DB directly (``airflow.models``). Nothing runs at import time.
 
 A reset is *requested*, not performed: it becomes a manual run of the ``sync_admin`` DAG whose
 task ``reset_breaker_<source>`` runs in the pool ``sync_<source>``, the pool every sync of that
-source runs in. So the reset waits for a running sync and cannot be overwritten by it.
-``reset_now`` is the unsafe direct path (the CLI's ``--direct``).
+source runs in. So the reset waits for a running sync and cannot be overwritten by it. There is no
+direct path: a reset written beside a running sync would be merged away by it (the more severe
+breaker state wins a merge).
+
+The admin API of the original design (``RateLimitedSyncHook.get_circuit_breaker_state``,
+``get_all_states``, ``reset_circuit_breaker``) delegates to ``describe``, ``breaker_state`` and
+``reset_breaker`` here.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from airflow_sync_provider.admin_names import ADMIN_DAG_ID, RESET_ACTION, reset_
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.sources_file import SOURCES_FILE_ENV, load_sources
-from airflow_sync_provider.state import VARIABLE_PREFIX
+from airflow_sync_provider.state import VARIABLE_PREFIX, SourceState, StateStore
+
+Log = Any
 
 SOURCES_FILE_NAME = "sources.yaml"
 FINISHED_RUN_STATES = ("success", "failed")
@@ -171,12 +178,51 @@ def _error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
     }
 
 
-def reset_now(source: str, configs: Mapping[str, SyncConfig]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Reset ``source``'s breaker immediately (UNSAFE while a sync of it runs). Returns (before, after)."""
-    hook = hook_for(configs)
-    before = hook.get_circuit_breaker_state(source)
-    after = hook.reset_circuit_breaker(source)
-    return before, after
+def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
+    """A source's state as plain JSON for logs, dashboards and the CLI."""
+    from airflow_sync_provider.hooks.guard import breaker_settings, hold_seconds
+    from airflow_sync_provider.policy import rate_limit
+
+    b = state.breaker
+    in_window = len(rate_limit.prune(state.window, now, hold_seconds(config)))
+    return {
+        "source": state.source,
+        "state": b.state.value,
+        "failure_count": b.failure_count,
+        "failure_threshold": config.circuit_breaker.failure_threshold,
+        "opened_at": b.opened_at,
+        "next_probe_at": b.next_probe_at(breaker_settings(config)),
+        "last_error": b.last_error,
+        "last_failure_at": b.last_failure_at,
+        "window_requests": in_window,
+        "window_max_requests": config.rate_limit.max_requests,
+        "window_usage": in_window / config.rate_limit.max_requests,
+        "last_result": state.last_result,
+        "updated_at": state.updated_at,
+    }
+
+
+def breaker_state(
+    store: StateStore, source: str, configs: Mapping[str, SyncConfig], now: float
+) -> dict[str, Any]:
+    """``describe`` of ``source``'s stored state (default settings for a source not in ``configs``)."""
+    return describe(store.load(source), configs.get(source) or SyncConfig(source=source), now)
+
+
+def all_states(store: StateStore, configs: Mapping[str, SyncConfig], now: float) -> dict[str, dict[str, Any]]:
+    """``breaker_state`` of every source in ``configs``."""
+    return {source: breaker_state(store, source, configs, now) for source in sorted(configs)}
+
+
+def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, writer: str | None = None) -> None:
+    """Close ``source``'s breaker and clear its count (run it in the pool ``sync_<source>``)."""
+    from airflow_sync_provider.policy import breaker
+
+    state = store.load(source, on_warning=log.warning)
+    snapshot, moved = breaker.reset(state.breaker, now)
+    if moved is not None:
+        log.warning("Circuit breaker of %s: %s -> closed (manual reset)", source, moved.source_state.value)
+    store.save(state.replace(breaker=snapshot, updated_at=now, writer=writer or "reset"))
 
 
 # -- reset through sync_admin ------------------------------------------------------------------------

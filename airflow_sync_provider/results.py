@@ -42,6 +42,8 @@ class SyncResult:
     retry_count: int
     started_at: str
     """ISO-8601 UTC timestamp of the sync's start."""
+    truncated: bool = False
+    """The sync stopped at ``max_pages`` with more pages left (a success, visibly partial)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -60,11 +62,16 @@ class SyncResult:
             error_message=data.get("error_message"),
             retry_count=int(data.get("retry_count", 0)),
             started_at=str(data["started_at"]),
+            truncated=bool(data.get("truncated", False)),
         )
 
     def summary(self) -> str:
-        """The original design's one-line summary: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT``."""
+        """The original design's one-line summary: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT``.
+
+        A truncated sync says so: ``✓ src: 42 items in 1234 ms (truncated at max_pages)``.
+        """
         if self.success:
-            return f"✓ {self.source}: {self.items_processed} items in {self.duration_ms} ms"
+            cut = " (truncated at max_pages)" if self.truncated else ""
+            return f"✓ {self.source}: {self.items_processed} items in {self.duration_ms} ms{cut}"
         kind = self.error.value if self.error else "UNKNOWN"
         return f"✗ {self.source}: {kind} (retry {self.retry_count}): {self.error_message}"

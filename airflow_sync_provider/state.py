@@ -4,7 +4,13 @@ One Airflow Variable per source, key ``sync_state_<source>``, JSON::
 
     {"schema_version": 1, "source": "airdrops",
      "breaker": {"state": "closed", "failure_count": 0, "opened_at": null, ...},
-     "window": [1764390000.0, ...], "last_result": {...} | null, "updated_at": 1764390000.0}
+     "window": [1764390000.0, ...], "last_result": {...} | null, "updated_at": 1764390000.0,
+     "writer": "sync_airdrops/scheduled__2026-11-29T10:00:00+00:00"}
+
+``writer`` (optional, added without a schema bump: older providers ignore it) names who made the
+last write, so a sync can tell a foreign write from its own (see ``merge``). ``window`` is kept in
+time order, at most ``MAX_WINDOW_ENTRIES`` long (the newest): every limit is at most that large,
+so the newest entries decide every admission exactly.
 
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
@@ -22,6 +28,8 @@ from typing import Any, Protocol
 
 from airflow_sync_provider.config import MAX_WINDOW_ENTRIES
 from airflow_sync_provider.exceptions import SyncStateError
+from airflow_sync_provider.policy import breaker as breaker_policy
+from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.quota import Quota
 
@@ -45,6 +53,8 @@ class SourceState:
     window: tuple[float, ...] = ()
     last_result: dict[str, Any] | None = None
     updated_at: float | None = None
+    writer: str | None = None
+    """Who wrote this state last (a sync's ``dag_id/run_id``, ``sync_admin/...``); ``None`` if unknown."""
     quota: Quota | None = None
     """What the API last reported about its own quota (``policy.quota``), shared like the window."""
     schema_version: int = SCHEMA_VERSION
@@ -59,10 +69,12 @@ class SourceState:
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [round(t, 6) for t in self.window],
+            "window": [round(t, 6) for t in newest(self.window)],
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
+        if self.writer is not None:
+            body["writer"] = self.writer
         if self.quota is not None:
             body["quota"] = self.quota.to_dict()
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -132,15 +144,17 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         probes_in_flight=_count(b.get("probes_in_flight", 0), "breaker.probes_in_flight", warn),
         last_error=str(last_error)[:500] if last_error is not None else None,
         last_failure_at=_number(b.get("last_failure_at"), "breaker.last_failure_at"),
+        failed_probes=_count(b.get("failed_probes", 0), "breaker.failed_probes", warn),
     )
     if breaker.state is BreakerState.OPEN and breaker.opened_at is None:
         raise ValueError("breaker.opened_at is missing for an open breaker")
     window = data.get("window") or []
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
-    # keep the newest entries (the log is stored oldest first): dropping them would under-count
-    stamps = tuple(t for t in (_number(t, "window[]") for t in window[-MAX_WINDOW_ENTRIES:]) if t is not None)
+    # by time, not by list position: a hand-edited or foreign log need not be in order
+    stamps = newest(t for t in (_number(t, "window[]") for t in window) if t is not None)
     last = data.get("last_result")
+    writer = data.get("writer")
     quota = _quota(data.get("quota"), warn)
     return SourceState(
         source=source,
@@ -148,8 +162,41 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         window=stamps,
         last_result=last if isinstance(last, dict) else None,
         updated_at=_number(data.get("updated_at"), "updated_at"),
+        writer=str(writer)[:250] if writer is not None else None,
         quota=quota,
     )
+
+
+def newest(stamps: Iterable[float]) -> tuple[float, ...]:
+    """The log in time order, cut to its newest ``MAX_WINDOW_ENTRIES`` (never an entry newer than a
+    kept one: ``acquire`` decides from the newest ``max_requests`` entries, ``max_requests`` <= the
+    maximum)."""
+    ordered = sorted(stamps)
+    return tuple(ordered[-MAX_WINDOW_ENTRIES:])
+
+
+def merge(ours: SourceState, theirs: SourceState, *, known: Iterable[float] = ()) -> SourceState:
+    """``ours`` about to be saved over a foreign write ``theirs``: keep what both know.
+
+    The window is ours plus the entries the other writer added (``theirs`` minus ``known``, the log
+    as we last read or wrote it); the breaker is the more severe of the two (``breaker.merge``).
+    The newer learned ``quota`` wins; our ``last_result`` and writer stay.
+    """
+    quota = ours.quota
+    if theirs.quota is not None and (
+        quota is None or (theirs.quota.observed_at or 0) > (quota.observed_at or 0)
+    ):
+        quota = theirs.quota
+    return ours.replace(
+        window=newest(rate_limit.merge(ours.window, theirs.window, tuple(known))),
+        breaker=breaker_policy.merge(ours.breaker, theirs.breaker),
+        quota=quota,
+    )
+
+
+def stored_window(state: SourceState) -> tuple[float, ...]:
+    """The window exactly as ``to_json`` stores it (what a reader of our write gets back)."""
+    return tuple(round(t, 6) for t in newest(state.window))
 
 
 def _quota(value: Any, warn: Warn) -> Quota | None:
@@ -166,14 +213,8 @@ def _quota(value: Any, warn: Warn) -> Quota | None:
     except ValueError as exc:
         warn(f"quota is malformed ({exc}); it is dropped and learned again")
         return None
-    remaining, limit = (None if v is None else int(v) for v in counts.values())
-    return Quota(
-        remaining=remaining,
-        limit=limit,
-        reset_at=times["reset_at"],
-        window=times["window"],
-        observed_at=times["observed_at"],
-    )
+    remaining, limit = (None if v is None else int(v) for v in (counts["remaining"], counts["limit"]))
+    return Quota(remaining=remaining, limit=limit, **times)
 
 
 class StateStore(Protocol):

@@ -31,6 +31,23 @@ SECOND = timedelta(seconds=1)
 
 
 @dataclass
+class PageLoop:
+    """Where one ``ctx.pages()`` loop stands; its page in hand is finished only when the handler asks for
+    the next one, so a resume delivers that page again (at least once)."""
+
+    url: str
+    """The URL of the loop's current page: being processed, or next to read."""
+    number: int = 1
+    """The current page's number in this loop (1-based; stable across a resume)."""
+    delivered: bool = False
+    """The handler has had the current page; a resume delivers it again."""
+    done: bool = False
+    """The last page is finished, or the loop stopped at ``max_pages``: the loop yields nothing again."""
+    seen: list[str] = field(default_factory=list)
+    """The next-page links or cursors this loop followed (pagination loop detection)."""
+
+
+@dataclass
 class Checkpoint:
     """Where a sync stands; JSON-safe so it can ride through a trigger and back."""
 
@@ -42,9 +59,13 @@ class Checkpoint:
     previous_delay: float | None = None
     requests_sent: int = 0
     items: int = 0
+    """Items of the finished pages (all ``pages()`` loops)."""
     pages: int = 0
-    next_url: str | None = None
-    seen_cursors: list[str] = field(default_factory=list)
+    """Finished pages (all ``pages()`` loops); ``max_pages`` bounds it."""
+    truncated: bool = False
+    """A ``pages()`` loop stopped at ``max_pages`` with more pages left."""
+    loops: dict[str, PageLoop] = field(default_factory=dict)
+    """One entry per ``ctx.pages()`` call, keyed ``<path>#<n>`` (the n-th call with that path)."""
     deferrals: int = 0
     handler_data: dict[str, Any] = field(default_factory=dict)
     """Free space for custom handlers to record their own progress across a deferral."""
@@ -55,7 +76,13 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        loop_names = {f.name for f in dataclasses.fields(PageLoop)}
+        values["loops"] = {
+            key: PageLoop(**{k: v for k, v in loop.items() if k in loop_names})
+            for key, loop in (data.get("loops") or {}).items()
+        }
+        return cls(**values)
 
 
 class SyncRun:
@@ -128,6 +155,7 @@ class SyncRun:
                         f"{admission.message}, beyond max_wait={cfg.max_wait / SECOND:g}s",
                         sent_requests=cp.requests_sent > 0,
                     )
+                self._check_budget(admission.wait)
                 self.log.info(
                     "Rate limit window of %s is full: waiting %.1fs for a slot", cfg.source, admission.wait
                 )
@@ -218,7 +246,7 @@ class SyncRun:
         self._wait(delay, why)
 
     def _wait(self, seconds: float, reason: str) -> None:
-        self._check_budget(seconds)
+        """Sleep through a short wait or defer a long one (the caller has checked the budget)."""
         if seconds > self.config.defer_after / SECOND:
             raise SyncWaitRequired(seconds, reason)
         if seconds > 0:
@@ -265,6 +293,7 @@ class SyncRun:
             error_message=str(error) if error is not None else None,
             retry_count=cp.retry_count,
             started_at=datetime.fromtimestamp(started, tz=UTC).isoformat(),
+            truncated=cp.truncated,
         )
 
 

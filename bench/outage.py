@@ -1,26 +1,26 @@
-"""Outage: how many requests reach an API that is down for 24 h, and how fast each side recovers.
+"""Outage simulation: requests that reach a dead API, and how fast each side recovers (one outage).
 
-Ours: the real ``RateLimitedSyncOperator`` (seed defaults of the hourly ``airdrops`` source: 3
-retries per request, breaker at 5 consecutive failures, 5 min reset timeout) runs once an hour
-against a simulated clock. Only the network is fake: ``SimHook`` (a ``RateLimitedSyncHook``)
-answers every request from a simulated API instead of a socket; breaker, window, retries, waits,
-deferrals and task states are the provider's own code, with an ``InMemoryStateStore``.
+Ours: the real ``RateLimitedSyncOperator`` (e.g. the seed defaults of ``airdrops``: 3 retries per
+request, breaker at 5 consecutive failures, 5 min first open wait) runs once per schedule interval,
+each run 1-15 s late, against a simulated clock. Only the network is fake: ``SimHook`` (a
+``RateLimitedSyncHook``) answers every request from a simulated API instead of a socket; breaker,
+window, retries, waits, deferrals and task states are the provider's own code, with an
+``InMemoryStateStore``.
 
-Plain Airflow: an hourly task that GETs the API once per try, ``retries=5``,
+Plain Airflow: a task on the same schedule that GETs the API once per try, ``retries=5``,
 ``retry_exponential_backoff=2.0`` (doubling), ``retry_delay`` at its default 300 s, no
 ``max_retry_delay``, DAG with ``max_active_runs=1`` and ``catchup=False``. Retry times come from
 Airflow's own ``TaskInstance.next_retry_datetime`` (delay ``ceil(300 * 2**(try-1))`` plus Airflow's
 deterministic hash jitter in ``[d, 2d)``). A failing run holds the DAG for hours; when it ends the
-scheduler creates the latest due run at once (the newest hour boundary, since ``catchup=False``).
+scheduler creates the latest due run at once (the newest interval boundary: ``catchup=False``).
 
-Each scenario: healthy hourly runs, an outage starting ``offset`` after a run, lasting 24 h. We
-sweep offsets and calendar days (Airflow's jitter hashes the logical date) and average.
+``scenario`` simulates one outage for several variants; ``bench/outage_matrix.py`` sweeps schedules,
+outage lengths, start offsets and calendar days (Airflow's jitter hashes the logical date).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 import random
@@ -36,7 +36,7 @@ from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.state import InMemoryStateStore, StateStore
-from bench.measure import mean, rounded
+from bench.measure import rounded
 
 HOUR = 3600.0
 SEED_CONFIG = DEFAULT_SYNC_CONFIGS["airdrops"]
@@ -44,8 +44,9 @@ PLAIN_RETRIES = 5
 PLAIN_MULTIPLIER = 2.0
 PLAIN_RETRY_DELAY = timedelta(seconds=300)
 BASE_DAY = datetime(2026, 3, 2, tzinfo=UTC)
-WHAT_IF_RESET_TIMEOUTS = (timedelta(minutes=5), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6),
-                          timedelta(hours=12))  # fmt: skip
+START_LATENCY_S = (1.0, 15.0)
+"""A scheduled run of ours starts this many seconds late (seeded, uniform): a real scheduler's latency.
+It decides whether an open wait of exactly k intervals lets the probe through at run k or k + 1."""
 
 
 class SimClock:
@@ -113,9 +114,18 @@ def quiet_logs() -> Iterator[None]:
 
 
 def run_ours(
-    config: SyncConfig, starts: list[float], api: SimApi, *, seed: int = 0, store: StateStore | None = None
+    config: SyncConfig,
+    starts: list[float],
+    api: SimApi,
+    *,
+    seed: int = 0,
+    store: StateStore | None = None,
+    stop_after: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Execute one sync per start time (epoch seconds) with the real operator; one record per run."""
+    """Execute one sync per start time (epoch seconds) with the real operator; one record per run.
+
+    With ``stop_after``, stop at the first successful run that ends at or after it (the recovery).
+    """
     store = store or InMemoryStateStore()
     clock = SimClock(starts[0])
     rng = random.Random(seed)
@@ -130,7 +140,10 @@ def run_ours(
     records = []
     with quiet_logs():
         for start in starts:
-            records.append(_one_run(SimOperator, config, clock, rng, api, start))
+            record = _one_run(SimOperator, config, clock, rng, api, start)
+            records.append(record)
+            if stop_after is not None and record["state"] == "success" and record["end"] >= stop_after:
+                break
     return records
 
 
@@ -198,9 +211,16 @@ def plain_next_retry(logical: datetime, try_number: int, end: datetime, dag_id: 
 
 
 def run_plain(
-    first: datetime, until: datetime, down: Callable[[float], bool], *, dag_id: str = "sync_airdrops"
+    first: datetime,
+    until: datetime,
+    down: Callable[[float], bool],
+    *,
+    dag_id: str = "sync_airdrops",
+    interval: timedelta = timedelta(hours=1),
+    stop_after: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Hourly plain-Airflow runs from ``first`` until a run starts at or after ``until``."""
+    """Plain-Airflow runs every ``interval`` from ``first`` until a run starts at or after ``until``
+    (or, with ``stop_after``, until the first successful run that ends at or after it)."""
     records = []
     logical = start = first
     while start < until:
@@ -224,119 +244,56 @@ def run_plain(
                 "requests_while_down": sum(1 for _, f in tries if f),
             }
         )
-        following = max(end.replace(minute=0, second=0, microsecond=0), logical + timedelta(hours=1))
+        if stop_after is not None and records[-1]["state"] == "success" and end.timestamp() >= stop_after:
+            break
+        # catchup=False: the newest due run (its interval boundary at or before ``end``) starts at once
+        newest = first + (end - first) // interval * interval
+        following = max(newest, logical + interval)
         logical, start = following, max(end, following)
     return records
 
 
 def scenario(
-    day: int, offset: timedelta, config: SyncConfig, outage: timedelta = timedelta(hours=24)
+    day: int,
+    offset: timedelta,
+    configs: Mapping[str, SyncConfig | None],
+    outage: timedelta = timedelta(hours=24),
+    interval: timedelta = timedelta(hours=1),
+    horizon: timedelta = timedelta(hours=12),
 ) -> dict[str, Any]:
-    """One outage: ``offset`` after the run at base+1h, lasting ``outage``; both sides simulated."""
+    """One outage, ``offset`` after the run at base + interval, lasting ``outage``, for each variant
+    (``None``: plain Airflow retries); every variant runs until its first good sync after recovery
+    (at most ``horizon`` after it)."""
     base = BASE_DAY + timedelta(days=day)
-    down_from = (base + timedelta(hours=1) + offset).timestamp()
+    down_from = (base + interval + offset).timestamp()
     down_until = down_from + outage.total_seconds()
 
     def down(t: float) -> bool:
         return down_from <= t < down_until
 
-    hours = int((down_until - base.timestamp()) // HOUR) + 3
-    ours = run_ours(config, [base.timestamp() + h * HOUR for h in range(hours)], SimApi(down), seed=day)
-    plain = run_plain(base, datetime.fromtimestamp(down_until, UTC) + timedelta(hours=6), down)
-    return {
-        "day": day,
-        "offset_s": offset.total_seconds(),
-        "ours": _summary(ours, down_until),
-        "plain": _summary(plain, down_until),
-        "ours_runs": ours,
-        "plain_runs": plain,
-    }
+    step = interval.total_seconds()
+    runs = int((down_until + horizon.total_seconds() - base.timestamp()) // step) + 1
+    latency = random.Random(f"latency-{day}")
+    starts = [base.timestamp() + k * step + latency.uniform(*START_LATENCY_S) for k in range(runs)]
+    out: dict[str, Any] = {"day": day, "offset_s": offset.total_seconds(), "down_until": down_until}
+    for name, config in configs.items():
+        if config is None:
+            until = datetime.fromtimestamp(down_until, UTC) + horizon
+            dag_id = f"sync_{next(c for c in configs.values() if c is not None).source}"
+            records = run_plain(base, until, down, dag_id=dag_id, interval=interval, stop_after=down_until)
+        else:
+            records = run_ours(config, starts, SimApi(down), seed=day, stop_after=down_until)
+        out[name] = _summary(records, down_until)
+        out[f"{name}_runs"] = records
+    return out
 
 
 def _summary(records: list[dict[str, Any]], down_until: float) -> dict[str, Any]:
     recovered = [r["end"] for r in records if r["state"] == "success" and r["end"] >= down_until]
     return {
+        "runs": len(records),
         "requests_while_down": sum(r["requests_while_down"] for r in records),
         "recovery_s": (min(recovered) - down_until) if recovered else None,
-    }
-
-
-def sweep(config: SyncConfig, days: int, offsets: list[timedelta]) -> list[dict[str, Any]]:
-    return [scenario(day, offset, config) for day in range(days) for offset in offsets]
-
-
-def _aggregate(results: list[dict[str, Any]], side: str) -> dict[str, float]:
-    requests = [r[side]["requests_while_down"] for r in results]
-    recovery = [r[side]["recovery_s"] for r in results]
-    return {
-        "requests_mean": rounded(mean(requests), 1),
-        "requests_min": min(requests),
-        "requests_max": max(requests),
-        "recovery_s_mean": rounded(mean(recovery), 0),
-        "recovery_s_max": rounded(max(recovery), 0),
-    }
-
-
-def run(quick: bool = False) -> dict[str, Any]:
-    days = 2 if quick else 7
-    offsets = [timedelta(minutes=m, seconds=30) for m in range(0, 60, 10 if quick else 5)]
-    results = sweep(SEED_CONFIG, days, offsets)
-    ours, plain = _aggregate(results, "ours"), _aggregate(results, "plain")
-    what_if = []
-    for reset in WHAT_IF_RESET_TIMEOUTS:
-        if reset == SEED_CONFIG.circuit_breaker.reset_timeout:
-            agg = ours
-        else:
-            breaker = dataclasses.replace(SEED_CONFIG.circuit_breaker, reset_timeout=reset)
-            agg = _aggregate(sweep(SEED_CONFIG.replace(circuit_breaker=breaker), days, offsets), "ours")
-        what_if.append(
-            {
-                "reset_timeout_s": reset.total_seconds(),
-                "requests_ours": agg["requests_mean"],
-                "ratio_vs_plain": rounded(agg["requests_mean"] / plain["requests_mean"], 3),
-                "recovery_s_ours_mean": agg["recovery_s_mean"],
-                "recovery_s_ours_max": agg["recovery_s_max"],
-            }
-        )
-    first = results[0]
-    return {
-        "outage_hours": 24,
-        "schedule": "hourly",
-        "scenarios": len(results),
-        "requests_ours": ours["requests_mean"],
-        "requests_plain_airflow": plain["requests_mean"],
-        "ratio_vs_plain": rounded(ours["requests_mean"] / plain["requests_mean"], 3),
-        "recovery_s_ours": ours["recovery_s_mean"],
-        "recovery_s_plain_airflow": plain["recovery_s_mean"],
-        "recovery_s_ours_max": ours["recovery_s_max"],
-        "recovery_s_plain_airflow_max": plain["recovery_s_max"],
-        "ours": ours,
-        "plain_airflow": plain,
-        "plain_airflow_model": {
-            "retries": PLAIN_RETRIES,
-            "retry_exponential_backoff": PLAIN_MULTIPLIER,
-            "retry_delay_s": PLAIN_RETRY_DELAY.total_seconds(),
-            "max_retry_delay": None,
-            "max_active_runs": 1,
-            "catchup": False,
-        },
-        "example": {
-            "day": first["day"],
-            "offset_s": first["offset_s"],
-            "ours_requests_per_run_while_down": [
-                r["requests_while_down"] for r in first["ours_runs"] if r["requests_while_down"]
-            ],
-            "plain_runs_while_down": [
-                {
-                    "logical_date": r["logical_date"],
-                    "tries": r["requests"],
-                    "hours": rounded((r["end"] - r["start"]) / HOUR, 2),
-                }
-                for r in first["plain_runs"]
-                if r["requests_while_down"]
-            ],
-        },
-        "what_if_reset_timeout": what_if,
     }
 
 

@@ -180,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     results["meta"] = meta(args.quick)
 
-    from bench import jitter, outage, parse, quota
+    from bench import jitter, outage_matrix, parse, quota
 
     simulations: dict[str, Callable[..., dict[str, Any]]] = {
         "jitter": jitter.run,
         "quota": quota.run,
-        "outage": outage.run,
+        "outage": outage_matrix.run,
     }
     if "parse" in args.only:  # timed: runs alone, before Airflow starts in the background
         measured(results, timings, "parse", lambda: parse.run(quick=args.quick))

@@ -1,13 +1,22 @@
 """One sync's hold on a source's shared state: breaker permission, window slots, recorded outcomes.
 
-The state is read once when the guard is made and written only when a change must survive a
-crash: a window slot taken, a failure counted, a breaker transition, the final result.
+The state is read when the guard is made and written only when a change must survive a crash: a
+window slot taken (before the request is sent), a failure counted, a breaker transition, the final
+result. A slot is stamped when it is taken and re-stamped when the response has arrived; it frees
+``window + safety_margin`` after that, so the API never sees two requests ``max_requests`` apart
+closer than ``window``.
+
+One writer per source is the rule (the pool ``sync_<source>``, enforced by the operator). Every
+write carries the writer's id, and every write after the first re-reads the state: a write by
+someone else since our last read or write is logged as a warning and merged (union of window
+entries, the more severe breaker) instead of being overwritten.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +27,7 @@ from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy import breaker, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import SourceState, StateStore, variable_key
+from airflow_sync_provider.state import SourceState, StateStore, merge, stored_window, variable_key
 
 SKEW_TOLERANCE = 1.0
 """Stored times up to this many seconds ahead of the clock are ordinary skew between workers."""
@@ -30,15 +39,22 @@ def breaker_settings(config: SyncConfig) -> BreakerSettings:
         failure_threshold=cb.failure_threshold,
         reset_timeout=cb.reset_timeout / timedelta(seconds=1),
         half_open_max_attempts=cb.half_open_max_attempts,
+        reset_multiplier=cb.reset_multiplier,
+        max_reset_timeout=cb.reset_timeout_cap / timedelta(seconds=1),
     )
+
+
+def hold_seconds(config: SyncConfig) -> float:
+    """How long a slot stays taken after its response: the window plus the safety margin."""
+    limit = config.rate_limit
+    return (limit.window + limit.margin) / timedelta(seconds=1)
 
 
 def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], None]) -> SourceState:
     """Stored times in the future (clock skew, hand-edited state) are clamped to ``now``, with a warning.
 
-    Without this an ``opened_at`` a year ahead keeps the breaker open for a year, and a half-open
-    breaker whose probes never came back (``probes_in_flight`` stuck, no ``half_open_since``) never
-    lets a probe through again. The clamped state is written by the sync's next save.
+    Without this an ``opened_at`` a year ahead keeps the breaker open for a year. The clamped
+    state is written by the sync's next save.
     """
     b = state.breaker
     fixes: list[str] = []
@@ -49,9 +65,6 @@ def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], Non
             changes[name] = now
             if value > now + SKEW_TOLERANCE:
                 fixes.append(f"breaker.{name} {value - now:.0f}s in the future")
-    if b.state is BreakerState.HALF_OPEN and b.half_open_since is None:
-        changes["half_open_since"] = now
-        fixes.append("breaker.half_open_since missing for a half-open breaker")
     ahead = [t for t in state.window if t > now]
     window = tuple(min(t, now) for t in state.window) if ahead else state.window
     if ahead and max(ahead) > now + SKEW_TOLERANCE:
@@ -88,6 +101,7 @@ class SourceGuard:
         clock: Callable[[], float],
         log: logging.Logger | Any,
         on_transition: Callable[[Transition, SourceState], None] | None = None,
+        writer: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -95,17 +109,25 @@ class SourceGuard:
         self.log = log
         self.on_transition = on_transition
         self.settings = breaker_settings(config)
+        self.writer = writer or f"local/{uuid.uuid4().hex[:12]}"
+        """Written into every save (``SourceState.writer``): a sync's ``dag_id/run_id``."""
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
-        self.state: SourceState = clamp_future_times(
-            store.load(config.source, on_warning=log.warning), clock(), log.warning
-        )
+        self.hold_seconds = hold_seconds(config)
+        loaded = store.load(config.source, on_warning=log.warning)
+        self._seen = (loaded.writer, loaded.updated_at)  # the last write we read or made
+        self._known = loaded.window  # its window: what a foreign write added is the difference
+        self._fresh = True  # nothing happened since the read: the next admission needs no re-read
+        self.state: SourceState = clamp_future_times(loaded, clock(), log.warning)
         self.transitions: list[Transition] = []
-        self.requests_sent = 0
         self._saved = self.state
+        self._pending: float | None = None  # the slot of the request in flight (its pre-send stamp)
 
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
         now = self.clock()
+        if not self._fresh:
+            self._refresh(now)
+        self._fresh = False
         admission, permit, decision = self._decide(now)
         self._note(permit.transition, permit.snapshot)
         if decision is None:  # the breaker refused: nothing else changes
@@ -115,8 +137,8 @@ class SourceGuard:
             self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
             return admission
         self.state = self.state.replace(breaker=permit.snapshot, window=decision.timestamps)
+        self._pending = now
         self._save(now)
-        self.requests_sent += 1
         return admission
 
     def peek(self) -> Admission:
@@ -136,7 +158,7 @@ class SourceGuard:
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
         limit = self.config.rate_limit
         decision = rate_limit.acquire(
-            self.state.window, now, max_requests=limit.max_requests, window=self.window_seconds
+            self.state.window, now, max_requests=limit.max_requests, window=self.hold_seconds
         )
         if not decision.granted:
             message = (
@@ -152,8 +174,13 @@ class SourceGuard:
         return Admission(True, message=message), permit, decision
 
     def record(self, attempt: Attempt) -> None:
-        """Apply an attempt's breaker effect; persist when the count or the state changed."""
+        """Hold the attempt's slot from now (its response time); apply its breaker effect; persist
+        when the count or the state changed (the re-stamped slot rides on the next write)."""
         now = self.clock()
+        if self._pending is not None:
+            window = rate_limit.restamp(self.state.window, self._pending, now)
+            self.state = self.state.replace(window=window)
+            self._pending = None
         before = self.state.breaker
         if attempt.effect is BreakerEffect.SUCCESS:
             after, moved = breaker.record_success(before, now)
@@ -167,12 +194,15 @@ class SourceGuard:
         self._note(moved, after)
         # A reset success count in a closed breaker can wait for the final write; the rest cannot.
         if moved is not None or attempt.effect is BreakerEffect.FAILURE:
+            self._refresh(now)
             self._save(now)
 
     def finish(self, result: dict[str, Any]) -> None:
         """Store the sync's result with the state (the one write every sync ends with)."""
+        now = self.clock()
+        self._refresh(now)
         self.state = self.state.replace(last_result=result)
-        self._save(self.clock())
+        self._save(now)
 
     @property
     def breaker_open(self) -> bool:
@@ -181,7 +211,7 @@ class SourceGuard:
     def window_usage(self) -> float:
         limit = self.config.rate_limit
         return rate_limit.usage(
-            self.state.window, self.clock(), max_requests=limit.max_requests, window=self.window_seconds
+            self.state.window, self.clock(), max_requests=limit.max_requests, window=self.hold_seconds
         )
 
     def _note(self, moved: Transition | None, snapshot: breaker.BreakerSnapshot) -> None:
@@ -202,9 +232,34 @@ class SourceGuard:
     def flush(self) -> None:
         """Persist changes not yet written (before a deferral)."""
         if self.state != self._saved:
-            self._save(self.clock())
+            now = self.clock()
+            self._refresh(now)
+            self._save(now)
+
+    def _refresh(self, now: float) -> None:
+        """Re-read the state; a write by anyone else since our last read or write is merged in."""
+        current = self.store.load(self.config.source, on_warning=self.log.warning)
+        self._fresh = True
+        if (current.writer, current.updated_at) == self._seen:
+            return
+        self.log.warning(
+            "%s was written by %s since this sync (%s) last read or wrote it: one writer per source is "
+            "the rule (pool sync_%s); merging its window entries and breaker state into ours",
+            variable_key(self.config.source),
+            current.writer or "an unknown writer",
+            self.writer,
+            self.config.source,
+        )
+        theirs = clamp_future_times(current.replace(window=()), now, self.log.warning)
+        added = tuple(min(t, now) for t in rate_limit.merge((), current.window, self._known))
+        self.state = merge(self.state, theirs.replace(window=added))
+        self._seen = (current.writer, current.updated_at)
+        self._known = current.window
 
     def _save(self, now: float) -> None:
-        self.state = self.state.replace(updated_at=now)
+        self.state = self.state.replace(updated_at=now, writer=self.writer)
         self.store.save(self.state)
         self._saved = self.state
+        self._seen = (self.writer, now)
+        self._known = stored_window(self.state)
+        self._fresh = False

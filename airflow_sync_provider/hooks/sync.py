@@ -23,16 +23,20 @@ import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from airflow_sync_provider import operations
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
-from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
+from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
+<<<<<<< HEAD
 from airflow_sync_provider.policy import breaker, quota, rate_limit
+=======
+>>>>>>> main
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import SourceState, StateStore, VariableStateStore
+from airflow_sync_provider.state import StateStore, VariableStateStore
 
 API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
 API_KEY_PARAM_FIELDS = ("api_key_param", "extra__sync_http__api_key_param")
@@ -197,10 +201,17 @@ class RateLimitedSyncHook(HttpHook):
 
     # -- one guarded attempt ---------------------------------------------------------------------
 
-    def open_guard(self, config: SyncConfig, *, log: Any = None, on_transition: Any = None) -> SourceGuard:
-        """Read the source's state once and hold it for one sync."""
+    def open_guard(
+        self, config: SyncConfig, *, log: Any = None, on_transition: Any = None, writer: str | None = None
+    ) -> SourceGuard:
+        """Read the source's state and hold it for one sync; ``writer`` names it in every write."""
         return SourceGuard(
-            config, self.store, clock=self.clock, log=log or self.log, on_transition=on_transition
+            config,
+            self.store,
+            clock=self.clock,
+            log=log or self.log,
+            on_transition=on_transition,
+            writer=writer,
         )
 
     def send(
@@ -335,50 +346,20 @@ class RateLimitedSyncHook(HttpHook):
             None, False, outcome.BreakerEffect.SUCCESS, "ok", status, body=body, headers=headers, url=url
         )
 
-    # -- the original design's admin API ------------------------------------------------------------
+    # -- the original design's admin API (the logic lives in ``operations``) ------------------------
 
     def get_circuit_breaker_state(self, source: str) -> dict[str, Any]:
         """Breaker state of ``source``: ``state``, ``failure_count``, ``opened_at``, ``next_probe_at``..."""
-        return describe(
-            self.store.load(source), self.configs.get(source) or SyncConfig(source=source), self.clock()
-        )
+        return operations.breaker_state(self.store, source, self.configs, self.clock())
 
     def get_all_states(self) -> dict[str, dict[str, Any]]:
         """``get_circuit_breaker_state`` of every known source."""
-        return {source: self.get_circuit_breaker_state(source) for source in sorted(self.configs)}
+        return operations.all_states(self.store, self.configs, self.clock())
 
-    def reset_circuit_breaker(self, source: str) -> dict[str, Any]:
+    def reset_circuit_breaker(self, source: str, *, writer: str | None = None) -> dict[str, Any]:
         """Close ``source``'s breaker and clear its count. Run it in the pool ``sync_<source>``."""
-        state = self.store.load(source)
-        snapshot, moved = breaker.reset(state.breaker, self.clock())
-        if moved is not None:
-            self.log.warning(
-                "Circuit breaker of %s: %s -> closed (manual reset)", source, moved.source_state.value
-            )
-        self.store.save(state.replace(breaker=snapshot, updated_at=self.clock()))
+        operations.reset_breaker(self.store, source, self.clock(), log=self.log, writer=writer)
         return self.get_circuit_breaker_state(source)
-
-
-def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
-    """A source's state as plain JSON for logs, dashboards and the CLI."""
-    b = state.breaker
-    window = config.rate_limit.window / timedelta(seconds=1)
-    in_window = len(rate_limit.prune(state.window, now, window))
-    return {
-        "source": state.source,
-        "state": b.state.value,
-        "failure_count": b.failure_count,
-        "failure_threshold": config.circuit_breaker.failure_threshold,
-        "opened_at": b.opened_at,
-        "next_probe_at": b.next_probe_at(breaker_settings(config)),
-        "last_error": b.last_error,
-        "last_failure_at": b.last_failure_at,
-        "window_requests": in_window,
-        "window_max_requests": config.rate_limit.max_requests,
-        "window_usage": in_window / config.rate_limit.max_requests,
-        "last_result": state.last_result,
-        "updated_at": state.updated_at,
-    }
 
 
 _KEPT_HEADERS = frozenset({"link", "retry-after", "content-type"})

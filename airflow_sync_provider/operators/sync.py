@@ -5,6 +5,8 @@
   may make it failed); the result is still pushed and passed to ``on_result``.
 - retries exhausted, breaker tripped during this sync, non-retryable error -> failed.
 Waits longer than ``defer_after`` defer the task (``SyncWaitTrigger``) and resume at the same request.
+Every deferral has a timeout (its wait + ``defer_timeout_margin``): a task no triggerer resumes in
+time ends as ``TIMEOUT`` (failed) with its result recorded, and frees the pool slot (``deferral``).
 
 Every finished sync sends the six ``sync.*`` metrics (``observability.metrics``); every breaker
 transition sends the breaker gauges again and may alert (``observability.alerts``).
@@ -15,12 +17,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_sync_provider import deferral
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWaitRequired
 from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
@@ -52,6 +56,8 @@ class RateLimitedSyncOperator(BaseOperator):
     :param on_breaker_close: notifier(s) or callable(s) alerted when a probe closes the breaker.
     :param on_rate_limited: notifier(s) or callable(s) alerted when a sync ends ``RATE_LIMITED`` or
         ``RATE_LIMIT_EXCEEDED``.
+    :param defer_timeout_margin: how long a deferred sync may overrun its wait (default 5 minutes)
+        before Airflow times the deferral out; the task then ends as ``TIMEOUT`` and frees its slot.
     """
 
     ui_color = "#e8f4ea"
@@ -68,12 +74,26 @@ class RateLimitedSyncOperator(BaseOperator):
         on_breaker_open: AlertSpec = None,
         on_breaker_close: AlertSpec = None,
         on_rate_limited: AlertSpec = None,
+        defer_timeout_margin: timedelta = deferral.DEFER_TIMEOUT_MARGIN,
         **kwargs: Any,
     ) -> None:
         config = config or DEFAULT_SYNC_CONFIGS.get(source) or SyncConfig(source=source)
         if config.source != source:
             raise ValueError(f"config.source must equal source, got {config.source!r} for source {source!r}")
-        kwargs.setdefault("pool", config.pool)
+        if not isinstance(defer_timeout_margin, timedelta) or defer_timeout_margin <= timedelta(0):
+            raise ValueError(
+                f"defer_timeout_margin must be a positive timedelta, got {defer_timeout_margin!r}"
+            )
+        if kwargs.get("pool") is None:
+            kwargs["pool"] = config.pool
+        pool = kwargs["pool"]
+        if pool != config.pool:  # the pool is what makes each sync the source's only writer
+            raise SyncConfigError(
+                "pool",
+                pool,
+                f"must be {config.pool!r} (or left out): every writer of {source!r}'s state runs in "
+                "that 1-slot pool, a sync outside it can overshoot the rate limit",
+            )
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("task_id", f"sync_{source}")
         super().__init__(**kwargs)
@@ -84,6 +104,7 @@ class RateLimitedSyncOperator(BaseOperator):
         self.on_breaker_open = alerts.normalize_targets(on_breaker_open, "on_breaker_open")
         self.on_breaker_close = alerts.normalize_targets(on_breaker_close, "on_breaker_close")
         self.on_rate_limited = alerts.normalize_targets(on_rate_limited, "on_rate_limited")
+        self.defer_timeout_margin = defer_timeout_margin
         self._clock: Callable[[], float] = time.time
         self._sleep: Callable[[float], None] = time.sleep
         self._rng: random.Random | None = None
@@ -105,15 +126,44 @@ class RateLimitedSyncOperator(BaseOperator):
             raise AirflowFailException(f"{self.source}: unexpected trigger event {event!r}")
         return self._sync(context, checkpoint=Checkpoint.from_dict(event["checkpoint"]))
 
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Mapping[str, Any]
+    ) -> Any:
+        """Airflow's resume entry point; a timed-out deferral ends the sync as ``TIMEOUT``, recorded."""
+        if deferral.is_deferral_timeout(next_method, next_kwargs):
+            return self._deferral_timed_out(context)
+        return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[arg-type]
+
+    def _deferral_timed_out(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        ti = context["ti"]
+        try:
+            record = ti.xcom_pull(task_ids=ti.task_id, key=deferral.PROGRESS_XCOM)
+        except Exception:
+            self.log.warning("Could not read the deferral record of %s", self.source, exc_info=True)
+            record = None
+        checkpoint, error = deferral.timed_out(record, self._clock())
+        config, _ = self._params(context)
+        guard = self.hook.open_guard(
+            config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
+        )
+        self._context, self._breaker_seen = context, guard.state.breaker
+        run = SyncRun(config, self.hook, guard, checkpoint=checkpoint, clock=self._clock, log=self.log)
+        return self._finish(context, run, guard, checkpoint.items, error)
+
     # -- one sync -----------------------------------------------------------------------------------
 
-    def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
+    def _params(self, context: Mapping[str, Any]) -> tuple[SyncConfig, bool]:
         try:
-            config, dry_run = apply_params(self.config, run_overrides(context))
+            return apply_params(self.config, run_overrides(context))
         except SyncConfigError as exc:
             raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
+
+    def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
+        config, dry_run = self._params(context)
         self._context = context
-        guard = self.hook.open_guard(config, log=self.log, on_transition=self._on_transition)
+        guard = self.hook.open_guard(
+            config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
+        )
         self._breaker_seen = guard.state.breaker
         if dry_run:
             return self._dry_run(context, config, guard)
@@ -149,22 +199,7 @@ class RateLimitedSyncOperator(BaseOperator):
         try:
             items = items_from_handler_return(handler(SyncContext(run, context)))
         except SyncWaitRequired as wait:
-            run.checkpoint.deferrals += 1
-            guard.flush()
-            self.log.info(
-                "%s: deferring for %.1fs (%s); the worker slot is freed",
-                self.source,
-                wait.seconds,
-                wait.reason,
-            )
-            self.defer(
-                trigger=SyncWaitTrigger(
-                    resume_at=self._clock() + wait.seconds,
-                    checkpoint=run.checkpoint.to_dict(),
-                    reason=wait.reason,
-                ),
-                method_name="execute_complete",
-            )
+            self._defer(context, run, guard, wait)
         except SyncAbort as abort:
             error = abort
             items = run.checkpoint.items
@@ -172,9 +207,49 @@ class RateLimitedSyncOperator(BaseOperator):
             self.log.exception("The sync handler of %s raised", self.source)
             error = SyncAbort(SyncErrorKind.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
             items = run.checkpoint.items
+        return self._finish(context, run, guard, items, error)
+
+    def _finish(
+        self,
+        context: Mapping[str, Any],
+        run: SyncRun,
+        guard: SourceGuard,
+        items: int,
+        error: SyncAbort | None,
+    ) -> dict[str, Any]:
         result = run.result(items=items, error=error)
         guard.finish(result.to_dict())
         return self._report(context, result, error, guard)
+
+    def _defer(
+        self, context: Mapping[str, Any], run: SyncRun, guard: SourceGuard, wait: SyncWaitRequired
+    ) -> NoReturn:
+        """Free the worker for a long wait; the trigger carries the checkpoint back."""
+        run.checkpoint.deferrals += 1
+        guard.flush()
+        timeout = deferral.defer_timeout(wait.seconds, self.defer_timeout_margin)
+        record = deferral.progress_record(run.checkpoint, wait, timeout)
+        try:
+            context["ti"].xcom_push(key=deferral.PROGRESS_XCOM, value=record)
+        except Exception:  # only a timed-out deferral needs it, and it copes without
+            self.log.warning("Could not push the deferral record of %s", self.source, exc_info=True)
+        self.log.info(
+            "%s: deferring for %.1fs (%s); the worker slot is freed; unless resumed within %.0fs the "
+            "sync ends as TIMEOUT",
+            self.source,
+            wait.seconds,
+            wait.reason,
+            timeout.total_seconds(),
+        )
+        self.defer(
+            trigger=SyncWaitTrigger(
+                resume_at=self._clock() + wait.seconds,
+                checkpoint=run.checkpoint.to_dict(),
+                reason=wait.reason,
+            ),
+            method_name="execute_complete",
+            timeout=timeout,
+        )
 
     def _dry_run(self, context: Mapping[str, Any], config: SyncConfig, guard: Any) -> dict[str, Any]:
         admission = guard.peek()
@@ -231,7 +306,7 @@ class RateLimitedSyncOperator(BaseOperator):
     def _alert_rate_limited(self, context: Mapping[str, Any], result: SyncResult, guard: SourceGuard) -> None:
         retry_at = None
         if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and guard.state.window:
-            retry_at = min(guard.state.window) + guard.window_seconds
+            retry_at = min(guard.state.window) + guard.hold_seconds
         alert = alerts.rate_limited_alert(
             result,
             guard.state.breaker,
@@ -294,3 +369,13 @@ class RateLimitedSyncOperator(BaseOperator):
                 context=self._context,
             )
             self._send_alert("on_breaker_close", self.on_breaker_close, alert, self._context)
+
+
+def writer_id(context: Mapping[str, Any]) -> str | None:
+    """``dag_id/run_id`` of the running task: the ``writer`` of its state writes."""
+    run = context.get("dag_run")
+    dag_id = getattr(run, "dag_id", None)
+    run_id = getattr(run, "run_id", None) or context.get("run_id")
+    if not run_id:
+        return None
+    return f"{dag_id}/{run_id}" if dag_id else str(run_id)

@@ -5,8 +5,12 @@
     closed    --failure_count >= threshold-->  open
     open      --reset_timeout elapsed------->  half-open
     half-open --probe succeeded------------->  closed
-    half-open --probe failed---------------->  open (fresh timer)
+    half-open --probe failed---------------->  open (fresh timer, longer wait: see below)
     open, half-open --manual reset---------->  closed
+
+The wait before an open breaker lets a probe through starts at ``reset_timeout`` and is multiplied by
+``reset_multiplier`` after each failed probe, up to ``max_reset_timeout`` (resilience4j's
+``waitIntervalFunctionInOpenState``); closing the breaker (probe success, manual reset) starts it over.
 
 Every move goes through ``transition()``, which refuses anything not in ``LEGAL_TRANSITIONS``.
 Functions return a new ``BreakerSnapshot`` and the ``Transition`` they made (or ``None``), so the
@@ -16,6 +20,7 @@ layers above can log, count and alert exactly once per transition.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,6 +53,21 @@ class BreakerSettings:
     failure_threshold: int
     reset_timeout: float
     half_open_max_attempts: int
+    reset_multiplier: float = 1.0
+    max_reset_timeout: float = math.inf
+
+    def open_wait(self, failed_probes: int) -> float:
+        """Seconds an open breaker waits before a probe after ``failed_probes`` consecutive failed probes:
+        ``reset_timeout * reset_multiplier ** failed_probes``, at most ``max_reset_timeout`` (never below
+        ``reset_timeout``)."""
+        if failed_probes <= 0 or self.reset_multiplier <= 1.0:
+            return self.reset_timeout
+        cap = max(self.max_reset_timeout, self.reset_timeout)
+        try:
+            # float power: an int multiplier and a hand-edited huge count must not build a huge int
+            return min(self.reset_timeout * float(self.reset_multiplier) ** failed_probes, cap)
+        except OverflowError:
+            return cap
 
 
 @dataclass(frozen=True)
@@ -61,11 +81,13 @@ class BreakerSnapshot:
     probes_in_flight: int = 0
     last_error: str | None = None
     last_failure_at: float | None = None
+    failed_probes: int = 0
+    """Consecutive failed probes since the breaker last closed (sets the open wait)."""
 
     def next_probe_at(self, settings: BreakerSettings) -> float | None:
         """When an open breaker lets the next probe through (``None`` unless open)."""
         if self.state is BreakerState.OPEN and self.opened_at is not None:
-            return self.opened_at + settings.reset_timeout
+            return self.opened_at + settings.open_wait(self.failed_probes)
         return None
 
 
@@ -115,10 +137,12 @@ def before_request(snap: BreakerSnapshot, settings: BreakerSettings, now: float)
             probes_in_flight=1,
         )
         return Permit(True, half, moved)
-    # half-open: a bounded number of probes; probes lost to a crash expire after reset_timeout
-    since = snap.half_open_since if snap.half_open_since is not None else now
+    # half-open: a bounded number of probes; probes lost to a crash expire after reset_timeout.
+    # A half-open state without ``half_open_since`` (hand-edited, or written by an older provider)
+    # cannot tell how old its probes are: they count as expired, so it can never stick.
+    since = snap.half_open_since
     in_flight = snap.probes_in_flight
-    if now - since >= settings.reset_timeout:
+    if since is None or now - since >= settings.reset_timeout:
         in_flight, since = 0, now
     if in_flight < settings.half_open_max_attempts:
         return Permit(True, dataclasses.replace(snap, probes_in_flight=in_flight + 1, half_open_since=since))
@@ -150,6 +174,7 @@ def record_failure(
             opened_at=now,
             half_open_since=None,
             probes_in_flight=0,
+            failed_probes=snap.failed_probes + 1,
         )
     if snap.state is BreakerState.CLOSED and counted.failure_count >= settings.failure_threshold:
         reason = f"{counted.failure_count} consecutive failures: {error}"
@@ -164,6 +189,17 @@ def record_neutral(snap: BreakerSnapshot) -> BreakerSnapshot:
     return snap
 
 
+SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def merge(ours: BreakerSnapshot, theirs: BreakerSnapshot) -> BreakerSnapshot:
+    """Two writers' views of one breaker: the more severe state (open > half-open > closed) wins,
+    with the higher failure count of the two. A tie keeps ``ours``."""
+    winner = theirs if SEVERITY[theirs.state] > SEVERITY[ours.state] else ours
+    count = max(ours.failure_count, theirs.failure_count)
+    return winner if winner.failure_count == count else dataclasses.replace(winner, failure_count=count)
+
+
 def reset(snap: BreakerSnapshot, now: float) -> tuple[BreakerSnapshot, Transition | None]:
     """Manual reset: close the breaker and clear its count (a no-op transition when already closed)."""
     if snap.state is BreakerState.CLOSED:
@@ -176,4 +212,5 @@ _CLEARED: dict[str, object] = {
     "opened_at": None,
     "half_open_since": None,
     "probes_in_flight": 0,
+    "failed_probes": 0,
 }

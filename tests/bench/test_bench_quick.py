@@ -6,16 +6,17 @@ parts (deferral, overhead, outage slice) run only in ``bench/run.py``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import socket
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 
 from airflow_sync_provider.demo.server import DemoServer
-from bench import jitter, outage, overhead, quota, table
+from airflow_sync_provider.hooks.guard import breaker_settings
+from bench import jitter, outage, outage_matrix, overhead, quota, table
 from bench.deployment import running_segments
 from bench.measure import max_in_any_window
 
@@ -106,18 +107,69 @@ def test_fake_api_enforces_a_true_sliding_window():
 # -- outage ----------------------------------------------------------------------------------------------
 
 
-def test_outage_scenario_with_seed_defaults():
+def test_outage_scenario_with_the_constant_wait():
+    """The breaker as it was before the growing wait: one probe per hourly run."""
     offset = timedelta(minutes=10, seconds=30)
-    result = outage.scenario(0, offset, outage.SEED_CONFIG)
+    constant = outage_matrix.with_breaker(outage.SEED_CONFIG, reset_multiplier=1.0)
+    result = outage.scenario(0, offset, {"ours": constant, "plain": None})
     down = [r["requests_while_down"] for r in result["ours_runs"] if r["requests_while_down"]]
     # first failing run: 1 try + 3 retries; the next opens the breaker; then one probe per hourly run
     assert down == [4, 1] + [1] * 22
     assert result["ours"]["requests_while_down"] == 27
-    assert result["ours"]["recovery_s"] == pytest.approx(3600 - offset.total_seconds(), abs=1)
+    # the first good sync is the first run after the recovery (runs start 1-15 s late)
+    assert 3600 - offset.total_seconds() < result["ours"]["recovery_s"] < 3600 - offset.total_seconds() + 16
     plain_down = [r for r in result["plain_runs"] if r["requests_while_down"]]
     assert all(r["requests"] == 1 + outage.PLAIN_RETRIES for r in plain_down[:-1])
     assert result["plain"]["requests_while_down"] == sum(r["requests_while_down"] for r in plain_down)
     assert result["plain"]["recovery_s"] > 0
+
+
+def test_outage_growing_wait_probes_less_often_on_the_5_minute_schedule():
+    """5-min schedule, 6 h outage: the constant 5 min wait probes at every other run (start latency
+    races a wait of exactly one interval); x2 up to 50 min probes at 10, 20, 40, then every 50-55 min."""
+    sponsored = outage_matrix.DEFAULT_SYNC_CONFIGS["sponsored"]
+    configs = {
+        "constant": outage_matrix.with_breaker(sponsored, reset_multiplier=1.0),
+        "growing": sponsored,  # the default: x2 up to 50 min
+        "plain": None,
+    }
+    five = timedelta(minutes=5)
+    result = outage.scenario(0, timedelta(seconds=15), configs, timedelta(hours=6), five)
+    constant, growing = result["constant"]["requests_while_down"], result["growing"]["requests_while_down"]
+    assert growing < constant / 2
+    sent = [r for r in result["growing_runs"] if r["requests_while_down"]]
+    assert [r["requests_while_down"] for r in sent] == [4] + [1] * (len(sent) - 1)
+    # sent[1] opens the breaker; each later request is a probe, sent at the first run after the open wait
+    settings = breaker_settings(sponsored)
+    for n, (before, probe) in enumerate(itertools.pairwise(sent[1:])):
+        wait = settings.open_wait(n)
+        assert wait <= probe["start"] - before["start"] < wait + 5 * 60 + 16, n
+    assert settings.open_wait(len(sent)) == 50 * 60
+    assert result["growing"]["recovery_s"] <= 55 * 60
+
+
+def test_outage_matrix_json_shape():
+    """``outage.scenarios``: one object per schedule x outage x variant, the 24 h hourly keys kept."""
+    result = outage_matrix.run(outage_hours=(1, 24), sizes=(1, 1))
+    rows = result["scenarios"]
+    keys = {"schedule", "outage_h", "variant", "requests", "recovery_max_min"}
+    assert all(keys <= set(row) for row in rows)
+    assert {(r["schedule"], r["outage_h"], r["variant"]) for r in rows} == {
+        (schedule, hours, variant)
+        for schedule in ("hourly", "5min")
+        for hours in (1, 24)
+        for variant in ("ours_default", "ours_constant", "ours_growing", "plain_retries")
+    }
+    cell = {r["variant"]: r for r in rows if (r["schedule"], r["outage_h"]) == ("hourly", 24)}
+    assert result["requests_ours"] == cell["ours_default"]["requests"]
+    assert result["requests_plain_airflow"] == cell["plain_retries"]["requests"]
+    assert cell["ours_default"]["goals"] == outage_matrix.meets(cell["ours_default"], cell["plain_retries"])
+    assert all(r["recovery_max_min"] > 0 and r["requests"] > 0 for r in rows)
+    five = {r["variant"]: r for r in rows if (r["schedule"], r["outage_h"]) == ("5min", 24)}
+    assert five["ours_default"]["requests"] < five["ours_constant"]["requests"]
+    text = table.markdown({"outage": result})
+    assert "outage 24 h, 5min, ours (default): requests / worst recovery min" in text
+    json.dumps(result)
 
 
 def test_outage_replay_of_back_to_back_runs():

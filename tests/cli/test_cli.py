@@ -151,18 +151,16 @@ def test_reset_of_an_unknown_source_names_it_and_exits_2(airflow_db: None, sourc
     assert "Traceback" not in proc.stderr
 
 
-def test_reset_direct_closes_an_open_breaker(variables: Any) -> None:
+def test_reset_direct_is_refused_and_leaves_the_breaker_alone(variables: Any) -> None:
+    """The direct reset bypassed the pool (a running sync could undo it): it is gone, said clearly."""
     open_breaker(variables, "airdrops")
+    before = variables.get("sync_state_airdrops")
     proc = cli("reset", "airdrops", "--direct")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0] == "reset airdrops: open (5 failures) -> closed"
-    assert "direct reset bypasses the pool sync_airdrops" in proc.stderr
-    state = VariableStateStore(variable_api=variables).load("airdrops")
-    assert (state.breaker.state, state.breaker.failure_count, state.breaker.opened_at) == (
-        BreakerState.CLOSED,
-        0,
-        None,
-    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert "reset --direct was removed" in proc.stderr and "pool sync_airdrops" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert variables.get("sync_state_airdrops") == before
 
 
 def test_reset_queues_a_sync_admin_run_and_leaves_the_state_to_it(variables: Any) -> None:

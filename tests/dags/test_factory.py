@@ -263,3 +263,19 @@ def test_a_thousand_sources_parse_without_errors_and_print_time_next_to_plain_da
             f"(runs {', '.join(f'{t:.2f}' for t in timings['plain'])}); "
             f"ratio {gen_median / plain_median:.1f}x; per sync DAG {gen_median / N * 1000:.2f} ms"
         )
+
+
+def test_the_operator_refuses_any_pool_but_its_sources_at_parse_time() -> None:
+    """One writer per source: a sync outside ``sync_<source>`` could overshoot the shared window."""
+    from airflow_sync_provider.exceptions import SyncConfigError
+    from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
+
+    with pytest.raises(
+        SyncConfigError, match=r"^pool must be 'sync_alpha' \(or left out\).*got 'default_pool'$"
+    ):
+        RateLimitedSyncOperator(task_id="t", source="alpha", config=ALPHA, pool="default_pool")
+    assert RateLimitedSyncOperator(task_id="t", source="alpha", config=ALPHA).pool == "sync_alpha"
+    assert RateLimitedSyncOperator(task_id="v", source="alpha", config=ALPHA, pool=None).pool == "sync_alpha"
+    assert RateLimitedSyncOperator(task_id="u", source="alpha", config=ALPHA, pool="sync_alpha").pool == (
+        "sync_alpha"
+    )

@@ -7,7 +7,8 @@ the broker, the shipped DAG file and two sources served by a DemoServer. Checked
 - a sync runs on the Celery worker (the worker logged the workload, the result backend holds its
   Celery task, the scheduler ran the CeleryExecutor) and its state is in the Postgres ``variable`` table;
 - two overlapping runs of one source run one at a time although the worker has 2 slots (the 1-slot pool);
-- a 429 with an 8 s Retry-After defers the task to the triggerer, and it resumes on a Celery worker.
+- a 429 with an 8 s Retry-After on page 2 defers the task to the triggerer, and it resumes on a Celery
+  worker at page 2 (page 1 is not read again).
 
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth, database ``test``) and Redis at
 127.0.0.1:6379: skipped with a reason where they are absent, failed under CI=true. Uses a fresh
@@ -230,25 +231,37 @@ def test_sync_runs_on_the_celery_worker_and_its_state_is_in_postgres(
 def test_a_long_retry_after_defers_to_the_triggerer_and_resumes_on_a_worker(
     cluster: AirflowCluster, demo: DemoServer, database: str
 ) -> None:
+    """The 429 is on page 2: the resumed part asks for page 2 again and never re-reads page 1."""
     cluster.wait_for_dag("sync_airdrops")
     demo.clear_requests()
-    demo.set_fault("rate_limit", source="airdrops", count=1, retry_after=8)
+    demo.set_fault("slow", source="airdrops", count=1, delay=3.0)  # page 1 takes 3 s to answer
     before = len(celery_results(database))
     try:
         run_id = cluster.trigger("sync_airdrops")
+        # while page 1 is being answered, queue the 429 for the next request: page 2
+        deadline = time.monotonic() + 120
+        while not demo.requests("airdrops") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert demo.requests("airdrops"), "page 1 was never requested"
+        demo.set_fault("rate_limit", source="airdrops", count=1, retry_after=8)
         assert cluster.wait_for_run("sync_airdrops", run_id)["state"] == "success"
     finally:
         demo.clear_faults("airdrops")
     ti = cluster.task_instances("sync_airdrops", run_id)["sync"]
     assert (ti["state"], ti["try_number"]) == ("success", 1)
-    statuses = [r["status"] for r in demo.requests("airdrops")]
-    assert statuses == [429, 200, 200, 200]  # 120 items: three pages after the 429
-    gap = demo.requests("airdrops")[1]["start"] - demo.requests("airdrops")[0]["end"]
-    assert gap >= 8
+    requests_seen = demo.requests("airdrops")
+    assert [(r["path"], r["status"]) for r in requests_seen] == [
+        ("/airdrops", 200),
+        ("/airdrops?cursor=50&limit=50", 429),
+        ("/airdrops?cursor=50&limit=50", 200),  # the same page after the resume; page 1 not re-read
+        ("/airdrops?cursor=100&limit=50", 200),
+    ]
+    assert requests_seen[2]["start"] - requests_seen[1]["end"] >= 8
     # the first part and the resumed part are two Celery tasks
     assert len(celery_results(database)) - before == 2
     state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
-    assert (state["last_result"]["success"], state["last_result"]["retry_count"]) == (True, 1)
+    last = state["last_result"]
+    assert (last["success"], last["retry_count"], last["items_processed"]) == (True, 1, total_for("airdrops"))
     log = cluster.task_log("sync_airdrops", run_id, "sync")
     assert "airdrops: deferring for" in log
     assert "Pausing task as DEFERRED" in log

@@ -362,12 +362,12 @@ ROWS = [
     Row(
         "max-pages",
         None,
-        K.INVALID_RESPONSE,
+        None,
         2,
         (CLOSED, 0),
         0,
         (),
-        "failed",
+        "success",
         source="airdrops",
         config={"max_pages": 2},
     ),
@@ -473,6 +473,7 @@ def test_fault(row: Row, server: DemoServer, other_host: DemoServer, monkeypatch
     if row.task != "success":  # the operator pushed the result before ending the task
         assert outcome.xcom == outcome.result.to_dict()
     assert outcome.result.success is (row.kind is None)
+    assert outcome.result.truncated is (row.id == "max-pages")  # the only row with more pages than allowed
     assert other_host.requests() == []  # nothing ever reaches another host
     if row.target == "demo":
         assert server.requests(None) == server.requests(row.source)  # and nothing another source

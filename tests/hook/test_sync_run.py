@@ -22,7 +22,7 @@ from airflow_sync_provider.policy.backoff import retry_delay
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore, SourceState
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.sync_run import Checkpoint, SyncRun
 from tests.hook import (
     T0,
     FakeClock,
@@ -149,9 +149,9 @@ def test_full_window_within_max_wait_sleeps_exactly_until_the_oldest_slot_frees(
     )
     out = env.sync(config)
     assert out.error is None
-    assert env.sleeps == [10.0]
+    assert env.sleeps == [11.0]  # a slot is held window + safety margin (1 s by default) after its response
     assert env.paths("sponsored") == ["/sponsored"]
-    assert stored(env.store, "sponsored").window == (T0 - 10, T0 + 10)
+    assert stored(env.store, "sponsored").window == (T0 - 10, T0 + 11)
 
 
 def test_full_window_beyond_defer_after_asks_to_defer_for_exactly_the_wait(env: Env) -> None:
@@ -162,7 +162,7 @@ def test_full_window_beyond_defer_after_asks_to_defer_for_exactly_the_wait(env: 
     checkpoint = Checkpoint(started_at=T0)
     with pytest.raises(SyncWaitRequired) as waited:
         env.sync(config, checkpoint=checkpoint)
-    assert waited.value.seconds == 10.0
+    assert waited.value.seconds == 11.0  # window + safety margin
     assert "rate limit window full" in waited.value.reason
     assert env.sleeps == []
     assert env.demo.requests() == []
@@ -175,7 +175,7 @@ def test_full_window_beyond_max_wait_ends_with_rate_limit_exceeded_without_sendi
     out = env.sync(config)
     assert out.error is not None and out.error.kind == SyncErrorKind.RATE_LIMIT_EXCEEDED
     assert out.error.sent_requests is False and out.task_state == "skipped"
-    assert "beyond max_wait=300s" in str(out.error) and "next slot in 3590.0s" in str(out.error)
+    assert "beyond max_wait=300s" in str(out.error) and "next slot in 3591.0s" in str(out.error)
     assert env.sleeps == [] and env.demo.requests() == []
     assert out.result.to_dict()["error"] == "RATE_LIMIT_EXCEEDED"
 
@@ -206,6 +206,26 @@ def test_default_backoff_is_about_1_2_4_seconds(env: Env) -> None:
     assert env.sleeps == expected_backoff(config, 3, 5)
     for wait, base in zip(env.sleeps, [1.0, 2.0, 4.0], strict=True):
         assert base * 0.9 <= wait <= base * 1.1
+
+
+def test_the_time_budget_is_checked_once_per_wait(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before each admission (no wait) and once per wait: a retry wait and a full-window wait."""
+    checked: list[float] = []
+    original = SyncRun._check_budget
+
+    def spy(run: SyncRun, upcoming_wait: float) -> None:
+        checked.append(upcoming_wait)
+        original(run, upcoming_wait)
+
+    monkeypatch.setattr(SyncRun, "_check_budget", spy)
+    env.demo.set_fault("rate_limit", source="sponsored", count=1, retry_after="7")
+    assert env.sync(fast_config()).error is None
+    assert checked == [0.0, 7.0, 0.0]
+    checked.clear()
+    window_full(env, "sponsored", (T0 - 50, T0 - 10))
+    config = fast_config(rate_limit=RateLimitConfig(max_requests=2, window=60 * SECOND))
+    assert env.sync(config).error is None
+    assert checked == [0.0, env.sleeps[-1], 0.0]
 
 
 def test_max_retries_zero_sends_once(env: Env) -> None:
@@ -332,12 +352,13 @@ def test_429_is_retried_but_not_counted_by_the_breaker(env: Env) -> None:
 # -- state I/O -------------------------------------------------------------------------------------
 
 
-def test_one_page_sync_reads_state_once_and_writes_it_twice(env: Env) -> None:
+def test_one_page_sync_reads_state_twice_and_writes_it_twice(env: Env) -> None:
     out = env.sync(fast_config("sponsored"))
     assert out.error is None and len(env.demo.requests()) == 1
-    # the guard reads once; the slot is written before the request; the success of a closed breaker with
-    # a zero count changes nothing; guard.finish writes the result
-    assert (env.store.reads, env.store.writes) == (1, 2)
+    # the guard reads once; the slot is written before the request (no re-read: nothing happened since
+    # the read); the success of a closed breaker with a zero count changes nothing; guard.finish
+    # re-reads (a foreign write since our slot write is merged, not overwritten) and writes the result
+    assert (env.store.reads, env.store.writes) == (2, 2)
     state = stored(env.store, "sponsored")
     assert state.last_result is not None and state.last_result["items_processed"] == 12
 
@@ -346,7 +367,7 @@ def test_a_success_after_earlier_failures_resets_the_count_in_the_final_write(en
     env.seed("sponsored", breaker=BreakerSnapshot(failure_count=3))
     out = env.sync(fast_config("sponsored"))
     assert out.error is None
-    assert (env.store.reads, env.store.writes) == (1, 2)
+    assert (env.store.reads, env.store.writes) == (2, 2)
     assert stored(env.store, "sponsored").breaker.failure_count == 0
 
 
@@ -354,8 +375,9 @@ def test_state_writes_per_page_and_per_counted_failure(env: Env) -> None:
     env.demo.set_fault("error", source="airdrops", count=1)
     out = env.sync(fast_config("airdrops"))
     assert out.error is None and len(env.demo.requests()) == 4
-    # 4 slots + 1 counted failure + the success that resets the count (deferred to) the finish
-    assert (env.store.reads, env.store.writes) == (1, 6)
+    # 4 slots + 1 counted failure + the success that resets the count (deferred to) the finish; every
+    # write but the first re-reads the state first
+    assert (env.store.reads, env.store.writes) == (6, 6)
 
 
 # -- resume ----------------------------------------------------------------------------------------
@@ -376,7 +398,14 @@ def test_resume_from_a_checkpoint_continues_at_the_same_page_and_keeps_retry_cou
     assert waited.value.seconds == 30.0
     assert (checkpoint.pages, checkpoint.items, checkpoint.requests_sent) == (1, 50, 2)
     assert (checkpoint.retry, checkpoint.retry_count, checkpoint.deferrals) == (1, 1, 1)
-    assert checkpoint.next_url == env.hook.url_for(AIRDROPS_PAGES[1])
+    # page 1 is finished (the handler asked for page 2); page 2 is the loop's page in hand, not yet had
+    loop = checkpoint.loops["/airdrops#0"]
+    assert (loop.url, loop.number, loop.delivered, loop.done) == (
+        env.hook.url_for(AIRDROPS_PAGES[1]),
+        2,
+        False,
+        False,
+    )
 
     # the trigger carries the checkpoint as JSON; the operator resumes with a fresh guard
     resumed = Checkpoint.from_dict(json.loads(json.dumps(checkpoint.to_dict())))
@@ -390,7 +419,7 @@ def test_resume_from_a_checkpoint_continues_at_the_same_page_and_keeps_retry_cou
     assert env.paths("airdrops") == [AIRDROPS_PAGES[0], AIRDROPS_PAGES[1], *AIRDROPS_PAGES[1:]]
     assert env.statuses("airdrops") == [200, 429, 200, 200]
     assert env.sleeps == []
-    assert env.store.reads == 2
+    assert env.store.reads == 5  # a read per sync, and one before each write after the first
 
 
 def test_retries_stay_bounded_across_deferrals(env: Env) -> None:

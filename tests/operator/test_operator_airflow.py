@@ -36,6 +36,7 @@ RESULT_FIELDS = {
     "error_message",
     "retry_count",
     "started_at",
+    "truncated",
 }
 
 
@@ -230,6 +231,66 @@ def test_deferral_resumes_at_the_same_page(demo: DemoServer, variables: Any) -> 
     assert (last["success"], last["items_processed"], last["retry_count"]) == (True, total_for(source), 1)
 
 
+@pytest.mark.parametrize(
+    ("limit", "throttle", "page_in_hand"),
+    [(10, "op_pages-0015", 2), (10, "op_pages-0025", 3), (50, "op_pages-0015", 1)],
+    ids=["mid-sync", "last-page", "one-page-source"],
+)
+def test_a_deferral_while_a_page_is_processed_delivers_that_page_again(
+    demo: DemoServer, variables: Any, limit: int, throttle: str, page_in_hand: int
+) -> None:
+    """One detail request per item; a 429 + Retry-After 2 on one of them defers the task mid-page.
+
+    After the resume the page in hand comes again (the handler skips the items it did), finished
+    pages are not read again, the last page ends the sync, and every item's request succeeds once.
+    """
+    source = "op_pages"
+    run = run_dag("op_pages", demo, conf={"limit": limit, "throttle": throttle})
+
+    expect(run, "success", sync="success")
+    total = total_for(source)
+    page_paths = [
+        f"/{source}?limit={limit}" if start == 0 else f"/{source}?cursor={start}&limit={limit}"
+        for start in range(0, total, limit)
+    ]
+    hand = page_paths[page_in_hand - 1]
+    expected = [*page_paths[:page_in_hand], hand, *page_paths[page_in_hand:]]
+    assert paths(demo, source) == expected
+    details = [(e["path"].split("id=")[1], e["status"]) for e in demo.requests(f"{source}_detail")]
+    ok = [item for item, status in details if status == 200]
+    assert sorted(ok) == [f"{source}-{i:04d}" for i in range(1, total + 1)]  # each item once
+    assert [d for d in details if d[1] != 200] == [(throttle, 429)]
+    log = task_log(run, "sync")
+    assert log.index(f"{source}: deferring for 2.0s") < log.index(f"Resuming the sync of {source}")
+    assert (
+        f"page {page_in_hand} of {source} ({min(limit, total)} items), delivered again after the resume"
+        in log
+    )
+    assert log.count("delivered again") == 1
+    last = read_state(variables, source)["last_result"]
+    assert (last["success"], last["items_processed"], last["retry_count"]) == (True, total, 1)
+    assert last["truncated"] is False
+
+
+def test_reaching_max_pages_is_a_visibly_truncated_success(demo: DemoServer, variables: Any) -> None:
+    """``max_pages`` 2 of 3 (the run's conf): success, 100 items, truncated in the log, XCom and Variable."""
+    run = run_dag("example_sync", demo, conf={"max_pages": 2})
+
+    expect(run, "success", sync="success")
+    assert paths(demo, "airdrops") == ["/airdrops?limit=50", "/airdrops?cursor=50&limit=50"]
+    log = task_log(run, "sync")
+    assert re.search(r"✓ airdrops: 100 items in \d+ ms \(truncated at max_pages\)", log), log[-3000:]
+    assert "airdrops: stopped at max_pages=2 pages; the source has more" in log
+    last = read_state(variables, "airdrops")["last_result"]
+    assert (last["success"], last["items_processed"], last["truncated"], last["error"]) == (
+        True,
+        100,
+        True,
+        None,
+    )
+    assert xcom_return_value(run, "example_sync", "sync") == last
+
+
 def test_window_exhaustion_across_runs(demo: DemoServer, variables: Any) -> None:
     """2 requests per hour, one page per sync: runs 1 and 2 succeed, run 3 is skipped without a request.
 
@@ -239,8 +300,11 @@ def test_window_exhaustion_across_runs(demo: DemoServer, variables: Any) -> None
     run1 = run_dag("op_window", demo)
     expect(run1, "success", sync="success")
     calls = re.findall(r"state Variable call: (get|set) sync_state_op_window", task_log(run1, "sync"))
-    # one read when the sync starts, one write for the window slot, one for the result
-    assert calls == ["get", "set", "set"]
+    # one read when the sync starts, one write for the window slot (no re-read: nothing happened since
+    # the read), a re-read before the result write (a foreign write since the slot would be merged)
+    assert calls == ["get", "set", "get", "set"]
+    state = read_state(variables, source)
+    assert state["writer"].startswith("op_window/")  # the writer's dag_id/run_id
 
     run2 = run_dag("op_window", demo)
     expect(run2, "success", sync="success")

@@ -336,18 +336,17 @@ def test_half_open_since_in_the_future_is_clamped() -> None:
     assert warnings == ["sync_state_airdrops: breaker.half_open_since 31622400s in the future; set to now"]
 
 
-def test_huge_probes_in_flight_without_half_open_since_expire_after_reset_timeout() -> None:
-    """Probes lost to a crash: without a start time they would block the breaker forever."""
+def test_huge_probes_in_flight_without_half_open_since_expire_at_once() -> None:
+    """Probes lost to a crash, of unknown age: they count as expired (the rule lives in the pure
+    breaker), so one probe goes now and its lease is stored; they never block the breaker."""
     raw = state_json(state="half-open", failure_count=5, opened_at=NOW - 100, probes_in_flight=10**9)
     answers, warnings = admissions(raw, [0, 59, 60])
     assert answers == [
-        (0, False, "CIRCUIT_BREAKER_OPEN", 60),
+        (0, True, None, 0),
         (59, False, "CIRCUIT_BREAKER_OPEN", 1),
         (60, True, None, 0),
     ]
-    assert warnings == [
-        "sync_state_airdrops: breaker.half_open_since missing for a half-open breaker; set to now"
-    ]
+    assert warnings == []
 
 
 def test_huge_probes_in_flight_with_a_start_time_expire_after_reset_timeout() -> None:
@@ -366,11 +365,11 @@ def test_huge_probes_in_flight_with_a_start_time_expire_after_reset_timeout() ->
 def test_window_timestamps_in_the_future_count_as_now_and_free_after_one_window() -> None:
     config = STATE_CONFIG.replace(rate_limit=RateLimitConfig(max_requests=3, window=timedelta(hours=1)))
     raw = state_json(window=[NOW + YEAR] * 3)
-    answers, warnings = admissions(raw, [0, 3599, 3600], config)
-    assert answers == [
-        (0, False, "RATE_LIMIT_EXCEEDED", 3600),  # a full window, but not for a year
-        (3599, False, "RATE_LIMIT_EXCEEDED", 1),
-        (3600, True, None, 0),
+    answers, warnings = admissions(raw, [0, 3600, 3601], config)
+    assert answers == [  # a slot frees one window plus the 1 s safety margin after its stamp
+        (0, False, "RATE_LIMIT_EXCEEDED", 3601),  # a full window, but not for a year
+        (3600, False, "RATE_LIMIT_EXCEEDED", 1),
+        (3601, True, None, 0),
     ]
     assert warnings == ["sync_state_airdrops: 3 window entries up to 31622400s in the future; set to now"]
 
@@ -441,7 +440,6 @@ with DAG("rel_bad_inputs", schedule=None, start_date=pendulum.datetime(2024, 1, 
                 max_retries=0,
                 circuit_breaker=CircuitBreakerConfig(reset_timeout=timedelta(hours=1)),
             ),
-            pool="default_pool",
         )
 '''
 

@@ -14,8 +14,8 @@ serialised would overlap at the API.
 
 Skipped with a reason where PostgreSQL is absent; fails under CI=true.
 
-The last test needs no service: it shows what the pool prevents, by interleaving two syncs of one
-source by hand (what a DAG outside the pool, or a second deployment, would do).
+The last test needs no service: it shows what the pool still prevents, by interleaving two syncs
+of one source by hand (what a second deployment would do; the operator refuses another pool).
 """
 
 from __future__ import annotations
@@ -255,8 +255,10 @@ def test_a_deferred_sync_keeps_the_pool_slot(cluster: AirflowCluster, demo: Demo
     assert len(state["window"]) == window_before + 7
 
 
-def test_the_limit_without_the_pool_interleaved_syncs_lose_a_slot() -> None:
-    """Variables are last-write-wins: two syncs that read the state before either writes lose a slot."""
+def test_without_the_pool_a_read_before_the_other_write_still_sends_but_forgets_nothing() -> None:
+    """What the pool still buys: two syncs that read the state before either writes both send (a
+    request on the wire cannot be merged away). The first write after that merges the other's
+    slot in (issue 10 item 9), so no slot is forgotten and the next request is refused."""
     import logging
     from datetime import timedelta
 
@@ -269,13 +271,17 @@ def test_the_limit_without_the_pool_interleaved_syncs_lose_a_slot() -> None:
     )
     store = InMemoryStateStore()
     log = logging.getLogger("tests.reliability")
-    first = SourceGuard(config, store, clock=lambda: 1_800_000_000.0, log=log)
-    second = SourceGuard(config, store, clock=lambda: 1_800_000_001.0, log=log)  # read before any write
+    now = [1_800_000_000.0]
+    first = SourceGuard(config, store, clock=lambda: now[0], log=log, writer="dag_a/run")
+    second = SourceGuard(config, store, clock=lambda: now[0], log=log, writer="dag_b/run")  # read early
 
     assert first.admit().allowed
-    assert second.admit().allowed  # a limit of 1, yet both may send: each saw an empty window
+    now[0] += 1
+    assert second.admit().allowed  # a limit of 1, yet both send: each saw an empty window
+    now[0] += 1
+    first.finish({"success": True})  # re-reads, finds the second's write, merges it
     window = SourceState.from_json(store.raw[variable_key("quests")], "quests").window
-    assert window == (1_800_000_001.0,)  # the first slot was overwritten: 2 requests, 1 remembered
+    assert len(window) == 2  # both requests remembered (before: the first slot was overwritten)
 
     # serialised (what the 1-slot pool guarantees), the second sync sees the first one's slot
     store = InMemoryStateStore()

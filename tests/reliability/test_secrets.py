@@ -90,7 +90,6 @@ with DAG(
             source=source,
             config=SyncConfig(source=source, schedule=None, conn_id=conn_id, backoff=FAST, **changes),
             on_result=keep_result,
-            pool="default_pool",
         )
 '''
 

@@ -14,6 +14,7 @@ from airflow_sync_provider.policy.breaker import (
     IllegalTransition,
     Transition,
     before_request,
+    merge,
     record_failure,
     record_neutral,
     record_success,
@@ -277,6 +278,33 @@ def test_half_open_without_since_is_treated_as_just_now():
     assert permit.allowed is True
     assert permit.snapshot.half_open_since == T0
     assert permit.snapshot.probes_in_flight == 1
+
+
+def test_half_open_without_since_and_a_full_probe_count_cannot_stick():
+    """Probes of unknown age (no ``half_open_since``) count as expired: a probe goes through now,
+    and its lease is stored, so the breaker cannot stay half-open and refusing forever."""
+    snap = BreakerSnapshot(state=HALF, failure_count=5, probes_in_flight=10**9)
+    permit = before_request(snap, SETTINGS, T0)
+    assert (permit.allowed, permit.transition) == (True, None)
+    assert (permit.snapshot.half_open_since, permit.snapshot.probes_in_flight) == (T0, 1)
+    assert before_request(permit.snapshot, SETTINGS, T0 + 10).retry_at == T0 + 300
+
+
+# --- merging a foreign write ------------------------------------------------------------------------
+
+
+def test_merge_keeps_the_more_severe_state_with_the_higher_count():
+    opened = BreakerSnapshot(state=OPEN, failure_count=5, opened_at=T0, last_error="503")
+    stale = BreakerSnapshot()  # a sync that read "closed 0" before the other one opened the breaker
+    assert merge(stale, opened) == opened
+    assert merge(opened, stale) == opened
+    half = half_open(since=T0, in_flight=1)
+    assert merge(half, opened) == opened
+    counting = BreakerSnapshot(failure_count=3, last_error="timeout")
+    assert merge(BreakerSnapshot(failure_count=1), counting).failure_count == 3
+    # the more severe state wins even with a lower count, and takes the higher count along
+    merged = merge(BreakerSnapshot(failure_count=7), half)
+    assert (merged.state, merged.failure_count, merged.half_open_since) == (HALF, 7, T0)
 
 
 # --- manual reset and next_probe_at -----------------------------------------------------------------

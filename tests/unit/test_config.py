@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from datetime import timedelta
 
 import pytest
 
 from airflow_sync_provider.config import (
+    DEFAULT_MAX_RESET_TIMEOUT,
     DEFAULT_SYNC_CONFIGS,
     BackoffConfig,
     CircuitBreakerConfig,
@@ -64,8 +67,13 @@ def test_default_field_values():
         initial_delay=S, max_delay=60 * S, multiplier=2.0, jitter_factor=0.1, strategy="proportional"
     )
     assert config.circuit_breaker == CircuitBreakerConfig(
-        failure_threshold=5, reset_timeout=timedelta(minutes=5), half_open_max_attempts=1
+        failure_threshold=5,
+        reset_timeout=timedelta(minutes=5),
+        half_open_max_attempts=1,
+        reset_multiplier=2.0,
+        max_reset_timeout=None,
     )
+    assert config.circuit_breaker.reset_timeout_cap == timedelta(minutes=50)
     assert config.timeout == 30 * S
     assert config.max_retries == 3
     assert config.max_wait == timedelta(minutes=5)
@@ -82,6 +90,7 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
         "rate_limit": {
             "max_requests": 60,
             "window": "1h",
+            "safety_margin": None,
             "learn_from_headers": True,
             "remaining_header": None,
             "reset_header": None,
@@ -94,7 +103,13 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
             "jitter_factor": 0.1,
             "strategy": "proportional",
         },
-        "circuit_breaker": {"failure_threshold": 5, "reset_timeout": "5m", "half_open_max_attempts": 1},
+        "circuit_breaker": {
+            "failure_threshold": 5,
+            "reset_timeout": "5m",
+            "half_open_max_attempts": 1,
+            "reset_multiplier": 2.0,
+            "max_reset_timeout": None,
+        },
         "timeout": "30s",
         "max_retries": 3,
         "max_wait": "5m",
@@ -167,6 +182,22 @@ BAD_VALUES = [
     (CircuitBreakerConfig, {"failure_threshold": 0}, "circuit_breaker.failure_threshold", 0),
     (CircuitBreakerConfig, {"half_open_max_attempts": 0}, "circuit_breaker.half_open_max_attempts", 0),
     (CircuitBreakerConfig, {"reset_timeout": timedelta(0)}, "circuit_breaker.reset_timeout", timedelta(0)),
+    (CircuitBreakerConfig, {"reset_multiplier": 0.5}, "circuit_breaker.reset_multiplier", 0.5),
+    (CircuitBreakerConfig, {"reset_multiplier": True}, "circuit_breaker.reset_multiplier", True),
+    (CircuitBreakerConfig, {"reset_multiplier": math.inf}, "circuit_breaker.reset_multiplier", math.inf),
+    (
+        CircuitBreakerConfig,
+        {"reset_timeout": timedelta(minutes=10), "max_reset_timeout": timedelta(minutes=5)},
+        "circuit_breaker.max_reset_timeout",
+        timedelta(minutes=5),
+    ),
+    (
+        CircuitBreakerConfig,
+        {"max_reset_timeout": timedelta(0)},
+        "circuit_breaker.max_reset_timeout",
+        timedelta(0),
+    ),
+    (CircuitBreakerConfig, {"max_reset_timeout": "1h"}, "circuit_breaker.max_reset_timeout", "1h"),
     (SyncConfig, {"source": "Air"}, "source", "Air"),
     (SyncConfig, {"source": "a b"}, "source", "a b"),
     (SyncConfig, {"source": ""}, "source", ""),
@@ -264,6 +295,8 @@ def test_good_schedules(schedule):
         (BackoffConfig, {"multiplier": 100}),
         (BackoffConfig, {"initial_delay": timedelta(0), "max_delay": timedelta(0)}),
         (CircuitBreakerConfig, {"failure_threshold": 1, "half_open_max_attempts": 1}),
+        (CircuitBreakerConfig, {"reset_multiplier": 1, "max_reset_timeout": timedelta(minutes=5)}),
+        (CircuitBreakerConfig, {"reset_multiplier": 100}),
     ],
 )
 def test_boundary_values_are_accepted(kind, kwargs):
@@ -319,6 +352,36 @@ def test_from_dict_nested_durations_and_numbers():
     assert config.circuit_breaker == CircuitBreakerConfig(
         failure_threshold=2, reset_timeout=timedelta(milliseconds=500), half_open_max_attempts=1
     )
+
+
+def test_from_dict_growing_open_wait_fields():
+    """``reset_multiplier`` and ``max_reset_timeout`` from YAML; a cap below reset_timeout names the field."""
+    config = SyncConfig.from_dict(
+        {"source": "a", "circuit_breaker": {"reset_multiplier": 3, "max_reset_timeout": "6h"}}
+    )
+    cb = config.circuit_breaker
+    assert (cb.reset_multiplier, cb.max_reset_timeout, cb.reset_timeout_cap) == (
+        3,
+        6 * 3600 * S,
+        6 * 3600 * S,
+    )
+    assert config.to_dict()["circuit_breaker"]["max_reset_timeout"] == "6h"
+    assert SyncConfig.from_dict(config.to_dict()) == config
+    unset = SyncConfig.from_dict({"source": "a", "circuit_breaker": {"max_reset_timeout": None}})
+    assert unset.circuit_breaker.max_reset_timeout is None
+    with pytest.raises(SyncConfigError, match=r"^circuit_breaker\.max_reset_timeout must be >= "):
+        SyncConfig.from_dict(
+            {"source": "a", "circuit_breaker": {"reset_timeout": "1h", "max_reset_timeout": "5m"}}
+        )
+    with pytest.raises(SyncConfigError, match=r"^circuit_breaker\.max_reset_timeout must be a duration"):
+        SyncConfig.from_dict({"source": "a", "circuit_breaker": {"max_reset_timeout": "soon"}})
+
+
+def test_unset_cap_is_the_default_cap_or_reset_timeout_when_longer():
+    """A long ``reset_timeout`` without a cap stays valid: the cap is never below it."""
+    assert CircuitBreakerConfig().reset_timeout_cap == DEFAULT_MAX_RESET_TIMEOUT
+    long = CircuitBreakerConfig(reset_timeout=timedelta(hours=12))
+    assert long.reset_timeout_cap == timedelta(hours=12)
 
 
 def test_from_dict_merges_nested_sections_onto_base():
@@ -515,6 +578,32 @@ def test_parse_duration_errors(raw):
     assert info.value.field == "backoff.max_delay"
     assert str(info.value).startswith("backoff.max_delay ")
     assert str(info.value).endswith(f"got {raw!r}")
+
+
+def test_safety_margin_defaults_to_1s_at_most_a_tenth_of_the_window() -> None:
+    assert RateLimitConfig().margin == timedelta(seconds=1)
+    assert RateLimitConfig(window=timedelta(seconds=2)).margin == timedelta(milliseconds=200)
+    assert RateLimitConfig(safety_margin=timedelta(0)).margin == timedelta(0)
+    parsed = SyncConfig.from_dict({"source": "a", "rate_limit": {"safety_margin": "500ms"}})
+    assert parsed.rate_limit.margin == timedelta(milliseconds=500)
+    assert SyncConfig.from_dict(parsed.to_dict()) == parsed
+    assert SyncConfig(source="a").to_dict()["rate_limit"]["safety_margin"] is None  # unset: the default
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (timedelta(seconds=-1), "rate_limit.safety_margin must be a timedelta >= 0, got"),
+        (
+            timedelta(hours=1),
+            "rate_limit.safety_margin must be shorter than rate_limit.window (1:00:00), got",
+        ),
+        (5, "rate_limit.safety_margin must be a timedelta >= 0, got 5"),
+    ],
+)
+def test_a_bad_safety_margin_is_named(value: object, expected: str) -> None:
+    with pytest.raises(SyncConfigError, match=re.escape(expected)):
+        RateLimitConfig(safety_margin=value)  # type: ignore[arg-type]
 
 
 def test_quota_header_fields_from_yaml_form():

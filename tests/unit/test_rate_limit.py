@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_sync_provider.policy.rate_limit import WindowDecision, acquire, prune, usage
+from airflow_sync_provider.policy.rate_limit import WindowDecision, acquire, merge, prune, restamp, usage
 
 T0 = 1_764_390_000.0
 EPS = 1e-6
@@ -78,12 +78,33 @@ def test_prune_drops_expired_and_sorts():
     assert prune((), T0, 60.0) == ()
 
 
-def test_a_stored_log_larger_than_the_limit_is_trimmed_to_the_newest():
+def test_a_stored_log_larger_than_the_limit_is_kept_whole():
     stored = tuple(T0 + i for i in range(10))  # written under an older, larger limit
     decision = acquire(stored, T0 + 10, max_requests=4, window=60.0)
     assert decision.granted is False
-    assert decision.timestamps == (T0 + 6, T0 + 7, T0 + 8, T0 + 9)
-    assert decision.wait == 56.0
+    assert decision.timestamps == stored  # refused, but nothing inside the window is dropped
+    assert decision.wait == 56.0  # when all but 3 have left
+
+
+def test_a_tighter_limit_never_shrinks_the_log_for_a_later_looser_one():
+    """Issue 10 item 1: 50 requests at 60/h, a run at 10/h, then 60/h again: at most 60 in the hour."""
+    log: tuple[float, ...] = ()
+    sent: list[float] = []
+
+    def run(now: float, limit: int, tries: int) -> None:
+        nonlocal log
+        for i in range(tries):
+            decision = acquire(log, now + i, max_requests=limit, window=3600.0)
+            log = decision.timestamps
+            if decision.granted:
+                sent.append(now + i)
+
+    run(T0, 60, 50)
+    run(T0 + 100, 10, 5)  # a manual run with the trigger param max_requests=10: refused, log intact
+    assert len(log) == 50
+    run(T0 + 200, 60, 60)
+    assert len(sent) == 60
+    assert max_in_any_window(sent, 3600.0) == 60
 
 
 def test_a_stored_log_larger_than_the_limit_frees_when_the_newest_expire():
@@ -163,7 +184,7 @@ def test_never_more_than_max_requests_in_any_window(steps, max_requests, window,
             assert decision.wait > 0.0
             assert decision.wait <= window
         assert list(decision.timestamps) == sorted(decision.timestamps)
-        assert len(decision.timestamps) <= max_requests
+        assert len(decision.timestamps) <= max(max_requests, len(stored))  # only time shortens it
         assert all(t <= now for t in decision.timestamps)
         log = decision.timestamps
     assert max_in_any_window(granted_real, window) <= max_requests
@@ -196,3 +217,57 @@ def test_max_in_any_window_helper():
     assert max_in_any_window([0, 1, 9.99, 10, 20], 10.0) == 3
     assert max_in_any_window([0, 10, 20], 10.0) == 1
     assert max_in_any_window([], 10.0) == 0
+
+
+# --- slots held until the response (issue 10 item 10) ------------------------------------------------
+
+
+def api_arrivals(
+    latencies: list[tuple[float, float]], *, max_requests: int, window: float, margin: float, hold: bool
+) -> list[float]:
+    """Send ``len(latencies)`` requests as the guard does, on a fake clock; return arrival times at the
+    API. Each latency pair is (to the API, back from it); ``hold``: re-stamp the slot on the response."""
+    now, log, arrivals = T0, (), []
+    for up, down in latencies:
+        decision = acquire(log, now, max_requests=max_requests, window=window + margin)
+        while not decision.granted:
+            now += decision.wait
+            decision = acquire(log, now, max_requests=max_requests, window=window + margin)
+        log, stamp = decision.timestamps, now
+        arrivals.append(now + up)
+        now += up + down  # the response is in
+        if hold:
+            log = restamp(log, stamp, now)
+    return arrivals
+
+
+def test_held_slots_keep_the_spacing_at_the_api_at_or_above_the_window():
+    """Every 7th request travels slowly, the others fast: stamped on the send, the
+    API sees requests ``max_requests`` apart closer than the window; held until the response plus a
+    margin, never."""
+    latencies = [(0.4, 0.05) if i % 7 == 0 else (0.01, 0.01) for i in range(60)]
+    window, limit = 30.0, 10
+
+    def tightest(arrivals: list[float]) -> float:
+        return min(b - a for a, b in zip(arrivals, arrivals[limit:], strict=False))
+
+    stamped_on_send = api_arrivals(latencies, max_requests=limit, window=window, margin=0.0, hold=False)
+    assert tightest(stamped_on_send) < window  # the defect, reproduced in the model
+    held = api_arrivals(latencies, max_requests=limit, window=window, margin=1.0, hold=True)
+    assert tightest(held) >= window + 1.0
+    assert max_in_any_window(held, window) <= limit
+
+
+def test_restamp_moves_one_entry_and_keeps_order():
+    assert restamp((1.0, 2.0, 2.0, 5.0), 2.0, 6.0) == (1.0, 2.0, 5.0, 6.0)
+    assert restamp((1.0,), 3.0, 4.0) == (1.0,)  # not there (pruned): nothing to move
+
+
+def test_merge_adds_what_the_other_writer_added_since_our_read():
+    known = (1.0, 2.0)  # the log as we last read or wrote it
+    assert merge((*known, 3.0), (*known, 4.0), known) == (1.0, 2.0, 3.0, 4.0)
+    # another request at the very instant of ours counts too (not a copy of ours: it was not known)
+    assert merge((1.0, 5.0), (1.0, 5.0), (1.0,)) == (1.0, 5.0, 5.0)
+    # entries the other writer pruned or never read change nothing; ours stay
+    assert merge((1.0, 6.0), (), known) == (1.0, 6.0)
+    assert merge((), (7.0, 7.0), (7.0,)) == (7.0,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -40,6 +41,7 @@ def test_to_dict_keys_are_exactly_the_contract():
         "error_message",
         "retry_count",
         "started_at",
+        "truncated",  # optional, added for max_pages (issue 10)
     ]
 
 
@@ -53,6 +55,7 @@ def test_to_dict_values():
         "error_message": "read timed out after 30s",
         "retry_count": 3,
         "started_at": "2025-11-29T05:00:00+00:00",
+        "truncated": False,
     }
     assert OK.to_dict()["error"] is None
 
@@ -80,6 +83,13 @@ def test_from_dict_round_trip(kind):
     assert SyncResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
 
 
+def test_truncated_round_trips_and_defaults_to_false_for_older_results():
+    truncated = dataclasses.replace(OK, truncated=True)
+    assert SyncResult.from_dict(json.loads(json.dumps(truncated.to_dict()))) == truncated
+    older = {k: v for k, v in OK.to_dict().items() if k != "truncated"}  # stored before the field existed
+    assert SyncResult.from_dict(older).truncated is False
+
+
 def test_from_dict_defaults_and_coercion():
     data = {
         "source": "points",
@@ -99,6 +109,11 @@ def test_from_dict_rejects_an_unknown_error_kind():
 
 def test_summary_of_a_success():
     assert OK.summary() == "✓ airdrops: 42 items in 1234 ms"
+
+
+def test_summary_of_a_truncated_success_says_so():
+    truncated = dataclasses.replace(OK, truncated=True)
+    assert truncated.summary() == "✓ airdrops: 42 items in 1234 ms (truncated at max_pages)"
 
 
 def test_summary_of_a_failure():

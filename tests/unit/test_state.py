@@ -15,6 +15,7 @@ from airflow_sync_provider.state import (
     InMemoryStateStore,
     SourceState,
     VariableStateStore,
+    merge,
     variable_key,
 )
 
@@ -58,6 +59,7 @@ def full_state() -> SourceState:
             probes_in_flight=1,
             last_error="HTTP 503: Service Unavailable",
             last_failure_at=1_764_390_299.125,
+            failed_probes=2,
         ),
         window=(1_764_389_000.123456, 1_764_389_500.5, 1_764_390_300.0),
         last_result={
@@ -210,6 +212,11 @@ RECOVERY = [
         "breaker.failure_count must be an integer",
     ),
     (
+        "failed_probes float",
+        dumps(good(breaker__failed_probes=1.5)),
+        "breaker.failed_probes must be an integer",
+    ),
+    (
         "failure_count bool",
         dumps(good(breaker__failure_count=True)),
         "breaker.failure_count must be an integer",
@@ -287,6 +294,26 @@ def test_negative_probes_in_flight_is_clamped_with_a_warning():
     assert len(warnings) == 1 and KEY in warnings[0] and "probes_in_flight" in warnings[0]
 
 
+def test_state_written_before_failed_probes_existed_parses_as_zero():
+    """schema_version 1 without ``breaker.failed_probes`` (older providers): the open wait starts over."""
+    body = good()
+    del body["breaker"]["failed_probes"]
+    state = SourceState.from_json(dumps(body), "airdrops", on_warning=pytest.fail)
+    assert state.breaker.failed_probes == 0
+    assert state.breaker == BreakerSnapshot(**{**vars(full_state().breaker), "failed_probes": 0})
+    assert json.loads(state.to_json())["schema_version"] == 1
+
+
+def test_negative_failed_probes_is_clamped_with_a_warning():
+    warnings: list[str] = []
+    state = SourceState.from_json(
+        dumps(good(breaker__failed_probes=-3)), "airdrops", on_warning=warnings.append
+    )
+    assert state.breaker.failed_probes == 0
+    assert state.breaker.failure_count == 6
+    assert len(warnings) == 1 and KEY in warnings[0] and "failed_probes" in warnings[0]
+
+
 def test_newer_schema_version_raises_instead_of_overwriting():
     warnings: list[str] = []
     with pytest.raises(SyncStateError) as info:
@@ -305,6 +332,40 @@ def test_a_huge_window_is_truncated_to_its_newest_entries():
     assert state.window[0] == 1_000_001.0
     assert state.window[-1] == 1_010_000.0
     assert state.breaker == full_state().breaker
+
+
+def test_an_unordered_window_keeps_its_newest_entries_by_time_not_by_position():
+    """A foreign or hand-edited log need not be sorted: cutting by list position dropped live entries."""
+    newest_first = [2_000_000.0 - i for i in range(10_001)]
+    state = SourceState.from_json(dumps(good(window=newest_first)), "airdrops", on_warning=pytest.fail)
+    assert len(state.window) == 10_000
+    assert (state.window[0], state.window[-1]) == (1_990_001.0, 2_000_000.0)
+    assert list(state.window) == sorted(state.window)
+
+
+def test_writer_round_trips_and_is_optional():
+    state = SourceState("points", updated_at=5.0, writer="sync_points/manual__1")
+    assert SourceState.from_json(state.to_json(), "points", on_warning=pytest.fail) == state
+    assert '"writer"' not in SourceState("points").to_json()  # older readers see the old shape
+    body = json.loads(state.to_json())
+    assert body["writer"] == "sync_points/manual__1" and body["schema_version"] == SCHEMA_VERSION
+
+
+def test_merge_unites_windows_and_keeps_the_severe_breaker_and_our_result():
+    opened = BreakerSnapshot(state=BreakerState.OPEN, failure_count=5, opened_at=10.0)
+    theirs = SourceState("points", breaker=opened, window=(1.0, 2.0, 3.0), writer="other", updated_at=9.0)
+    ours = SourceState("points", window=(1.0, 2.5, 4.0), last_result={"success": True}, writer="me")
+    # we had read (1.0, 2.0), our pre-send stamp; 2.0 has since moved to our response time 2.5
+    merged = merge(ours, theirs, known=(1.0, 2.0))
+    assert merged.window == (1.0, 2.5, 3.0, 4.0)
+    assert merged.breaker == opened
+    assert (merged.last_result, merged.writer) == ({"success": True}, "me")
+    learned = Quota(remaining=3, limit=10, observed_at=8.0)
+    assert merge(ours, theirs.replace(quota=learned)).quota == learned  # the newer learned quota wins
+    assert (
+        merge(ours.replace(quota=learned), theirs.replace(quota=Quota(remaining=9, observed_at=1.0))).quota
+        == learned
+    )
 
 
 def test_missing_optional_fields_take_defaults():
@@ -333,8 +394,9 @@ def test_to_json_is_canonical():
     state = SourceState("points", window=(1.1234567891,))
     raw = state.to_json()
     assert raw == (
-        '{"breaker":{"failure_count":0,"half_open_since":null,"last_error":null,"last_failure_at":null,'
-        '"opened_at":null,"probes_in_flight":0,"state":"closed"},"last_result":null,"schema_version":1,'
+        '{"breaker":{"failed_probes":0,"failure_count":0,"half_open_since":null,"last_error":null,'
+        '"last_failure_at":null,"opened_at":null,"probes_in_flight":0,"state":"closed"},"last_result":null,'
+        '"schema_version":1,'
         '"source":"points","updated_at":null,"window":[1.123457]}'
     )
 

@@ -3,7 +3,8 @@
 The handler receives a ``SyncContext``: ``ctx.pages()`` follows the source's pagination, and every
 page is one request through the source's rate limiter and circuit breaker, retried on its own.
 Whatever the handler keeps in ``ctx.checkpoint.handler_data`` survives a deferral (a long
-``Retry-After``): the handler is called again and ``ctx.pages()`` continues at the page it stopped at.
+``Retry-After``): the handler is called again, ``ctx.pages()`` continues at the page it stopped at and
+delivers that page again if the handler had it already (so count per page, not with a running total).
 
 ``on_result`` gets the ``SyncResult`` of every sync, success or not (alerting, metrics, a report).
 Here it writes the result as JSON to the file named by ``$SYNC_EXAMPLE_RESULT_FILE``, when set.
@@ -50,12 +51,12 @@ CONFIG = SyncConfig(
 
 def sync_airdrops(ctx: SyncContext) -> int:
     """Read every page of airdrops; count the items and the valuable ones (reward of $1000 or more)."""
-    progress = ctx.checkpoint.handler_data  # kept across a deferral
-    progress.setdefault("valuable", 0)
+    valuable = ctx.checkpoint.handler_data.setdefault("valuable", {})  # kept across a deferral
     for page in ctx.pages(limit=50):
-        progress["valuable"] += sum(1 for item in page.items if item.get("reward_usd", 0) >= 1000)
-    log.info("%s: %d valuable airdrops so far", ctx.source, progress["valuable"])
-    return ctx.checkpoint.items  # every item read by ctx.pages(), including pages before a deferral
+        # keyed by page number: a page delivered again after a deferral replaces its count
+        valuable[str(page.number)] = sum(1 for item in page.items if item.get("reward_usd", 0) >= 1000)
+    log.info("%s: %d valuable airdrops", ctx.source, sum(valuable.values()))
+    return ctx.checkpoint.items  # the items of every finished page, including pages before a deferral
 
 
 def report(result: SyncResult) -> None:

@@ -96,6 +96,55 @@ with dag("op_deferral"):
     )
 
 
+# -- one request per item inside pages(), a deferral while a page is processed ------------------------
+
+
+def one_request_per_item(ctx: SyncContext) -> int:
+    """Pages of ``conf["limit"]`` (default 10); one detail request per item, items done kept in
+    ``handler_data``. The item named by ``conf["throttle"]`` makes the demo API answer its detail request
+    429 + Retry-After 2 (> defer_after 1 s), once: the task defers while that page is in hand."""
+    conf = ctx.context["dag_run"].conf or {}
+    data = ctx.checkpoint.handler_data
+    done: list[str] = data.setdefault("done", [])
+    for page in ctx.pages(limit=conf.get("limit", 10)):
+        log.info("page %d of %s (%d items)%s", page.number, ctx.source, len(page.items), redelivered(page))
+        for item in page.items:
+            if item["id"] in done:
+                continue
+            if item["id"] == conf.get("throttle") and not data.get("throttled"):
+                parts = urlsplit(str(page.response.url))
+                fault = {
+                    "mode": "rate_limit",
+                    "source": f"{ctx.source}_detail",
+                    "count": 1,
+                    "retry_after": "2",
+                }
+                requests.post(
+                    f"{parts.scheme}://{parts.netloc}/_admin/faults", json=fault, timeout=5
+                ).raise_for_status()
+                data["throttled"] = True
+            ctx.request("GET", f"/{ctx.source}_detail", id=item["id"])
+            done.append(item["id"])
+    return ctx.checkpoint.items
+
+
+def redelivered(page: Any) -> str:
+    return ", delivered again after the resume" if page.redelivered else ""
+
+
+with dag("op_pages"):
+    RateLimitedSyncOperator(
+        task_id="sync",
+        source="op_pages",
+        config=config(
+            "op_pages",
+            defer_after=timedelta(seconds=1),
+            rate_limit=RateLimitConfig(max_requests=200, window=timedelta(hours=1)),
+        ),
+        handler=one_request_per_item,
+    )
+
+
 # -- window exhaustion across runs, with every Variable call logged ---------------------------------
 
 
