@@ -29,10 +29,7 @@ from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
-<<<<<<< HEAD
-from airflow_sync_provider.policy import breaker, quota, rate_limit
-=======
->>>>>>> main
+from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
