@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
-from airflow_sync_provider.policy import breaker, rate_limit
+from airflow_sync_provider.policy import breaker, quota, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import SourceState, StateStore, merge, stored_window, variable_key
@@ -120,6 +120,7 @@ class SourceGuard:
         self.transitions: list[Transition] = []
         self._saved = self.state
         self._pending: float | None = None  # the slot of the request in flight (its pre-send stamp)
+        self._warned_limit: int | None = None  # an advertised limit below ours is logged once
 
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
@@ -135,7 +136,8 @@ class SourceGuard:
             snapshot = breaker.record_neutral(permit.snapshot)
             self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
             return admission
-        self.state = self.state.replace(breaker=permit.snapshot, window=decision.timestamps)
+        learned = quota.consume(self.learned_quota(now), now)
+        self.state = self.state.replace(breaker=permit.snapshot, window=decision.timestamps, quota=learned)
         self._pending = now
         self._save(now)
         return admission
@@ -155,13 +157,14 @@ class SourceGuard:
                 f"error: {snapshot.last_error}); next probe in {wait:.0f}s"
             )
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
-        limit = self.config.rate_limit
+        learned = self.learned_quota(now)
+        max_requests = self._obeyed_limit(learned, now)
         decision = rate_limit.acquire(
-            self.state.window, now, max_requests=limit.max_requests, window=self.hold_seconds
+            self.state.window, now, max_requests=max_requests, window=self.hold_seconds
         )
         if not decision.granted:
             message = (
-                f"rate limit window full ({limit.max_requests} requests per "
+                f"rate limit window full ({max_requests} requests per "
                 f"{self.window_seconds:.0f}s); next slot in {decision.wait:.1f}s"
             )
             return (
@@ -169,6 +172,11 @@ class SourceGuard:
                 permit,
                 decision,
             )
+        spent = quota.wait(learned, now)
+        if spent > 0:
+            message = f"the API's quota is spent (remaining 0); it resets in {spent:.1f}s"
+            refused = rate_limit.WindowDecision(False, self.state.window, spent)
+            return Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, spent, message), permit, refused
         message = f"breaker {snapshot.state.value}, window has room"
         return Admission(True, message=message), permit, decision
 
@@ -180,6 +188,8 @@ class SourceGuard:
             window = rate_limit.restamp(self.state.window, self._pending, now)
             self.state = self.state.replace(window=window)
             self._pending = None
+        if attempt.quota is not None:
+            self.state = self.state.replace(quota=quota.merge(self.state.quota, attempt.quota, now))
         before = self.state.breaker
         if attempt.effect is BreakerEffect.SUCCESS:
             after, moved = breaker.record_success(before, now)
@@ -202,6 +212,28 @@ class SourceGuard:
         self._refresh(now)
         self.state = self.state.replace(last_result=result)
         self._save(now)
+
+    def learned_quota(self, now: float) -> quota.Quota | None:
+        """What the API said about its quota, while it still holds (``None`` when not learning)."""
+        if not self.config.rate_limit.learn_from_headers:
+            return None
+        return quota.current(self.state.quota, now)
+
+    def _obeyed_limit(self, learned: quota.Quota | None, now: float) -> int:
+        """Our limit, lowered to an advertised one (logged once per sync); never raised."""
+        ours = self.config.rate_limit.max_requests
+        obeyed = quota.effective_limit(ours, self.window_seconds, learned, now)
+        if obeyed < ours and self._warned_limit != obeyed:
+            self._warned_limit = obeyed
+            self.log.warning(
+                "%s: the API advertises a lower limit than the config: obeying %d requests per %.0fs "
+                "instead of rate_limit.max_requests=%d",
+                self.config.source,
+                obeyed,
+                self.window_seconds,
+                ours,
+            )
+        return obeyed
 
     @property
     def breaker_open(self) -> bool:

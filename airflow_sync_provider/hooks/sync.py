@@ -10,6 +10,7 @@ caller's (``SyncRun``); the hook never sleeps. URLs in its messages are redacted
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +29,7 @@ from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
+from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
@@ -282,14 +284,39 @@ class RateLimitedSyncHook(HttpHook):
         started: float,
         deadline: float,
     ) -> Attempt:
+        """What the response means, with the quota it reports (when the config learns from headers)."""
+        retry_after = None
+        if response.status_code in outcome.RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+        attempt = self._meaning(response, method, url, config, started, deadline, retry_after)
+        limit = config.rate_limit
+        if not limit.learn_from_headers:
+            return attempt
+        reported = quota.parse_headers(
+            response.headers,
+            self.clock(),
+            remaining_header=limit.remaining_header,
+            reset_header=limit.reset_header,
+            reset_is=limit.reset_is,
+            retry_after=retry_after if response.status_code == 429 else None,
+        )
+        return attempt if reported.is_empty() else dataclasses.replace(attempt, quota=reported)
+
+    def _meaning(
+        self,
+        response: requests.Response,
+        method: str,
+        url: str,
+        config: SyncConfig,
+        started: float,
+        deadline: float,
+        retry_after: float | None,
+    ) -> Attempt:
         status = response.status_code
         shown = self.redact(url, config)
         headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         kind, retryable, effect = outcome.from_status(status, response.reason or "")
         if kind is not None:
-            retry_after = None
-            if status in outcome.RETRY_AFTER_STATUSES:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
             message = f"{method} {shown} -> {status} {response.reason or ''}".rstrip()
             return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)
         failure = config.invalid_response_is_failure
