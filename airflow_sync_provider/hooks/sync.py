@@ -194,7 +194,7 @@ class RateLimitedSyncHook(HttpHook):
 
     def redact(self, url: str, config: SyncConfig) -> str:
         """``url`` as messages show it: path and query, query values and known secrets masked."""
-        return redact_url(url, keep=(config.cursor_param,), secrets=self._secrets)
+        return redact_url(url, keep=_positions(config), secrets=self._secrets)
 
     # -- one guarded attempt ---------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class RateLimitedSyncHook(HttpHook):
         return {**(params or {}), name: key}
 
     def _scrub(self, text: str, url: str, config: SyncConfig) -> str:
-        return scrub(text, url, keep=(config.cursor_param,), secrets=self._secrets)
+        return scrub(text, url, keep=_positions(config), secrets=self._secrets)
 
     def _redirect(self, response: requests.Response, method: str, url: str, config: SyncConfig) -> Attempt:
         """A 3xx with a ``Location``: where it leads, if the hook may follow it."""
@@ -264,7 +264,7 @@ class RateLimitedSyncHook(HttpHook):
             target = urljoin(url, location)
             same = self._same_origin(target, self.base_url)
         except (ValueError, CrossHostRedirect):
-            shown = redact_url(location, keep=(config.cursor_param,), secrets=self._secrets)
+            shown = redact_url(location, keep=_positions(config), secrets=self._secrets)
             return outcome.redirect_problem(f"{where} with a malformed Location {shown!r}", status)
         if not same:
             return outcome.redirect_problem(
@@ -392,6 +392,13 @@ def _read_bounded(response: requests.Response, limit: int, started: float, deadl
         if time.monotonic() - started > deadline:
             raise _Deadline
         chunks.append(chunk)
+
+
+def _positions(config: SyncConfig) -> tuple[str, ...]:
+    """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark)."""
+    if config.incremental is None:
+        return (config.cursor_param,)
+    return (config.cursor_param, config.incremental.param)
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None]:
