@@ -158,27 +158,39 @@ class SourceGuard:
             )
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
         learned = self.learned_quota(now)
-        max_requests = self._obeyed_limit(learned, now)
-        decision = rate_limit.acquire(
-            self.state.window, now, max_requests=max_requests, window=self.hold_seconds
-        )
-        if not decision.granted:
-            message = (
-                f"rate limit window full ({max_requests} requests per "
-                f"{self.window_seconds:.0f}s); next slot in {decision.wait:.1f}s"
-            )
-            return (
-                Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, decision.wait, message),
-                permit,
-                decision,
-            )
+        decision, message = self._window(learned, now)
         spent = quota.wait(learned, now)
-        if spent > 0:
+        if spent > 0 and spent >= decision.wait:  # nothing is left at the API until its reset
             message = f"the API's quota is spent (remaining 0); it resets in {spent:.1f}s"
             refused = rate_limit.WindowDecision(False, self.state.window, spent)
             return Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, spent, message), permit, refused
+        if not decision.granted:
+            admission = Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, decision.wait, message)
+            return admission, permit, decision
         message = f"breaker {snapshot.state.value}, window has room"
         return Admission(True, message=message), permit, decision
+
+    def _window(self, learned: quota.Quota | None, now: float) -> tuple[rate_limit.WindowDecision, str]:
+        """Our window at the obeyed limit, and why it refuses. A lower limit the API advertised binds only
+        while its report holds (a limit without a window counts per ours, but not past its reset)."""
+        ours = self.config.rate_limit.max_requests
+        obeyed = self._obeyed_limit(learned, now)
+        own = rate_limit.acquire(self.state.window, now, max_requests=ours, window=self.hold_seconds)
+        if not own.granted or obeyed == ours:
+            limit, decision, whose = ours, own, ""
+        else:
+            lowered = rate_limit.acquire(
+                self.state.window, now, max_requests=obeyed, window=self.hold_seconds
+            )
+            end = quota.expires_at(learned) if learned is not None else None
+            wait = lowered.wait if end is None else min(lowered.wait, max(end - now, 0.0))
+            limit, decision = obeyed, dataclasses.replace(lowered, wait=wait)
+            whose = ", the API's advertised limit"
+        message = (
+            f"rate limit window full ({limit} requests per {self.window_seconds:.0f}s{whose}); "
+            f"next slot in {decision.wait:.1f}s"
+        )
+        return decision, message
 
     def record(self, attempt: Attempt) -> None:
         """Hold the attempt's slot from now (its response time); apply its breaker effect; persist

@@ -102,7 +102,8 @@ def test_remaining_counts_down_with_every_request_we_send():
 def test_a_lower_advertised_limit_is_obeyed_and_logged_once_naming_both_numbers():
     clock, log = Clock(), Log()
     guard = SourceGuard(config(max_requests=100, window=60), InMemoryStateStore(), clock=clock, log=log)
-    advertised = Quota(remaining=9, limit=10, window=60.0, reset_at=clock() + 60, observed_at=clock())
+    # only the policy (RateLimit-Policy alone): the limit binds, not a spent remaining count
+    advertised = Quota(limit=10, window=60.0, reset_at=clock() + 60, observed_at=clock())
     send(guard, advertised)
     for _ in range(9):
         assert guard.admit().allowed
@@ -131,3 +132,39 @@ def test_peek_reports_a_spent_quota_without_taking_anything():
     writes = store.writes
     assert not guard.peek().allowed
     assert store.writes == writes
+
+
+def test_a_spent_quota_without_a_window_waits_for_its_reset_not_for_our_window():
+    """``X-RateLimit-*`` names no window: its limit counts per our window, but only until its reset
+    (a run after one spent request used to be told to wait out our whole hour, and skipped)."""
+    clock, store = Clock(), InMemoryStateStore()
+    guard = SourceGuard(config(max_requests=60, window=3600), store, clock=clock, log=Log())
+    send(guard, spent(clock, reset_in=20, limit=1))
+    refused = guard.admit()
+    assert not refused.allowed and refused.kind is SyncErrorKind.RATE_LIMIT_EXCEEDED
+    assert refused.wait == pytest.approx(20)
+    assert "the API's quota is spent (remaining 0); it resets in 20.0s" in refused.message
+    clock.now += 20
+    assert guard.admit().allowed
+
+
+def test_a_lower_advertised_limit_refuses_only_while_the_report_holds():
+    clock, store = Clock(), InMemoryStateStore()
+    guard = SourceGuard(config(max_requests=60, window=3600), store, clock=clock, log=Log())
+    send(guard, Quota(remaining=5, reset_at=clock() + 30, limit=1, observed_at=clock()))
+    refused = guard.admit()
+    assert not refused.allowed and refused.kind is SyncErrorKind.RATE_LIMIT_EXCEEDED
+    assert refused.wait == pytest.approx(30)  # then our own 60 per hour has room again
+    assert "1 requests per 3600s, the API's advertised limit" in refused.message
+    clock.now += 30
+    assert guard.admit().allowed
+
+
+def test_our_own_full_window_outlasts_a_shorter_learned_reset():
+    clock, store = Clock(), InMemoryStateStore()
+    guard = SourceGuard(config(max_requests=2, window=60), store, clock=clock, log=Log())
+    send(guard)
+    send(guard, spent(clock, reset_in=5, limit=1))
+    refused = guard.admit()
+    assert not refused.allowed and refused.wait == pytest.approx(guard.hold_seconds)
+    assert "rate limit window full (2 requests per 60s); next slot in 61.0s" in refused.message
