@@ -185,10 +185,11 @@ def _error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
 def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
     """A source's state as plain JSON for logs, dashboards and the CLI."""
     from airflow_sync_provider.hooks.guard import breaker_settings, hold_seconds
-    from airflow_sync_provider.policy import rate_limit
+    from airflow_sync_provider.policy import quota, rate_limit
 
     b = state.breaker
     in_window = len(rate_limit.prune(state.window, now, hold_seconds(config)))  # buckets count too
+    learned = quota.current(state.quota, now) if config.rate_limit.learn_from_headers else None
     return {
         "source": state.source,
         "state": b.state.value,
@@ -201,6 +202,9 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
         "window_requests": in_window,
         "window_max_requests": config.rate_limit.max_requests,
         "window_usage": in_window / config.rate_limit.max_requests,
+        "api_remaining": learned.remaining if learned else None,
+        "api_limit": learned.limit if learned else None,
+        "api_reset_at": learned.reset_at if learned else None,
         "last_result": state.last_result,
         "updated_at": state.updated_at,
     }

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-COLUMNS = ("source", "breaker", "failures", "opened at", "next probe", "window", "last result")
+COLUMNS = ("source", "breaker", "failures", "opened at", "next probe", "window", "API left", "last result")
 
 
 def _when(epoch: float | None) -> str:
@@ -21,6 +21,15 @@ def _last(result: dict[str, Any] | None) -> str:
     return str(result.get("error") or "failed")
 
 
+def _api_left(state: dict[str, Any]) -> str:
+    """What the API itself said is left (``-`` when it said nothing that still holds)."""
+    remaining = state.get("api_remaining")
+    if remaining is None:
+        return "-"
+    limit = state.get("api_limit")
+    return f"{remaining}/{limit}" if limit else str(remaining)
+
+
 def row(state: dict[str, Any]) -> tuple[str, ...]:
     return (
         state["source"],
@@ -29,6 +38,7 @@ def row(state: dict[str, Any]) -> tuple[str, ...]:
         _when(state.get("opened_at")),
         _when(state.get("next_probe_at")),
         f"{state['window_requests']}/{state['window_max_requests']}",
+        _api_left(state),
         _last(state.get("last_result")),
     )
 

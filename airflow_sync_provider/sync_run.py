@@ -269,13 +269,15 @@ class SyncRun:
     def _log_attempt(self, method: str, url: str, attempt: Attempt) -> None:
         b = self.guard.state.breaker
         threshold = self.config.circuit_breaker.failure_threshold
+        said = attempt.quota.remaining if attempt.quota is not None else None
         self.log.info(
-            "%s | breaker %s %d/%d | window %.0f%% | %s %s (attempt %d)",
+            "%s | breaker %s %d/%d | window %.0f%%%s | %s %s (attempt %d)",
             _verdict(attempt),
             b.state.value,
             b.failure_count,
             threshold,
             100 * self.guard.window_usage(),
+            "" if said is None else f" | API {said} left",
             method,
             self.hook.redact(url, self.config),
             self.checkpoint.retry + 1,

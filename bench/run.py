@@ -34,8 +34,9 @@ if str(REPO) not in sys.path:
 
 PURE = ("parse", "jitter", "quota", "outage", "load", "state")
 REAL = ("outage_slice", "overhead", "deferral")
+OWN_SERVER = ("learned_quota",)  # in-process against its own demo API, real clock (about a minute)
 OWN_AIRFLOW = ("scale",)  # starts its own deployments, after the shared one has stopped
-ALL = PURE + REAL + OWN_AIRFLOW
+ALL = PURE + REAL + OWN_SERVER + OWN_AIRFLOW
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -203,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if real is not None:
             real.stop()
+    if "learned_quota" in args.only:  # real sleeps: after the shared Airflow has stopped
+        from bench import learned_quota
+
+        measured(results, timings, "learned_quota", lambda: learned_quota.run(quick=args.quick))
     if "scale" in args.only:
         from bench import scale
 

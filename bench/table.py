@@ -117,6 +117,31 @@ def _quota(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _learned_quota(r: dict[str, Any]) -> list[Row]:
+    p, on, off = r["params"], r["learning_on"], r["learning_off"]
+    setting = (
+        f"config {p['config_limit']}, API {p['api_limit']} per {p['window_s']:g} s, "
+        f"{on['seconds']:g} s each, side by side"
+    )
+    ratio = on["items_per_min"] / off["items_per_min"] if off["items_per_min"] else None
+    return [
+        (
+            f"learned quota: 429s per minute ({setting})",
+            f"{_num(on['api_429s_per_min'], 1)} (learning on)",
+            f"{_num(off['api_429s_per_min'], 1)} (learning off)",
+            "—",
+            f"0 ({_verdict(on['api_429s'] == 0)})",
+        ),
+        (
+            f"learned quota: items synced per minute (API allows {_num(r['api_steady_items_per_min'], 0)})",
+            f"{_num(on['items_per_min'], 1)} (learning on)",
+            f"{_num(off['items_per_min'], 1)} (learning off)",
+            "—" if ratio is None else _num(ratio),
+            "informational",
+        ),
+    ]
+
+
 def _deferral(r: dict[str, Any]) -> list[Row]:
     return [
         (
@@ -276,6 +301,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "parse": _parse,
     "outage": _outage,
     "quota": _quota,
+    "learned_quota": _learned_quota,
     "deferral": _deferral,
     "overhead": _overhead,
     "state": _state,

@@ -30,6 +30,11 @@ from airflow_sync_provider.demo.watch import EventWatcher
 HEALTH_TIMEOUT = 180.0
 POLL_EVENTS_EVERY = 5.0
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# The demo API announces its own quota for one source (issue 11): above the config's 120 per hour, so it
+# never blocks, but the attempt lines of sync_sponsored show "| API N left" (learned from RateLimit-*).
+DEMO_QUOTAS: tuple[dict[str, Any], ...] = (
+    {"source": "sponsored", "limit": 500, "window": 3600, "family": "ietf"},
+)
 # starlette warns at every import of its test client while httpx2 is missing: nothing a demo user can fix.
 QUIET_WARNINGS = "ignore:Using `httpx` with `starlette.testclient` is deprecated"
 
@@ -112,6 +117,14 @@ def _api(base: str, path: str, token: str | None = None, body: Any = None, metho
         return json.loads(response.read() or b"null")
 
 
+def set_demo_quotas(demo_url: str) -> list[str]:
+    """Switch on ``DEMO_QUOTAS`` on the running demo API; returns the sources it now announces."""
+    quotas: dict[str, Any] = {}
+    for quota in DEMO_QUOTAS:
+        quotas = _api(demo_url, "/_admin/quotas", body=quota)["quotas"]
+    return sorted(quotas)
+
+
 def _token(base: str, password: str) -> str:
     return str(_api(base, "/auth/token", body={"username": "admin", "password": password})["access_token"])
 
@@ -186,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_cmd = [py, "-m", "airflow_sync_provider.demo", "serve", "--port", str(args.demo_port)]
         procs.start("demo-api", demo_cmd, port=args.demo_port)
         _wait_for(f"{demo_url}/healthz", 30, "the demo API", procs)
+        set_demo_quotas(demo_url)
         _say("Migrating Airflow's database (SQLite; the first time takes a while) ...")
         procs.run("db-migrate", [airflow, "db", "migrate"])
         _say("Creating the pools and the sync_default connection ...")

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
-from airflow_sync_provider.policy import breaker, rate_limit
+from airflow_sync_provider.policy import breaker, quota, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import SourceState, StateStore, merge, stored_window, variable_key
@@ -119,6 +119,7 @@ class SourceGuard:
         self.transitions: list[Transition] = []
         self._saved = self.state
         self._pending: float | None = None  # the slot of the request in flight (its pre-send stamp)
+        self._warned_limit: int | None = None  # an advertised limit below ours is logged once
 
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
@@ -134,7 +135,8 @@ class SourceGuard:
             snapshot = breaker.record_neutral(permit.snapshot)
             self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
             return admission
-        self.state = self.state.replace(breaker=permit.snapshot, window=decision.timestamps)
+        learned = quota.consume(self.learned_quota(now), now)
+        self.state = self.state.replace(breaker=permit.snapshot, window=decision.timestamps, quota=learned)
         self._pending = now
         self._save(now)
         return admission
@@ -154,22 +156,40 @@ class SourceGuard:
                 f"error: {snapshot.last_error}); next probe in {wait:.0f}s"
             )
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
-        limit = self.config.rate_limit
-        decision = rate_limit.acquire(
-            self.state.window, now, max_requests=limit.max_requests, window=self.hold_seconds
-        )
+        learned = self.learned_quota(now)
+        decision, message = self._window(learned, now)
+        spent = quota.wait(learned, now)
+        if spent > 0 and spent >= decision.wait:  # nothing is left at the API until its reset
+            message = f"the API's quota is spent (remaining 0); it resets in {spent:.1f}s"
+            refused = rate_limit.WindowDecision(False, self.state.window, spent)
+            return Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, spent, message), permit, refused
         if not decision.granted:
-            message = (
-                f"rate limit window full ({limit.max_requests} requests per "
-                f"{self.window_seconds:.0f}s); next slot in {decision.wait:.1f}s"
-            )
-            return (
-                Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, decision.wait, message),
-                permit,
-                decision,
-            )
+            admission = Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, decision.wait, message)
+            return admission, permit, decision
         message = f"breaker {snapshot.state.value}, window has room"
         return Admission(True, message=message), permit, decision
+
+    def _window(self, learned: quota.Quota | None, now: float) -> tuple[rate_limit.WindowDecision, str]:
+        """Our window at the obeyed limit, and why it refuses. A lower limit the API advertised binds only
+        while its report holds (a limit without a window counts per ours, but not past its reset)."""
+        ours = self.config.rate_limit.max_requests
+        obeyed = self._obeyed_limit(learned, now)
+        own = rate_limit.acquire(self.state.window, now, max_requests=ours, window=self.hold_seconds)
+        if not own.granted or obeyed == ours:
+            limit, decision, whose = ours, own, ""
+        else:
+            lowered = rate_limit.acquire(
+                self.state.window, now, max_requests=obeyed, window=self.hold_seconds
+            )
+            end = quota.expires_at(learned) if learned is not None else None
+            wait = lowered.wait if end is None else min(lowered.wait, max(end - now, 0.0))
+            limit, decision = obeyed, dataclasses.replace(lowered, wait=wait)
+            whose = ", the API's advertised limit"
+        message = (
+            f"rate limit window full ({limit} requests per {self.window_seconds:.0f}s{whose}); "
+            f"next slot in {decision.wait:.1f}s"
+        )
+        return decision, message
 
     def record(self, attempt: Attempt) -> None:
         """Hold the attempt's slot from now (its response time); apply its breaker effect; persist
@@ -179,6 +199,8 @@ class SourceGuard:
             window = rate_limit.restamp(self.state.window, self._pending, now)
             self.state = self.state.replace(window=window)
             self._pending = None
+        if attempt.quota is not None:
+            self.state = self.state.replace(quota=quota.merge(self.state.quota, attempt.quota, now))
         before = self.state.breaker
         if attempt.effect is BreakerEffect.SUCCESS:
             after, moved = breaker.record_success(before, now)
@@ -201,6 +223,28 @@ class SourceGuard:
         self._refresh(now)
         self.state = self.state.replace(last_result=result)
         self._save(now)
+
+    def learned_quota(self, now: float) -> quota.Quota | None:
+        """What the API said about its quota, while it still holds (``None`` when not learning)."""
+        if not self.config.rate_limit.learn_from_headers:
+            return None
+        return quota.current(self.state.quota, now)
+
+    def _obeyed_limit(self, learned: quota.Quota | None, now: float) -> int:
+        """Our limit, lowered to an advertised one (logged once per sync); never raised."""
+        ours = self.config.rate_limit.max_requests
+        obeyed = quota.effective_limit(ours, self.window_seconds, learned, now)
+        if obeyed < ours and self._warned_limit != obeyed:
+            self._warned_limit = obeyed
+            self.log.warning(
+                "%s: the API advertises a lower limit than the config: obeying %d requests per %.0fs "
+                "instead of rate_limit.max_requests=%d",
+                self.config.source,
+                obeyed,
+                self.window_seconds,
+                ours,
+            )
+        return obeyed
 
     @property
     def breaker_open(self) -> bool:

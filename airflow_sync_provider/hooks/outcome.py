@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.results import SyncErrorKind
 
 
@@ -30,6 +31,8 @@ class Attempt:
     url: str | None = None
     redirect_to: str | None = None
     """A same-origin redirect's absolute target (``SyncRun`` follows it through its own slot)."""
+    quota: Quota | None = None
+    """What the response's headers said about the API's own quota (``policy.quota``)."""
 
     @property
     def ok(self) -> bool:

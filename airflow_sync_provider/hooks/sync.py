@@ -10,6 +10,7 @@ caller's (``SyncRun``); the hook never sleeps. URLs in its messages are redacted
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +29,7 @@ from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
+from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
@@ -192,7 +194,7 @@ class RateLimitedSyncHook(HttpHook):
 
     def redact(self, url: str, config: SyncConfig) -> str:
         """``url`` as messages show it: path and query, query values and known secrets masked."""
-        return redact_url(url, keep=(config.cursor_param,), secrets=self._secrets)
+        return redact_url(url, keep=_positions(config), secrets=self._secrets)
 
     # -- one guarded attempt ---------------------------------------------------------------------
 
@@ -251,7 +253,7 @@ class RateLimitedSyncHook(HttpHook):
         return {**(params or {}), name: key}
 
     def _scrub(self, text: str, url: str, config: SyncConfig) -> str:
-        return scrub(text, url, keep=(config.cursor_param,), secrets=self._secrets)
+        return scrub(text, url, keep=_positions(config), secrets=self._secrets)
 
     def _redirect(self, response: requests.Response, method: str, url: str, config: SyncConfig) -> Attempt:
         """A 3xx with a ``Location``: where it leads, if the hook may follow it."""
@@ -262,7 +264,7 @@ class RateLimitedSyncHook(HttpHook):
             target = urljoin(url, location)
             same = self._same_origin(target, self.base_url)
         except (ValueError, CrossHostRedirect):
-            shown = redact_url(location, keep=(config.cursor_param,), secrets=self._secrets)
+            shown = redact_url(location, keep=_positions(config), secrets=self._secrets)
             return outcome.redirect_problem(f"{where} with a malformed Location {shown!r}", status)
         if not same:
             return outcome.redirect_problem(
@@ -282,14 +284,39 @@ class RateLimitedSyncHook(HttpHook):
         started: float,
         deadline: float,
     ) -> Attempt:
+        """What the response means, with the quota it reports (when the config learns from headers)."""
+        retry_after = None
+        if response.status_code in outcome.RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+        attempt = self._meaning(response, method, url, config, started, deadline, retry_after)
+        limit = config.rate_limit
+        if not limit.learn_from_headers:
+            return attempt
+        reported = quota.parse_headers(
+            response.headers,
+            self.clock(),
+            remaining_header=limit.remaining_header,
+            reset_header=limit.reset_header,
+            reset_is=limit.reset_is,
+            retry_after=retry_after if response.status_code == 429 else None,
+        )
+        return attempt if reported.is_empty() else dataclasses.replace(attempt, quota=reported)
+
+    def _meaning(
+        self,
+        response: requests.Response,
+        method: str,
+        url: str,
+        config: SyncConfig,
+        started: float,
+        deadline: float,
+        retry_after: float | None,
+    ) -> Attempt:
         status = response.status_code
         shown = self.redact(url, config)
         headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         kind, retryable, effect = outcome.from_status(status, response.reason or "")
         if kind is not None:
-            retry_after = None
-            if status in outcome.RETRY_AFTER_STATUSES:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
             message = f"{method} {shown} -> {status} {response.reason or ''}".rstrip()
             return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)
         failure = config.invalid_response_is_failure
@@ -365,6 +392,13 @@ def _read_bounded(response: requests.Response, limit: int, started: float, deadl
         if time.monotonic() - started > deadline:
             raise _Deadline
         chunks.append(chunk)
+
+
+def _positions(config: SyncConfig) -> tuple[str, ...]:
+    """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark)."""
+    if config.incremental is None:
+        return (config.cursor_param,)
+    return (config.cursor_param, config.incremental.param)
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None]:

@@ -14,9 +14,11 @@ name (+ ``.<source>`` variant)     type     value
 ``sync.circuit_breaker.failures``  gauge    consecutive counted failures
 ``sync.retry_count``               gauge    retries the sync made (all requests)
 ``sync.rate_limit.usage``          gauge    requests in the window / ``max_requests`` (0.0 - 1.0)
+``sync.rate_limit.remaining``      gauge    requests the API itself says are left (only when it says)
 =================================  =======  ==========================================================
 
-All six are sent at the end of every sync, whatever its outcome (dry runs send none); the two breaker
+The first six (the original design's) are sent at the end of every sync, whatever its outcome (dry
+runs send none), ``sync.rate_limit.remaining`` with them while the API's count is known; the two breaker
 gauges are sent again at every breaker transition. Values are numbers and the only tag is the source
 name, so no metric can carry a URL, a header or a secret. A metrics backend that fails is logged and
 ignored: metrics never fail a sync.
@@ -37,6 +39,7 @@ __all__ = [
     "BREAKER_STATE_VALUES",
     "DURATION",
     "METRIC_NAMES",
+    "RATE_LIMIT_REMAINING",
     "RATE_LIMIT_USAGE",
     "RETRY_COUNT",
     "SUCCESS",
@@ -54,6 +57,8 @@ BREAKER_FAILURES = "sync.circuit_breaker.failures"
 RETRY_COUNT = "sync.retry_count"
 RATE_LIMIT_USAGE = "sync.rate_limit.usage"
 METRIC_NAMES = (SUCCESS, DURATION, BREAKER_STATE, BREAKER_FAILURES, RETRY_COUNT, RATE_LIMIT_USAGE)
+RATE_LIMIT_REMAINING = "sync.rate_limit.remaining"
+"""Learned from the API's headers (``policy.quota``); not one of the original six."""
 
 BREAKER_STATE_VALUES: dict[BreakerState, int] = {
     BreakerState.CLOSED: 0,
@@ -104,20 +109,20 @@ def emit_sync(
     breaker: BreakerSnapshot,
     rate_limit_usage: float,
     *,
+    api_remaining: int | None = None,
     stats: StatsLike | None = None,
 ) -> None:
-    """Send all six metrics for one finished sync. Never raises."""
-    _send_all(
-        stats,
-        result.source,
-        [
-            ("gauge", SUCCESS, 1 if result.success else 0),
-            ("timing", DURATION, result.duration_ms),
-            ("gauge", RETRY_COUNT, result.retry_count),
-            ("gauge", RATE_LIMIT_USAGE, round(float(rate_limit_usage), 4)),
-            *_breaker_metrics(breaker),
-        ],
-    )
+    """Send all six metrics for one finished sync (and the API's remaining count when known). Never raises."""
+    batch: list[tuple[str, str, float]] = [
+        ("gauge", SUCCESS, 1 if result.success else 0),
+        ("timing", DURATION, result.duration_ms),
+        ("gauge", RETRY_COUNT, result.retry_count),
+        ("gauge", RATE_LIMIT_USAGE, round(float(rate_limit_usage), 4)),
+        *_breaker_metrics(breaker),
+    ]
+    if api_remaining is not None:
+        batch.append(("gauge", RATE_LIMIT_REMAINING, api_remaining))
+    _send_all(stats, result.source, batch)
 
 
 def emit_breaker(source: str, breaker: BreakerSnapshot, *, stats: StatsLike | None = None) -> None:

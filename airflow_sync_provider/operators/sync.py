@@ -330,7 +330,9 @@ class RateLimitedSyncOperator(BaseOperator):
 
     def _emit_metrics(self, result: SyncResult, guard: SourceGuard) -> None:
         try:
-            metrics.emit_sync(result, guard.state.breaker, guard.window_usage())
+            learned = guard.learned_quota(self._clock())
+            remaining = learned.remaining if learned is not None else None
+            metrics.emit_sync(result, guard.state.breaker, guard.window_usage(), api_remaining=remaining)
         except Exception:  # emit_sync already swallows backend errors; this is belt and braces
             self.log.warning("Could not send the metrics of %s", self.source, exc_info=True)
 

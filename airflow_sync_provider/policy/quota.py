@@ -172,11 +172,17 @@ def current(quota: Quota | None, now: float) -> Quota | None:
     """
     if quota is None or quota.is_empty():
         return None
+    end = expires_at(quota)
+    return quota if end is not None and now < end else None
+
+
+def expires_at(quota: Quota) -> float | None:
+    """When ``current`` stops trusting ``quota`` (``None``: never trusted, an undated report)."""
     if quota.reset_at is not None:
-        return quota if now < quota.reset_at else None
+        return quota.reset_at
     if quota.observed_at is None:
         return None
-    return quota if now < quota.observed_at + (quota.window or UNDATED_TTL) else None
+    return quota.observed_at + (quota.window or UNDATED_TTL)
 
 
 def wait(quota: Quota | None, now: float) -> float:

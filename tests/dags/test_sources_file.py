@@ -166,7 +166,7 @@ BAD_FILES = {
         "sources:\n  yield:\n    rate_limit: {max_request: 3}\n",
         [
             "source 'yield'",
-            "rate_limit.max_request is not a known field (known: max_requests, window)",
+            "rate_limit.max_request is not a known field (known: max_requests, window, safety_margin,",
             "got 3",
         ],
     ),

@@ -398,6 +398,8 @@ def test_resume_from_a_checkpoint_continues_at_the_same_page_and_keeps_retry_cou
     assert waited.value.seconds == 30.0
     assert (checkpoint.pages, checkpoint.items, checkpoint.requests_sent) == (1, 50, 2)
     assert (checkpoint.retry, checkpoint.retry_count, checkpoint.deferrals) == (1, 1, 1)
+    learned = SourceState.from_json(env.store.raw["sync_state_airdrops"], "airdrops").quota
+    assert learned is not None and (learned.remaining, learned.reset_at) == (0, T0 + 30)
     # page 1 is finished (the handler asked for page 2); page 2 is the loop's page in hand, not yet had
     loop = checkpoint.loops["/airdrops#0"]
     assert (loop.url, loop.number, loop.delivered, loop.done) == (
@@ -419,7 +421,9 @@ def test_resume_from_a_checkpoint_continues_at_the_same_page_and_keeps_retry_cou
     assert env.paths("airdrops") == [AIRDROPS_PAGES[0], AIRDROPS_PAGES[1], *AIRDROPS_PAGES[1:]]
     assert env.statuses("airdrops") == [200, 429, 200, 200]
     assert env.sleeps == []
-    assert env.store.reads == env.store.writes + 2  # a read per sync, and one before each write
+    # a read per sync, and one before each write (the deferral's flush writes the quota the 429 taught,
+    # spent for 30 s, so other DAGs of the source wait too)
+    assert env.store.reads == env.store.writes + 2
 
 
 def test_retries_stay_bounded_across_deferrals(env: Env) -> None:

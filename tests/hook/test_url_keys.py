@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+from airflow_sync_provider.load_config import IncrementalConfig
 from airflow_sync_provider.redact import redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore
@@ -142,3 +145,13 @@ def test_the_pagination_loop_message_shows_the_link_redacted(monkeypatch: pytest
     assert len(log) == 2 and out.error is not None
     assert str(out.error) == "pagination loop: next page '/sponsored?page=2&api_key=***' was already read"
     assert [v for v in store.raw.values() if KEY in v] == []
+
+
+def test_the_incremental_bookmark_param_is_shown_like_the_cursor() -> None:
+    """Where a sync stands is no secret: the bookmark param stays readable, other values are masked."""
+    config = SyncConfig(
+        source="airdrops", incremental=IncrementalConfig(cursor_field="updated_at", param="updated_since")
+    )
+    hook = RateLimitedSyncHook(conn_id="sync_default")
+    url = "http://api.test/airdrops?updated_since=2026-01-01T00%3A00%3A00Z&token=abc&cursor=7"
+    assert hook.redact(url, config) == "/airdrops?updated_since=2026-01-01T00%3A00%3A00Z&token=***&cursor=7"

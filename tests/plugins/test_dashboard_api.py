@@ -31,6 +31,7 @@ import requests
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.state import SourceState, VariableStateStore
 from tests.cli.admin_dag_deploy import admin_runs, deploy_admin_dag
 from tests.harness.airflow_cli import AIRFLOW, airflow_env
@@ -97,7 +98,11 @@ def seed_states(now: float) -> None:
             updated_at=now,
         )
     )
-    store.save(SourceState("sponsored", window=tuple(now - i for i in range(90)), updated_at=now))
+    # the API said 4 of its 10 are left until an hour from now (learned quota, issue 11)
+    learned = Quota(remaining=4, reset_at=now + 3600, limit=10, observed_at=now)
+    store.save(
+        SourceState("sponsored", window=tuple(now - i for i in range(90)), quota=learned, updated_at=now)
+    )
     # healthy again (a reset or a success since), the error of before still recorded: labelled stale
     stale = BreakerSnapshot(last_error="GET /yield -> 502 Bad Gateway", last_failure_at=now - 3600)
     store.save(SourceState("yield", stale, last_result=ok, updated_at=now))
@@ -228,6 +233,8 @@ def test_states_list_every_default_source_and_variable_only_ones(api_server: Api
     sponsored = states["sponsored"]
     assert (sponsored["window_requests"], sponsored["window_max_requests"]) == (90, 120)
     assert sponsored["window_usage"] == pytest.approx(0.75)
+    assert (sponsored["api_remaining"], sponsored["api_limit"]) == (4, 10)
+    assert (airdrops["api_remaining"], airdrops["api_limit"]) == (None, None)
     assert states["yield"]["last_result"]["items_processed"] == 42
     assert (states["yield"]["last_error_stale"], airdrops["last_error_stale"]) == (True, False)
     # no sync DAG is deployed in this DB: no next run to show, and the page says so
@@ -476,6 +483,10 @@ def test_page_renders_in_headless_chromium(api_server: ApiServer, tmp_path: Path
     assert order == sorted(order), order
     assert "sent by the first run after that" in dom.stdout  # a probe is allowed, the next run sends it
     assert "earlier, before the breaker closed: GET /yield -&gt; 502 Bad Gateway" in dom.stdout
+    # the API's own remaining count under sponsored's window bar, and only there
+    assert dom.stdout.count('class="api-left') == 1
+    sponsored_row = dom.stdout[dom.stdout.index('<tr id="sponsored"') :].split("</tr>", 1)[0]
+    assert "API 4/10 left</div>" in sponsored_row
 
     assert png.is_file(), shot.stderr[-3000:]
     if os.environ.get("SYNC_DASHBOARD_SCREENSHOT"):
