@@ -38,10 +38,13 @@ class Buckets:
 
 
 def index_of(t: float, width: float) -> int:
-    """The bucket whose end is at or after ``t`` (float-safe: ``index * width >= t`` always)."""
+    """The first bucket whose end is at or after ``t`` (float-safe: ``index * width >= t`` always, and
+    a bucket's own end maps back to it, so a log of bucket ends converts back without drifting)."""
     i = math.ceil(t / width)
     while i * width < t:
         i += 1
+    while (i - 1) * width >= t:
+        i -= 1
     return i
 
 

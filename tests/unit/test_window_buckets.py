@@ -252,3 +252,13 @@ def test_regrid_for_another_window_never_moves_a_request_earlier(offsets, widths
         assert sum(1 for e in ends if e >= cut) >= sum(1 for t in times if t >= cut)
     # ... and at most one width of each grid later
     assert all(e <= max(times) + widths[0] + widths[1] for e in ends)
+
+
+def test_a_bucket_end_maps_back_to_its_bucket_so_form_switches_do_not_drift():
+    for width in (0.1, 0.3, 0.6, 36.0, 36.01, 7.2):
+        for i in (3, 7, 49_011_000, 2_940_650_001):
+            assert bk.index_of(i * width, width) == i
+    window = bk.from_times([T0 + 0.05 * k for k in range(50)], 0.6)
+    for _ in range(20):  # a learned lower limit and ours alternating: log, buckets, log, ...
+        window = bk.from_times(bk.to_times(window, T0 + 10_000), 0.6)
+    assert window == bk.from_times([T0 + 0.05 * k for k in range(50)], 0.6)
