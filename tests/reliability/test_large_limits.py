@@ -110,3 +110,28 @@ def test_every_write_stays_under_8_kb_at_the_log_and_bucket_extremes():
             sync(store, clock, config(limit), limit // 2, f"scheduled__{run}", gap=gap)
         assert store.largest < 8 * 1024, (limit, store.largest)
         assert len(stored(store).window) <= limit
+
+
+def test_a_lower_advertised_limit_over_a_bucketed_window_is_obeyed_and_counts_every_request():
+    """Ours 10,000/h (buckets), the API advertises 50/h: the obeyed limit decides in the log form, and
+    when ours decides again every request sent meanwhile is still counted."""
+    from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
+    from airflow_sync_provider.policy.quota import Quota
+
+    store, clock = SizedStore(), Clock()
+    assert sync(store, clock, config(10_000), 30, "scheduled__1") == 30
+    guard = SourceGuard(config(10_000), store, clock=clock, log=Log(), writer="scheduled__2")
+    advertised = Quota(limit=50, window=3600.0, reset_at=clock.now + 600, observed_at=clock.now)
+    sent = 0
+    for _ in range(40):
+        if not guard.admit().allowed:
+            break
+        clock.now += 0.3
+        guard.record(Attempt(None, False, BreakerEffect.SUCCESS, "ok", 200, quota=advertised))
+        sent += 1
+    assert sent == 20  # 30 earlier + 20 = the advertised 50
+    guard.finish({})
+    clock.now += 700  # the report has expired: our 10,000 decides again
+    assert len(stored(store).window) == 50
+    assert sync(store, clock, config(10_000), 5, "scheduled__3") == 5
+    assert isinstance(stored(store).window, Buckets) and len(stored(store).window) == 55
