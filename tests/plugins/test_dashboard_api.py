@@ -74,7 +74,16 @@ def seed_states(now: float) -> None:
         "retry_count": 3,
         "started_at": "2026-01-05T10:00:00+00:00",
     }
-    ok = {**failed, "source": "yield", "success": True, "items_processed": 42, "error": None}
+    ok = {
+        **failed,
+        "source": "yield",
+        "success": True,
+        "items_processed": 42,
+        "error": None,
+        "items_loaded": 42,
+        "destination": "duckdb sync.yield",
+        "bookmark": "2026-01-05T09:58:00Z",
+    }
     store.save(
         SourceState(
             "airdrops",
@@ -487,6 +496,9 @@ def test_page_renders_in_headless_chromium(api_server: ApiServer, tmp_path: Path
     assert dom.stdout.count('class="api-left') == 1
     sponsored_row = dom.stdout[dom.stdout.index('<tr id="sponsored"') :].split("</tr>", 1)[0]
     assert "API 4/10 left</div>" in sponsored_row
+    # where yield's last sync landed its items, and the bookmark it left
+    yield_row = dom.stdout[dom.stdout.index('<tr id="yield"') :].split("</tr>", 1)[0]
+    assert "42 loaded -&gt; duckdb sync.yield · bookmark 2026-01-05T09:58:00Z" in yield_row
 
     assert png.is_file(), shot.stderr[-3000:]
     if os.environ.get("SYNC_DASHBOARD_SCREENSHOT"):
