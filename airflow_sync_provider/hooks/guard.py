@@ -112,7 +112,8 @@ class SourceGuard:
         """Written into every save (``SourceState.writer``): a sync's ``dag_id/run_id``."""
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
         self.hold_seconds = hold_seconds(config)
-        loaded = store.load(config.source, on_warning=log.warning)
+        self._warned: set[str] = set()
+        loaded = store.load(config.source, on_warning=self._warn_once)
         self._seen = (loaded.writer, loaded.updated_at)  # the last write we read or made
         self._known = loaded.window  # its window: what a foreign write added is the difference
         self.state: SourceState = clamp_future_times(loaded, clock(), log.warning)
@@ -278,9 +279,15 @@ class SourceGuard:
             self._refresh(now)
             self._save(now)
 
+    def _warn_once(self, message: str) -> None:
+        """A problem with the stored state, logged once per sync (every write re-reads the state)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self.log.warning(message)
+
     def _refresh(self, now: float) -> None:
         """Re-read the state; a write by anyone else since our last read or write is merged in."""
-        current = self.store.load(self.config.source, on_warning=self.log.warning)
+        current = self.store.load(self.config.source, on_warning=self._warn_once)
         if (current.writer, current.updated_at) == self._seen:
             return
         self.log.warning(

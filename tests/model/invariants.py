@@ -152,8 +152,12 @@ def sync_done(sync: Sync, api: ScriptedApi, stored_breaker: Any, probes_before: 
         kind = str(result.get("error"))
         if kind not in BLOCKED:
             seen = {w.kind for w in mine}
-            budget = "max_sync_duration" in str(result.get("error_message"))
-            if not (seen & EXPLAINED_BY.get(kind, frozenset()) or (kind == "TIMEOUT" and budget)):
+            message = str(result.get("error_message"))
+            budget = "max_sync_duration" in message
+            # two trailing-slash redirects in a row (/items -> /items/ -> /items) are a loop at the API
+            toggled = "redirect loop" in message and sum(w.kind == "redirect" for w in mine) >= 2
+            explained = seen & EXPLAINED_BY.get(kind, frozenset()) or (kind == "TIMEOUT" and budget)
+            if not (explained or (kind == "INVALID_RESPONSE" and toggled)):
                 reason = (
                     "reaching max_pages" if api.pages > sync.max_pages and kind == "INVALID_RESPONSE" else ""
                 )

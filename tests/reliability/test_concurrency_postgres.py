@@ -255,10 +255,10 @@ def test_a_deferred_sync_keeps_the_pool_slot(cluster: AirflowCluster, demo: Demo
     assert len(state["window"]) == window_before + 7
 
 
-def test_without_the_pool_a_read_before_the_other_write_still_sends_but_forgets_nothing() -> None:
-    """What the pool still buys: two syncs that read the state before either writes both send (a
-    request on the wire cannot be merged away). The first write after that merges the other's
-    slot in (issue 10 item 9), so no slot is forgotten and the next request is refused."""
+def test_without_the_pool_a_sync_that_read_early_still_sees_the_other_write_before_it_sends() -> None:
+    """Two syncs outside the pool that both read the state before either wrote: every write re-reads
+    first (issue 10 item 9), so the later one sees the other's slot before it takes its own, and a
+    limit of 1 holds. What is left for the pool: the instant between a re-read and its write."""
     import logging
     from datetime import timedelta
 
@@ -277,11 +277,12 @@ def test_without_the_pool_a_read_before_the_other_write_still_sends_but_forgets_
 
     assert first.admit().allowed
     now[0] += 1
-    assert second.admit().allowed  # a limit of 1, yet both send: each saw an empty window
+    refused = second.admit()  # its re-read finds the first's slot
+    assert (refused.allowed, refused.kind.value if refused.kind else None) == (False, "RATE_LIMIT_EXCEEDED")
     now[0] += 1
-    first.finish({"success": True})  # re-reads, finds the second's write, merges it
+    first.finish({"success": True})
     window = SourceState.from_json(store.raw[variable_key("quests")], "quests").window
-    assert len(window) == 2  # both requests remembered (before: the first slot was overwritten)
+    assert len(window) == 1  # one request sent, one remembered
 
     # serialised (what the 1-slot pool guarantees), the second sync sees the first one's slot
     store = InMemoryStateStore()
