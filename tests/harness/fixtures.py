@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,10 @@ def require_service(name: str, available: bool) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{name} is required under CI=true but is not reachable")
     pytest.skip(f"{name} is not reachable on this machine")
+
+
+def window_count(state: dict[str, Any]) -> int:
+    """Requests a stored state's window holds, in either form: the log (``window``) or, for limits
+    above ``rate_limit.LOG_MAX``, per-bucket counts (``window_buckets.counts``: ``[[index, n], ...]``)."""
+    buckets = state.get("window_buckets") or {}
+    return len(state.get("window") or []) + sum(n for _, n in buckets.get("counts", []))
