@@ -33,7 +33,7 @@ class FaultError(ValueError):
         return {"error": str(self), "field": self.field, "value": self.value}
 
 
-def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
+def number_field(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise FaultError(name, value, "must be a number")
     if value < low or (low_open and value == low) or value > high:
@@ -42,7 +42,7 @@ def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = 
     return float(value)
 
 
-def _integer(name: str, value: Any, low: int, high: int) -> int:
+def integer_field(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise FaultError(name, value, f"must be an integer from {low} to {high}")
     return value
@@ -72,10 +72,10 @@ def _location(value: Any) -> str | None:
 
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "retry_after": lambda v: _header("retry_after", v, nullable=True),
-    "delay": lambda v: _number("delay", v, 0, 3600),
-    "size_mb": lambda v: _number("size_mb", v, 0, 256, low_open=True),
-    "chunk_size": lambda v: _integer("chunk_size", v, 1, 1 << 20),
-    "status_code": lambda v: _integer("status_code", v, 200, 599),
+    "delay": lambda v: number_field("delay", v, 0, 3600),
+    "size_mb": lambda v: number_field("size_mb", v, 0, 256, low_open=True),
+    "chunk_size": lambda v: integer_field("chunk_size", v, 1, 1 << 20),
+    "status_code": lambda v: integer_field("status_code", v, 200, 599),
     "location": _location,
 }
 
@@ -171,7 +171,7 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
         raise FaultError("source", source, "must match [a-z][a-z0-9_]{0,62} or be omitted")
     count = spec.get("count")
     if count is not None:
-        count = _integer("count", count, 1, 1_000_000)
+        count = integer_field("count", count, 1, 1_000_000)
     allowed = MODE_OPTIONS[mode]
     options: dict[str, Any] = {}
     for key, value in spec.items():

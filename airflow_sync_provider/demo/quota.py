@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_sync_provider.demo.catalog import is_source_name
-from airflow_sync_provider.demo.faults import FaultError, _integer, _number
+from airflow_sync_provider.demo.faults import FaultError, integer_field, number_field
 
 FAMILIES = ("ietf", "ietf-structured", "x-ratelimit", "none")
 
@@ -43,8 +43,8 @@ def parse_quota(spec: Mapping[str, Any]) -> tuple[str, SourceQuota]:
     source = spec.get("source")
     if not isinstance(source, str) or not is_source_name(source):
         raise FaultError("source", source, "must match [a-z][a-z0-9_]{0,62}")
-    limit = _integer("limit", spec.get("limit"), 1, 100_000)
-    window = _number("window", spec.get("window", 60), 0, 86400, low_open=True)
+    limit = integer_field("limit", spec.get("limit"), 1, 100_000)
+    window = number_field("window", spec.get("window", 60), 0, 86400, low_open=True)
     family = spec.get("family", "ietf")
     if family not in FAMILIES:
         raise FaultError("family", family, f"must be one of {', '.join(FAMILIES)}")
