@@ -1,0 +1,106 @@
+"""Parse-time checks of the endpoint description: every bad value named with its field and value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_sync_provider import templates
+from airflow_sync_provider.endpoint_config import EndpointConfig, parse_endpoint
+from airflow_sync_provider.exceptions import SyncConfigError
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"paginator": {"type": "pages"}},
+            "r.paginator.type must be one of single_page, header_link, json_link, "
+            "cursor, offset, page_number, last_item_cursor, got 'pages'",
+        ),
+        ({"paginator": {"limit": 5}}, "r.paginator.type is required"),
+        ({"paginator": "offset"}, "r.paginator.limit is required for type offset, got None"),
+        ({"paginator": {"type": "offset", "limit": 0}}, "r.paginator.limit must be an integer >= 1, got 0"),
+        (
+            {"paginator": {"type": "cursor", "next_url_path": "n"}},
+            "r.paginator.next_url_path is not a field of type cursor (its fields: cursor_path, cursor_param",
+        ),
+        (
+            {"paginator": {"type": "json_link", "next_url_path": "links..next"}},
+            "r.paginator.next_url_path must be a dotted JSON path like data.next, got 'links..next'",
+        ),
+        (
+            {"paginator": {"type": "cursor", "cursor_param": "c", "cursor_body_path": "c"}, "method": "POST"},
+            "r.paginator.cursor_body_path cannot be combined with cursor_param",
+        ),
+        (
+            {"paginator": {"type": "cursor", "cursor_body_path": "c"}},
+            "r.paginator.cursor_body_path needs method: POST (a JSON body), got 'c'",
+        ),
+        (
+            {"paginator": {"type": "offset", "limit": 5, "total_path": None, "stop_after_empty_page": False}},
+            "r.paginator.stop_after_empty_page must be true when total_path",
+        ),
+        (
+            {"paginator": {"type": "page_number", "base_page": 1, "page": 0}},
+            "r.paginator.page must be >= base_page",
+        ),
+        ({"method": "PATCH"}, "r.method must be one of GET, POST, got 'PATCH'"),
+        ({"json": {"a": 1}}, "r.json needs method: POST"),
+        ({"json": [1], "method": "POST"}, "r.json must be a JSON object, got [1]"),
+        (
+            {"params": {"since": {"a": 1}}},
+            "r.params.since must be a string, number, boolean or a list of them",
+        ),
+        (
+            {"params": {"since": "{bookmrak}"}},
+            "r.params.since names unknown run value {bookmrak} (known: {data_interval_start}",
+        ),
+        ({"params": {"q": "a}b"}}, "r.params.q has an unpaired brace"),
+        (
+            {"json": {"filter": {"after": "{nope}"}}, "method": "POST"},
+            "r.json.filter.after names unknown run value",
+        ),
+        (
+            {"data_selector": "data[0]"},
+            "r.data_selector must be a dotted JSON path like data or response.items",
+        ),
+        ({"pagniator": "single_page"}, "r.pagniator is not a known field (known: path, method, params"),
+    ],
+)
+def test_bad_input_names_field_and_value(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(SyncConfigError) as caught:
+        parse_endpoint(data, "r.")
+    assert str(caught.value).startswith(message)
+
+
+def test_a_full_description_parses() -> None:
+    spec = parse_endpoint(
+        {
+            "path": "/v1/databases/x/query",
+            "method": "post",
+            "json": {"page_size": 100, "filter": {"after": "{data_interval_start}"}},
+            "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_body_path": "start_cursor"},
+            "data_selector": "results",
+        }
+    )
+    assert spec.method == "POST" and spec.paginator is not None
+    assert spec.paginator.cursor_param is None and spec.paginator.has_more_path is None
+    assert EndpointConfig().paginator is None and EndpointConfig().method == "GET"
+
+
+def test_templates_keep_types_and_leave_out_what_the_run_lacks() -> None:
+    values = {"bookmark": 1700, "data_interval_start": "2027-01-15T08:00:00+00:00"}
+    params = {
+        "since": "{bookmark}",
+        "q": "updated>{data_interval_start}",
+        "end": "{data_interval_end}",
+        "n": 5,
+    }
+    assert templates.render(params, values) == {
+        "since": 1700,
+        "q": "updated>2027-01-15T08:00:00+00:00",
+        "n": 5,
+    }
+    assert templates.render({"raw": "{{literal}}"}, {}) == {"raw": "{literal}"}
