@@ -104,3 +104,32 @@ def test_templates_keep_types_and_leave_out_what_the_run_lacks() -> None:
         "n": 5,
     }
     assert templates.render({"raw": "{{literal}}"}, {}) == {"raw": "{literal}"}
+
+
+def test_sync_config_reads_the_endpoint_fields_and_round_trips() -> None:
+    from airflow_sync_provider.config import SyncConfig
+
+    data = {
+        "source": "stripe_customers",
+        "endpoint": "/v1/customers",
+        "params": {"limit": 100, "created[gte]": "{data_interval_start_unix}"},
+        "paginator": {"type": "last_item_cursor"},
+        "data_selector": "data",
+    }
+    config = SyncConfig.from_dict(data)
+    assert config.request_spec.paginator == config.paginator
+    assert config.paginator is not None and config.paginator.cursor_param == "starting_after"
+    assert SyncConfig.from_dict(config.to_dict()) == config
+    hash(config)  # still usable as a key
+    plain = SyncConfig(source="plain")
+    assert (plain.method, plain.params, plain.json, plain.paginator, plain.data_selector) == (
+        "GET",
+        {},
+        None,
+        None,
+        None,
+    )
+    with pytest.raises(SyncConfigError, match="^paginator.type must be one of single_page, header_link"):
+        SyncConfig.from_dict({**data, "paginator": "link"})
+    with pytest.raises(SyncConfigError, match=r"^params\.since names unknown run value \{since\}"):
+        SyncConfig(source="x", params={"since": "{since}"})
