@@ -129,7 +129,7 @@ def test_sync_config_reads_the_endpoint_fields_and_round_trips() -> None:
         None,
         None,
     )
-    with pytest.raises(SyncConfigError, match="^paginator.type must be one of single_page, header_link"):
+    with pytest.raises(SyncConfigError, match=r"^paginator\.type must be one of single_page, header_link"):
         SyncConfig.from_dict({**data, "paginator": "link"})
     with pytest.raises(SyncConfigError, match=r"^params\.since names unknown run value \{since\}"):
         SyncConfig(source="x", params={"since": "{since}"})
