@@ -456,10 +456,15 @@ def _read_bounded(response: requests.Response, limit: int, started: float, deadl
 
 
 def _positions(config: SyncConfig) -> tuple[str, ...]:
-    """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark)."""
-    if config.incremental is None:
-        return (config.cursor_param,)
-    return (config.cursor_param, config.incremental.param)
+    """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark,
+    the paginator's offset, page or cursor)."""
+    names = [config.cursor_param]
+    if config.incremental is not None:
+        names.append(config.incremental.param)
+    p = config.paginator
+    if p is not None:
+        names += [n for n in (p.cursor_param, p.offset_param, p.limit_param, p.page_param) if n is not None]
+    return tuple(names)
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None]:

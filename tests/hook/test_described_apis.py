@@ -373,3 +373,57 @@ def test_no_token_or_secret_reaches_the_checkpoint_or_the_log(
     assert "/v1/reports" in logged  # the log was captured
     for text in (stored, logged):
         assert token not in text and secret not in text
+
+
+def test_a_selector_on_a_non_list_is_an_invalid_response_naming_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Stripe(3) as api:
+        connect(monkeypatch, api.url, password=api.key, extra={"auth_type": "bearer"})
+        run = sync_to_end(api, stripe_config(data_selector="url"))
+
+    assert run.outcome.error is not None and run.outcome.error.kind == SyncErrorKind.INVALID_RESPONSE
+    assert "data_selector 'url' selects a str, not a list" in str(run.outcome.error)
+
+
+@pytest.mark.parametrize(
+    ("extra", "login", "message"),
+    [
+        (
+            {"auth_type": "digest"},
+            "u",
+            "extra auth_type must be one of basic, bearer, oauth2_client_credentials",
+        ),
+        ({"auth_type": "oauth2_client_credentials"}, "u", "extra token_url must be an http(s) URL, got None"),
+        (
+            {"auth_type": "oauth2_client_credentials", "token_url": "ftp://x/token"},
+            "u",
+            "extra token_url must be an http(s) URL, got 'ftp://x/token'",
+        ),
+        (
+            {"auth_type": "oauth2_client_credentials", "token_url": "https://x/token"},
+            None,
+            "auth_type oauth2_client_credentials needs the client id as login",
+        ),
+        (
+            {"auth_type": "oauth2_client_credentials", "token_url": "https://x/t", "scopes": [1]},
+            "u",
+            "extra scopes must be a string or a list of scope names, got [1]",
+        ),
+        (
+            {"auth_type": "bearer", "api_key_header": "X-Key"},
+            None,
+            "cannot be combined with an API key field",
+        ),
+    ],
+)
+def test_bad_auth_settings_end_the_sync_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], login: str | None, message: str
+) -> None:
+    with Stripe(1) as api:
+        connect(monkeypatch, api.url, login=login, password="pw-1234567", extra=extra)
+        run = sync_to_end(api, stripe_config())
+
+    assert run.outcome.error is not None and run.outcome.error.kind == SyncErrorKind.CONNECTION_ERROR
+    assert message in str(run.outcome.error)
+    assert api.log == []

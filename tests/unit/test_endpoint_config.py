@@ -133,3 +133,21 @@ def test_sync_config_reads_the_endpoint_fields_and_round_trips() -> None:
         SyncConfig.from_dict({**data, "paginator": "link"})
     with pytest.raises(SyncConfigError, match=r"^params\.since names unknown run value \{since\}"):
         SyncConfig(source="x", params={"since": "{since}"})
+
+
+def test_reading_an_endpoint_description_loads_no_dlt() -> None:
+    """DAG parsing reads these configs: the pure paginators must not pull dlt in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from airflow_sync_provider.config import SyncConfig\n"
+        "from airflow_sync_provider import pagination\n"
+        "c = SyncConfig.from_dict({'source': 'x', 'paginator': {'type': 'offset', 'limit': 5}})\n"
+        "p = c.paginator\n"
+        "pagination.advance(p, pagination.start(p), pagination.PageView({'total': 9}, [1]))\n"
+        "print(sorted(m for m in sys.modules if m == 'dlt' or m.startswith('dlt.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
