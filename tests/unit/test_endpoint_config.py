@@ -151,3 +151,25 @@ def test_reading_an_endpoint_description_loads_no_dlt() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_readme_examples_are_valid_sources() -> None:
+    """The ``sources.yaml`` block of README "Describing your API" parses as it is written."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_sync_provider.sources_file import configs_from_mapping
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Describing your API", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    names = ("jira_issues", "notion_tasks", "stripe_customers", "zendesk_tickets")
+    configs = {name: configs_from_mapping(yaml.safe_load(block))[name] for name in names}
+    assert {c.paginator.type for c in configs.values() if c.paginator} == {
+        "last_item_cursor",
+        "json_link",
+        "cursor",
+        "offset",
+    }
