@@ -427,3 +427,39 @@ def test_bad_auth_settings_end_the_sync_before_any_request(
     assert run.outcome.error is not None and run.outcome.error.kind == SyncErrorKind.CONNECTION_ERROR
     assert message in str(run.outcome.error)
     assert api.log == []
+
+
+def test_a_throttled_token_call_defers_and_the_resume_fetches_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token call is a request of the source: a 429 to it defers the sync like any other."""
+    with OAuthReports(4) as api:
+        oauth_connect(monkeypatch, api)
+        api.throttle_at(1)
+        run = sync_to_end(api, oauth_config())
+
+    assert run.outcome.error is None and run.deferrals == [30.0]
+    assert [s.path for s in api.log] == ["/oauth/token", "/oauth/token", "/v1/reports"]
+    assert run.collector.items == api.reports
+
+
+def test_bookmark_run_value_is_the_bookmark_minus_lag() -> None:
+    from types import SimpleNamespace
+
+    cfg = SyncConfig.from_dict(
+        {
+            "source": "x",
+            "params": {"since": "{bookmark}"},
+            "incremental": {"cursor_field": "updated", "param": "updated_since", "lag": "5m"},
+        }
+    )
+    run = SimpleNamespace(config=cfg, checkpoint=Checkpoint(started_at=0.0))
+    ctx = SyncContext(run, {}, bookmark="2027-01-15T08:00:00Z")  # type: ignore[arg-type]
+    values = ctx.run_values()
+    assert values["bookmark"] == "2027-01-15T07:55:00Z"
+    assert values["data_interval_start"] is None  # a run without an interval: params naming it are left out
+    start = datetime(2027, 1, 15, 9, tzinfo=UTC)
+    ctx = SyncContext(run, {"data_interval_start": start}, bookmark=None)  # type: ignore[arg-type]
+    assert ctx.run_values()["data_interval_start"] == "2027-01-15T09:00:00Z"
+    assert ctx.run_values()["data_interval_start_unix"] == int(start.timestamp())
+    assert ctx.run_values()["bookmark"] is None
