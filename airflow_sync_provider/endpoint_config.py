@@ -210,6 +210,17 @@ class EndpointConfig:
 
     def __post_init__(self) -> None:
         p = self.prefix
+        path = self.path
+        ok = isinstance(path, str) and (
+            path == ""
+            or (
+                path.startswith("/")
+                and not path.startswith("//")
+                and "://" not in path
+                and not any(ch.isspace() for ch in path)
+            )
+        )
+        _require(ok, f"{p}path", path, "must be a path starting with '/' (not a URL)")
         ok = isinstance(self.method, str) and self.method.upper() in METHODS
         _require(ok, f"{p}method", self.method, f"must be one of {', '.join(METHODS)}")
         object.__setattr__(self, "method", self.method.upper())

@@ -47,6 +47,7 @@ from airflow_sync_provider.exceptions import SyncConfigError
             "r.paginator.page must be >= base_page",
         ),
         ({"method": "PATCH"}, "r.method must be one of GET, POST, got 'PATCH'"),
+        ({"path": "https://api.example.com/v1"}, "r.path must be a path starting with '/' (not a URL)"),
         ({"json": {"a": 1}}, "r.json needs method: POST"),
         ({"json": [1], "method": "POST"}, "r.json must be a JSON object, got [1]"),
         (
