@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.policy import adaptive
 
 if TYPE_CHECKING:
     from airflow_sync_provider.config import RateLimitConfig
@@ -45,3 +46,12 @@ def check(limit: RateLimitConfig) -> None:
     ok = isinstance(decrease, int | float) and not isinstance(decrease, bool) and math.isfinite(decrease)
     if not (ok and low <= decrease <= high):
         raise SyncConfigError(f"{prefix}.adaptive_decrease", decrease, f"must be a number in [{low}, {high}]")
+
+
+def algorithm_for(limit: RateLimitConfig) -> adaptive.Adaptive:
+    """The adaptive algorithm a source's ``rate_limit`` asks for: the chosen one (CUBIC), bounded by
+    ``min_requests`` and ``max_requests`` over ``window``, decreasing by ``adaptive_decrease``."""
+    bounds = adaptive.Bounds(
+        ceiling=limit.max_requests, floor=limit.min_requests, window=limit.window.total_seconds()
+    )
+    return adaptive.Cubic(bounds, beta=limit.adaptive_decrease)

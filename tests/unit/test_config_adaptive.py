@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from airflow_sync_provider import adaptive_config
 from airflow_sync_provider.config import RateLimitConfig, SyncConfig
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.policy import adaptive
 
 
 def test_defaults_keep_adaptive_off() -> None:
@@ -71,3 +73,17 @@ def test_a_floor_above_the_limit_is_refused_from_yaml_too() -> None:
 
 def test_a_floor_equal_to_the_limit_is_allowed() -> None:
     assert RateLimitConfig(max_requests=5, min_requests=5).min_requests == 5
+
+
+def test_the_config_gives_the_chosen_algorithm_its_bounds_and_decrease() -> None:
+    limit = RateLimitConfig(
+        max_requests=600, window=timedelta(minutes=1), min_requests=10, adaptive_decrease=0.5
+    )
+    alg = adaptive_config.algorithm_for(limit)
+    assert alg.name == adaptive.DEFAULT_ALGORITHM
+    assert alg.bounds == adaptive.Bounds(ceiling=600, floor=10, window=60.0)
+    state = alg.on_refused(alg.start(0.0), 1.0, sent_at=1.0, in_window=100)
+    assert alg.limit(state, 1.0) == 50
+    for n in range(30):
+        state = alg.on_refused(state, 2.0 + n, sent_at=2.0 + n)
+    assert alg.limit(state, 40.0) == 10
