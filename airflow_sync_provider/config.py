@@ -17,6 +17,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
+from airflow_sync_provider import adaptive_config
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
@@ -91,6 +92,14 @@ class RateLimitConfig:
     reset_header: str | None = None
     """An API's own name for the reset time; read as ``reset_is`` says."""
     reset_is: Literal["seconds", "epoch", "auto"] = "auto"
+    adaptive: bool = False
+    """Learn a hidden limit: refusals without a usable quota lower the effective limit, sustained
+    success raises it (``policy.adaptive``). Accepted and validated; admission uses it from the next
+    release."""
+    min_requests: int = adaptive_config.DEFAULT_MIN_REQUESTS
+    """The adaptive floor: the effective limit never goes below it (nor above ``max_requests``)."""
+    adaptive_decrease: float = adaptive_config.DEFAULT_DECREASE
+    """The factor a refusal multiplies the effective limit by, in [0.1, 0.95]."""
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
@@ -132,6 +141,7 @@ class RateLimitConfig:
             self.reset_is,
             f"must be one of {', '.join(RESET_FORMS)}",
         )
+        adaptive_config.check(self)
 
 
 @dataclass(frozen=True, kw_only=True)
