@@ -16,6 +16,10 @@ a test can defer a sync in the middle of a pagination and check where the resume
   ``{"object": "list", "results", "next_cursor", "has_more"}``.
 - ``Jira`` (REST API v3 search): ``GET /rest/api/3/search`` with basic auth, ``jql``, ``startAt``,
   ``maxResults`` (capped at 50, echoed); ``{"startAt", "maxResults", "total", "issues"}``.
+- ``GitHub`` (docs.github.com, using pagination in the REST API): ``GET /user/repos`` and
+  ``GET /repos/<owner>/<repo>/issues`` with a bearer token, ``per_page`` (max 100) and ``page`` (from
+  1); a ``Link`` header with ``rel="next"`` and ``rel="last"`` (absolute URLs) while pages remain; a
+  repository it does not know is a 404 ``Not Found``.
 - ``OAuthReports``: an OAuth2 client-credentials API (RFC 6749 section 4.4 and RFC 6750):
   ``POST /oauth/token`` (form ``grant_type=client_credentials``, ``scope``; client id and secret as
   basic auth; ``401 invalid_client`` otherwise) returns ``{"access_token", "token_type": "Bearer",
@@ -29,7 +33,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -263,6 +266,44 @@ class Jira(EmulatedApi):
         return Answer(200, {"startAt": start, "maxResults": size, "total": len(self.issues), "issues": page})
 
 
+class GitHub(EmulatedApi):
+    """``repos``: repository full name -> issue count; ``token`` as a bearer token."""
+
+    def __init__(
+        self, repos: dict[str, int], token: str = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.repos = [{"id": i, "full_name": name} for i, name in enumerate(repos, 1)]
+        self.issues = {
+            name: [{"number": n, "repo": name} for n in range(count, 0, -1)] for name, count in repos.items()
+        }
+
+    def answer(self, seen: Seen) -> Answer:
+        if bearer(seen.headers) != self.token:
+            return _error(401, message="Bad credentials")
+        if seen.path == "/user/repos":
+            rows = self.repos
+        elif seen.path.startswith("/repos/") and seen.path.endswith("/issues"):
+            name = seen.path[len("/repos/") : -len("/issues")]
+            if name not in self.issues:
+                return _error(404, message="Not Found")
+            rows = self.issues[name]
+        else:
+            return _error(404, message="Not Found")
+        per_page, page = min(int(seen.query.get("per_page", 30)), 100), int(seen.query.get("page", 1))
+        last = max(1, -(-len(rows) // per_page))
+        headers = {}
+        if page < last:
+            query = {k: v for k, v in seen.query.items() if k != "page"}
+
+            def link(n: int) -> str:
+                return f"{self.url}{seen.path}?{urlencode({**query, 'page': n})}"
+
+            headers["Link"] = f'<{link(page + 1)}>; rel="next", <{link(last)}>; rel="last"'
+        return Answer(200, rows[(page - 1) * per_page : page * per_page], headers)
+
+
 class OAuthReports(EmulatedApi):
     """An OAuth2 client-credentials API: ``/oauth/token`` and the page-numbered ``/v1/reports``."""
 
@@ -315,8 +356,3 @@ class OAuthReports(EmulatedApi):
         rows = self.reports[(page - 1) * per_page : page * per_page]
         total_pages = -(-len(self.reports) // per_page)
         return Answer(200, {"reports": rows, "page": page, "total_pages": total_pages})
-
-
-def serving(api: EmulatedApi) -> Iterator[EmulatedApi]:
-    with api:
-        yield api

@@ -25,7 +25,7 @@ from airflow_sync_provider.hooks.oauth2 import TOKENS
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore
 from airflow_sync_provider.sync_run import Checkpoint
-from tests.apis import EmulatedApi, Jira, Notion, OAuthReports, Stripe, Zendesk
+from tests.apis import EmulatedApi, GitHub, Jira, Notion, OAuthReports, Stripe, Zendesk
 from tests.hook import FakeClock, Sleeps, SyncOutcome, connect, fast_config, make_hook, sync_once
 
 SECOND = timedelta(seconds=1)
@@ -463,3 +463,19 @@ def test_bookmark_run_value_is_the_bookmark_minus_lag() -> None:
     assert ctx.run_values()["data_interval_start"] == "2027-01-15T09:00:00Z"
     assert ctx.run_values()["data_interval_start_unix"] == int(start.timestamp())
     assert ctx.run_values()["bookmark"] is None
+
+
+def test_github_follows_the_link_header_and_resumes_at_the_throttled_link(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with GitHub({"octo/hello": 7}) as api:
+        connect(monkeypatch, api.url, password=api.token, extra={"auth_type": "bearer"})
+        api.throttle_at(2)
+        cfg = config(
+            "github_issues", "/repos/octo/hello/issues", params={"per_page": 3}, paginator="header_link"
+        )
+        run = sync_to_end(api, cfg)
+
+    assert run.outcome.error is None and run.deferrals == [30.0]
+    assert run.collector.items == api.issues["octo/hello"]
+    assert [s.query.get("page") for s in api.log] == [None, "2", "2", "3"]
