@@ -360,8 +360,6 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
     assert "sync.success.rel_sec_basic_ok" in packets, "no StatsD packet of ours arrived"
     stored_vars = all_variables()
     deferrals = deferral_rows("rel_secrets")
-    # the deferral's trigger row (kwargs in clear: no Fernet key) holds the next page, a marker for its key
-    assert any("SyncWaitTrigger" in row[1] and "***password***" in row[2] for row in deferrals["trigger"])
     assert {f"sync_state_rel_sec_{t}" for t in expected_states} <= set(stored_vars)
     # Airflow's own task supervisor, at DEBUG, logs each value the task asks it to mask
     # ("Sending request ... msg=MaskSecret(value='...')", supervisor.py, Airflow 3.3.2): not the
@@ -387,6 +385,8 @@ def test_planted_secrets_reach_the_api_and_nothing_else(variables: Any, tmp_path
         for i in [places[where].find(planted[what])]
     ]
     assert leaks == [], "\n\n".join(contexts)
+    # the deferral's trigger row (kwargs in clear: no Fernet key) held the next page, a marker for its key
+    assert any("SyncWaitTrigger" in row[1] and "***password***" in row[2] for row in deferrals["trigger"])
 
 
 TRIGGERER_DAG = '''
@@ -474,9 +474,6 @@ def test_a_deferral_through_a_real_triggerer_stores_and_logs_no_key(tmp_path: Pa
     triggerer_log = "\n".join(trigger_logs)
     next_page = f"/rel_sec_triggerer/{key}/2?page=2&api_key={key}"
     assert [r["path"] for r in api.log] == [f"/rel_sec_triggerer?api_key={key}", next_page, next_page]
-    # the checkpoint was in the trigger row and came back through next_kwargs, with a marker for the key
-    assert any("***password***" in row for row in seen_while_deferred), seen_while_deferred
-    assert "Trigger fired event" in triggerer_log and "***password***" in triggerer_log, trigger_logs
     assert "deferring for" in task_log and "Resuming the sync" in task_log
     places = {
         "trigger and task_instance rows while deferred": "\n".join(seen_while_deferred),
@@ -485,3 +482,6 @@ def test_a_deferral_through_a_real_triggerer_stores_and_logs_no_key(tmp_path: Pa
         **{f"file {path}": body.decode("latin-1") for path, body in files_under(cluster.home).items()},
     }
     assert [where for where, text in places.items() if key in text] == []
+    # the checkpoint was in the trigger row and came back through next_kwargs, with a marker for the key
+    assert any("***password***" in row for row in seen_while_deferred), seen_while_deferred
+    assert "Trigger fired event" in triggerer_log and "***password***" in triggerer_log, trigger_logs
