@@ -75,6 +75,7 @@ class RateLimitedSyncHook(HttpHook):
         self._origin: tuple[str, str, int | None] | None = None
         self._key_param: tuple[str, str] | None = None
         self._secrets: tuple[str, ...] = ()
+        self._named_secrets: dict[str, str] = {}
 
     @property
     def store(self) -> StateStore:
@@ -108,14 +109,15 @@ class RateLimitedSyncHook(HttpHook):
             session.headers[str(key_header)] = connection.password
         if key_param and connection.password:
             self._key_param = (str(key_param), connection.password)
-        hidden = [connection.password or ""]
+        hidden = {"password": connection.password or ""}
         names = (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)  # these name the key, they are not keys
-        hidden += [
-            str(v)
+        hidden |= {
+            f"extra.{k}": str(v)
             for k, v in extra.items()
             if k not in names and any(h in str(k).lower() for h in _SECRET_EXTRA_HINTS)
-        ]
-        self._secrets = tuple(v for v in hidden if v)
+        }
+        self._named_secrets = {name: value for name, value in hidden.items() if value}
+        self._secrets = tuple(self._named_secrets.values())
         protect_http_debug_log(self._secrets)
         # SyncRun follows redirects (each hop its own slot); requests' own machinery would still parse
         # the Location of a 3xx (for Response.next) and raise on a malformed one
@@ -191,6 +193,12 @@ class RateLimitedSyncHook(HttpHook):
             return _origin_of(url) == _origin_of(base)
         except ValueError:  # a bad port or IPv6 literal: not an origin we know
             raise CrossHostRedirect("refusing to send a request to a malformed URL") from None
+
+    @property
+    def named_secrets(self) -> dict[str, str]:
+        """The connection's secrets by where they come from: ``password``, ``extra.<field>`` (key extras)."""
+        _ = self.session  # they are known once the connection has been read
+        return dict(self._named_secrets)
 
     def redact(self, url: str, config: SyncConfig) -> str:
         """``url`` as messages show it: path and query, query values and known secrets masked."""
