@@ -2,9 +2,10 @@
 
 ``ctx.pages()`` uses it when the source names a ``paginator`` (``pagination``). Its ``PageLoop``
 checkpoint entry holds the current page's URL and its paginator ``position`` (offset, page number,
-cursor or last item's cursor); a page is finished only when the handler asks for the next one, so a
-deferral or crash resumes at the unfinished page with the same request. Items are read with
-``data_selector`` (``selection``) or the legacy ``items_key``.
+cursor or last item's cursor), both in checkpoint form (the connection's secrets replaced by markers,
+``redact.conceal``, put back before the request); a page is finished only when the handler asks for
+the next one, so a deferral or crash resumes at the unfinished page with the same request. Items are
+read with ``data_selector`` (``selection``) or the legacy ``items_key``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from airflow_sync_provider import json_paths, pagination, selection
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
+from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import PageLoop, SyncRun
 
@@ -92,9 +94,11 @@ def endpoint_pages(
         if not loop.delivered and cp.pages >= cfg.max_pages:
             truncate(loop)
             return
-        request = pagination.request_for(paginator, loop.position)
+        secrets = run.hook.named_secrets
+        position = {k: reveal(v, secrets) if isinstance(v, str) else v for k, v in loop.position.items()}
+        request = pagination.request_for(paginator, position)
         page_body = _with_values(body, request.body) if spec.method == "POST" else None
-        url = loop.url
+        url = reveal(loop.url, secrets)
 
         def accept(data: Any) -> str | None:
             return items_problem(data, spec.data_selector, cfg.items_key)
@@ -103,7 +107,7 @@ def endpoint_pages(
         if loop.number == 1:
             check_first_page(attempt.body, spec.data_selector, cfg.source, run.log)
         items = items_of(attempt.body, spec.data_selector, cfg.items_key)
-        following = _following(run, loop, paginator, attempt, items)
+        following = _following(run, loop, url, position, paginator, attempt, items)
         redelivered, loop.delivered = loop.delivered, True
         yield LoopPage(loop.number, items, attempt, _wire(url, request.params), redelivered)
         # the handler asked for the next page: this one is finished
@@ -112,36 +116,46 @@ def endpoint_pages(
         if following is None:
             loop.done, loop.seen = True, []
         else:
-            position, next_url, seen_key = following
+            following_position, next_url, seen_key = following
             if seen_key is not None:
-                loop.seen = [*loop.seen[-MAX_REMEMBERED_CURSORS + 1 :], seen_key]
-            loop.url, loop.position = next_url, position
+                loop.seen = [*loop.seen[-MAX_REMEMBERED_CURSORS + 1 :], conceal(seen_key, secrets)]
+            loop.url = conceal(next_url, secrets)
+            loop.position = {
+                k: conceal(v, secrets) if isinstance(v, str) else v for k, v in following_position.items()
+            }
             loop.number, loop.delivered = loop.number + 1, False
 
 
 def _following(
-    run: SyncRun, loop: PageLoop, paginator: PaginatorConfig, attempt: Attempt, items: list[Any]
+    run: SyncRun,
+    loop: PageLoop,
+    url: str,
+    position: dict[str, Any],
+    paginator: PaginatorConfig,
+    attempt: Attempt,
+    items: list[Any],
 ) -> tuple[dict[str, Any], str, str | None] | None:
-    """The next page's position, URL and loop-detection key, or None on the last page."""
+    """The next page's position, URL and loop-detection key (as the API gave them, not concealed), or
+    None on the last page; ``url`` and ``position`` are the page just read, as requested."""
     links = _links(attempt.headers or {})
     try:
-        following = pagination.advance(
-            paginator, loop.position, pagination.PageView(attempt.body, items, links)
-        )
+        following = pagination.advance(paginator, position, pagination.PageView(attempt.body, items, links))
     except pagination.PaginationError as exc:
         raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"paginator {paginator.type}: {exc}") from exc
     if following is None:
         return None
-    url, key = loop.url, following.seen_key
+    key = following.seen_key
     if following.url is not None:
-        target = urljoin(loop.url, following.url)
+        target = urljoin(url, following.url)
         try:
             url = run.hook.url_for(target)
         except Exception as exc:  # CrossHostRedirect
             raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"next page link refused: {exc}") from exc
         key = target
-    if key is not None and key in loop.seen:
-        shown = run.hook.redact(key, run.config) if following.url is not None else key
+    secrets = run.hook.named_secrets
+    if key is not None and conceal(key, secrets) in loop.seen:
+        link = following.url is not None
+        shown = run.hook.redact(key, run.config) if link else mask_secrets(key, secrets.values())
         raise SyncAbort(
             SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {shown!r} was already read"
         )

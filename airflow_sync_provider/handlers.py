@@ -14,6 +14,11 @@ After a deferral the handler is called again from its start, with the same check
 - ``ctx.request`` calls are sent again (the handler's code before the deferral point runs again);
 - ``ctx.checkpoint.handler_data`` keeps what the handler put there, to skip work already done.
 
+Airflow stores a checkpoint in plain JSON (the trigger's kwargs and event, ``next_kwargs``), so the
+page URLs and cursors it keeps are in their checkpoint form (``ctx.checkpoint_url``): the connection's
+secrets, e.g. an API key an API echoes into its next-page links, replaced by markers that
+``ctx.restored_url`` turns back into the current values before the request.
+
 With ``load`` configured, the default handler lands the items through ``ctx.load`` (dlt); custom
 handlers can call ``ctx.load(items, table=...)`` themselves. With ``incremental``, pass
 ``**ctx.incremental_params()`` to the first request to fetch only what changed since the bookmark.
@@ -36,6 +41,7 @@ from airflow_sync_provider.endpoint_pages import check_first_page, endpoint_page
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.load.incremental import Cursor, highest, with_lag
+from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
 
@@ -47,7 +53,8 @@ class Page:
     """One page of a paginated source.
 
     ``number`` and ``url`` identify the page within its ``pages()`` loop and stay the same when a
-    resume delivers it again (``redelivered``), so a handler can de-duplicate.
+    resume delivers it again (``redelivered``), so a handler can de-duplicate. ``url`` is in its
+    checkpoint form (``SyncContext.checkpoint_url``: no secret of the connection), safe to keep.
     """
 
     number: int
@@ -114,6 +121,15 @@ class SyncContext:
         if self._loader is not None:
             self._loader.close()
 
+    def checkpoint_url(self, url: str) -> str:
+        """``url`` (or a cursor) as a checkpoint keeps it: each secret of the connection (password, key
+        extras), as is or percent-encoded, replaced by a marker naming it (``redact.conceal``)."""
+        return conceal(url, self._run.hook.named_secrets)
+
+    def restored_url(self, stored: str) -> str:
+        """A ``checkpoint_url`` with the connection's current secrets put back, ready to request."""
+        return reveal(stored, self._run.hook.named_secrets)
+
     def request(self, method: str = "GET", path: str | None = None, **params: Any) -> Attempt:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
         return self._run.request(method, path, params)
@@ -166,22 +182,24 @@ class SyncContext:
         cfg, cp = self.config, self.checkpoint
         loop = cp.loops.get(key)
         if loop is None:
-            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
+            first = _with_params(self._run.hook.url_for(base), params)
+            loop = cp.loops[key] = PageLoop(url=self.checkpoint_url(first))
         while not loop.done:
             if not loop.delivered and cp.pages >= cfg.max_pages:
                 self._truncate(loop)
                 return
+            url = self.restored_url(loop.url)
             selector = cfg.data_selector
             attempt = self._run.request(
                 cfg.method,
-                loop.url,
+                url,
                 accept=functools.partial(items_problem, selector=selector, items_key=cfg.items_key),
                 json_body=templates.render(cfg.json, self.run_values()) if cfg.json is not None else None,
             )
             if loop.number == 1:
                 check_first_page(attempt.body, selector, self.source, self._run.log)
             items = items_of(attempt.body, selector, cfg.items_key)
-            following = self._next_page(loop, attempt)
+            following = self._next_page(loop, url, attempt)
             redelivered, loop.delivered = loop.delivered, True
             yield Page(loop.number, items, attempt, url=loop.url, redelivered=redelivered)
             # the handler asked for the next page: this one is finished
@@ -203,26 +221,28 @@ class SyncContext:
             self.config.max_pages,
         )
 
-    def _next_page(self, loop: PageLoop, attempt: Attempt) -> tuple[str, str] | None:
-        """The next page's URL and its loop-detection key, or None on the last page."""
+    def _next_page(self, loop: PageLoop, url: str, attempt: Attempt) -> tuple[str, str] | None:
+        """The next page's URL and its loop-detection key (both in checkpoint form), or None on the last
+        page; ``url`` is the page just read, as requested."""
         cfg = self.config
         link = _link_next(attempt.headers or {})
         cursor = attempt.body.get(cfg.next_cursor_field) if isinstance(attempt.body, dict) else None
         if link:
-            target = requests.compat.urljoin(loop.url, link)
+            target = requests.compat.urljoin(url, link)
             key = target
         elif cursor not in (None, ""):
-            target = _with_param(loop.url, cfg.cursor_param, str(cursor))
+            target = _with_param(url, cfg.cursor_param, str(cursor))
             key = str(cursor)
         else:
             return None
-        if key in loop.seen:
-            shown = self._run.hook.redact(key, cfg) if link else key
+        if self.checkpoint_url(key) in loop.seen:
+            hook = self._run.hook
+            shown = hook.redact(key, cfg) if link else mask_secrets(key, hook.named_secrets.values())
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {shown!r} was already read"
             )
         try:
-            return self._run.hook.url_for(target), key
+            return self.checkpoint_url(self._run.hook.url_for(target)), self.checkpoint_url(key)
         except Exception as exc:  # CrossHostRedirect
             raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"next page link refused: {exc}") from exc
 

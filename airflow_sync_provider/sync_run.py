@@ -36,7 +36,8 @@ class PageLoop:
     the next one, so a resume delivers that page again (at least once)."""
 
     url: str
-    """The URL of the loop's current page: being processed, or next to read."""
+    """The URL of the loop's current page (being processed, or next to read) in checkpoint form: the
+    connection's secrets replaced by markers (``SyncContext.checkpoint_url``), put back to request it."""
     number: int = 1
     """The current page's number in this loop (1-based; stable across a resume)."""
     delivered: bool = False
@@ -44,14 +45,15 @@ class PageLoop:
     done: bool = False
     """The last page is finished, or the loop stopped at ``max_pages``: the loop yields nothing again."""
     seen: list[str] = field(default_factory=list)
-    """The next-page links or cursors this loop followed (pagination loop detection)."""
+    """The next-page links or cursors this loop followed (pagination loop detection), checkpoint form."""
     position: dict[str, Any] = field(default_factory=dict)
     """A configured paginator's position of the current page (``pagination``: offset, page, cursor)."""
 
 
 @dataclass
 class Checkpoint:
-    """Where a sync stands; JSON-safe so it can ride through a trigger and back."""
+    """Where a sync stands; JSON-safe so it can ride through a trigger and back, and free of the
+    connection's secrets (Airflow stores the trigger's event in plain JSON: ``next_kwargs``)."""
 
     started_at: float
     retry_count: int = 0

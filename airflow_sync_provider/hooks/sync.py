@@ -84,6 +84,7 @@ class RateLimitedSyncHook(HttpHook):
         self._secrets: tuple[str, ...] = ()
         self.oauth: ClientCredentials | None = None
         """The connection's OAuth2 client credentials (``auth_type: oauth2_client_credentials``)."""
+        self._named_secrets: dict[str, str] = {}
 
     @property
     def store(self) -> StateStore:
@@ -128,14 +129,15 @@ class RateLimitedSyncHook(HttpHook):
             session.headers[str(key_header)] = connection.password
         if key_param and connection.password:
             self._key_param = (str(key_param), connection.password)
-        hidden = [connection.password or ""]
+        hidden = {"password": connection.password or ""}
         names = (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS, *AUTH_FIELDS)  # they name, not hold, keys
-        hidden += [
-            str(v)
+        hidden |= {
+            f"extra.{k}": str(v)
             for k, v in extra.items()
             if k not in names and any(h in str(k).lower() for h in _SECRET_EXTRA_HINTS)
-        ]
-        self._secrets = tuple(v for v in hidden if v)
+        }
+        self._named_secrets = {name: value for name, value in hidden.items() if value}
+        self._secrets = tuple(self._named_secrets.values())
         protect_http_debug_log(self._secrets)
         # SyncRun follows redirects (each hop its own slot); requests' own machinery would still parse
         # the Location of a 3xx (for Response.next) and raise on a malformed one
@@ -213,6 +215,12 @@ class RateLimitedSyncHook(HttpHook):
         except ValueError:  # a bad port or IPv6 literal: not an origin we know
             raise CrossHostRedirect("refusing to send a request to a malformed URL") from None
 
+    @property
+    def named_secrets(self) -> dict[str, str]:
+        """The connection's secrets by where they come from: ``password``, ``extra.<field>`` (key extras)."""
+        _ = self.session  # they are known once the connection has been read
+        return dict(self._named_secrets)
+
     def redact(self, url: str, config: SyncConfig) -> str:
         """``url`` as messages show it: path and query, query values and known secrets masked."""
         return redact_url(url, keep=_positions(config), secrets=self._secrets)
@@ -289,8 +297,8 @@ class RateLimitedSyncHook(HttpHook):
             return
         token = TOKENS.put(self.oauth.key, body, self.clock())
         mask_secret(token)
-        if token not in self._secrets:
-            self._secrets = (*self._secrets, token)
+        self._named_secrets["oauth.access_token"] = token
+        self._secrets = tuple(self._named_secrets.values())
 
     def forget_token(self) -> None:
         """Drop the cached token (the API answered 401 with it)."""

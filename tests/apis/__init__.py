@@ -143,7 +143,7 @@ def _handler(api: EmulatedApi) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _error(status: int, **body: Any) -> Answer:
+def error_answer(status: int, **body: Any) -> Answer:
     return Answer(status, body)
 
 
@@ -161,18 +161,22 @@ class Stripe(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.key:
-            return _error(401, error={"type": "invalid_request_error", "message": "Invalid API Key provided"})
+            return error_answer(
+                401, error={"type": "invalid_request_error", "message": "Invalid API Key provided"}
+            )
         if seen.path != "/v1/customers":
-            return _error(404, error={"type": "invalid_request_error", "message": "Unrecognized request URL"})
+            return error_answer(
+                404, error={"type": "invalid_request_error", "message": "Unrecognized request URL"}
+            )
         limit = int(seen.query.get("limit", 10))
         if not 1 <= limit <= 100:
-            return _error(400, error={"type": "invalid_request_error", "param": "limit"})
+            return error_answer(400, error={"type": "invalid_request_error", "param": "limit"})
         rows = [c for c in self.customers if c["created"] >= int(seen.query.get("created[gte]", 0))]
         start = 0
         if "starting_after" in seen.query:
             ids = [c["id"] for c in rows]
             if seen.query["starting_after"] not in ids:
-                return _error(400, error={"type": "invalid_request_error", "code": "resource_missing"})
+                return error_answer(400, error={"type": "invalid_request_error", "code": "resource_missing"})
             start = ids.index(seen.query["starting_after"]) + 1
         page = rows[start : start + limit]
         more = start + limit < len(rows)
@@ -191,7 +195,7 @@ class Zendesk(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if basic_auth(seen.headers) != self.credentials:
-            return _error(401, error="Couldn't authenticate you")
+            return error_answer(401, error="Couldn't authenticate you")
         size = min(int(seen.query.get("page[size]", 100)), 100)
         after = seen.query.get("page[after]")
         start = 0 if after is None else int(base64.b64decode(after).decode()) + 1
@@ -232,11 +236,11 @@ class Notion(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.token:
-            return _error(401, object="error", status=401, code="unauthorized")
+            return error_answer(401, object="error", status=401, code="unauthorized")
         if "Notion-Version" not in seen.headers:
-            return _error(400, object="error", status=400, code="missing_version")
+            return error_answer(400, object="error", status=400, code="missing_version")
         if seen.method != "POST" or seen.path != f"/v1/databases/{self.database}/query":
-            return _error(404, object="error", status=404, code="object_not_found")
+            return error_answer(404, object="error", status=404, code="object_not_found")
         body = seen.body or {}
         size = min(int(body.get("page_size", 100)), 100)
         cursor = body.get("start_cursor")
@@ -259,7 +263,7 @@ class Jira(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if basic_auth(seen.headers) != self.credentials:
-            return _error(401, errorMessages=["You are not authenticated."])
+            return error_answer(401, errorMessages=["You are not authenticated."])
         start = int(seen.query.get("startAt", 0))
         size = min(int(seen.query.get("maxResults", 50)), self.cap)
         page = self.issues[start : start + size]
@@ -281,16 +285,16 @@ class GitHub(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.token:
-            return _error(401, message="Bad credentials")
+            return error_answer(401, message="Bad credentials")
         if seen.path == "/user/repos":
             rows = self.repos
         elif seen.path.startswith("/repos/") and seen.path.endswith("/issues"):
             name = seen.path[len("/repos/") : -len("/issues")]
             if name not in self.issues:
-                return _error(404, message="Not Found")
+                return error_answer(404, message="Not Found")
             rows = self.issues[name]
         else:
-            return _error(404, message="Not Found")
+            return error_answer(404, message="Not Found")
         per_page, page = min(int(seen.query.get("per_page", 30)), 100), int(seen.query.get("page", 1))
         last = max(1, -(-len(rows) // per_page))
         headers = {}
@@ -332,7 +336,7 @@ class OAuthReports(EmulatedApi):
         if seen.path == "/oauth/token":
             form = seen.body or {}
             if seen.method != "POST" or form.get("grant_type") != "client_credentials":
-                return _error(400, error="unsupported_grant_type")
+                return error_answer(400, error="unsupported_grant_type")
             if basic_auth(seen.headers) != self.client:
                 return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": 'Basic realm="token"'})
             token = f"at-{len(self.issued) + 1:04d}-{'x' * 24}"

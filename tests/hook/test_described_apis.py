@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -25,7 +26,18 @@ from airflow_sync_provider.hooks.oauth2 import TOKENS
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore
 from airflow_sync_provider.sync_run import Checkpoint
-from tests.apis import EmulatedApi, GitHub, Jira, Notion, OAuthReports, Stripe, Zendesk
+from tests.apis import (
+    Answer,
+    EmulatedApi,
+    GitHub,
+    Jira,
+    Notion,
+    OAuthReports,
+    Seen,
+    Stripe,
+    Zendesk,
+    error_answer,
+)
 from tests.hook import FakeClock, Sleeps, SyncOutcome, connect, fast_config, make_hook, sync_once
 
 SECOND = timedelta(seconds=1)
@@ -479,3 +491,52 @@ def test_github_follows_the_link_header_and_resumes_at_the_throttled_link(
     assert run.outcome.error is None and run.deferrals == [30.0]
     assert run.collector.items == api.issues["octo/hello"]
     assert [s.query.get("page") for s in api.log] == [None, "2", "2", "3"]
+
+
+class EchoingKeyApi(EmulatedApi):
+    """``GET /items?api_key=K&page=N``: 3 items a page of 8, the next page's full URL (key included, as
+    some APIs echo it) at ``paging.next``."""
+
+    key = "key-7f3a9c2e5b1d"
+
+    def answer(self, seen: Seen) -> Answer:
+        if seen.query.get("api_key") != self.key:
+            return error_answer(401, error="bad key")
+        page = int(seen.query.get("page", 1))
+        rows = [{"id": i} for i in range((page - 1) * 3, min(page * 3, 8))]
+        following = (
+            f"{self.url}/items?{urlencode({'api_key': self.key, 'page': page + 1})}" if page * 3 < 8 else None
+        )
+        return Answer(200, {"rows": rows, "paging": {"next": following}})
+
+
+def test_a_key_echoed_into_next_links_never_rides_in_the_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with EchoingKeyApi() as api:
+        connect(monkeypatch, api.url, password=api.key, extra={"api_key_param": "api_key"})
+        api.throttle_at(2)
+        cfg = config(
+            "keyed",
+            "/items",
+            paginator={"type": "json_link", "next_url_path": "paging.next"},
+            data_selector="rows",
+        )
+        clock = FakeClock()
+        hook, sleeps, collector = make_hook(clock), Sleeps(clock), Collector()
+        checkpoint = Checkpoint(started_at=clock())
+        with pytest.raises(SyncWaitRequired):
+            sync_once(hook, cfg, clock=clock, sleep=sleeps, handler=collector, checkpoint=checkpoint)
+        stored = json.dumps(checkpoint.to_dict())
+        assert api.key not in stored and "page=2" in stored
+        clock.advance(30)
+        out = sync_once(
+            hook,
+            cfg,
+            clock=clock,
+            sleep=sleeps,
+            handler=collector,
+            checkpoint=Checkpoint.from_dict(json.loads(stored)),
+        )
+
+    assert out.error is None and [r["id"] for r in collector.items] == list(range(8))
+    assert [s.query.get("page") for s in api.log] == [None, "2", "2", "3"]
+    assert all(s.query["api_key"] == api.key for s in api.log)  # put back before each request
