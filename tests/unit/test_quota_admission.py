@@ -244,3 +244,18 @@ def test_a_dag_that_does_not_learn_keeps_what_another_dag_learned():
     again = SourceGuard(config(), store, clock=clock, log=Log(), writer="a/2")
     refused = again.admit()
     assert not refused.allowed and refused.wait == pytest.approx(1790)
+
+
+def test_the_breaker_reset_clears_the_learned_quota_too():
+    """``sync_admin``'s reset (CLI, dashboard) used to leave a learned year-long reset in place."""
+    from airflow_sync_provider.operations import reset_breaker
+
+    clock, store, log = Clock(), InMemoryStateStore(), Log()
+    guard = SourceGuard(config(), store, clock=clock, log=Log())
+    send(guard, spent(clock, reset_in=YEAR))
+    guard.finish({"success": True})
+    assert not SourceGuard(config(), store, clock=clock, log=Log()).admit().allowed
+    reset_breaker(store, "airdrops", clock(), log=log, writer="sync_admin/manual_1")
+    assert store.load("airdrops").quota is None
+    assert any("the quota learned from the API is cleared (manual reset)" in w for w in log.warnings)
+    assert SourceGuard(config(), store, clock=clock, log=Log()).admit().allowed
