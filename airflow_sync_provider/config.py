@@ -17,6 +17,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
+from airflow_sync_provider import adaptive_config
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
@@ -105,6 +106,15 @@ class RateLimitConfig:
             return self.max_learned_wait
         return max(self.window, DEFAULT_MAX_LEARNED_WAIT)
 
+    adaptive: bool = False
+    """Learn a hidden limit: refusals without a usable quota lower the effective limit, sustained
+    success raises it (``policy.adaptive``). Accepted and validated; admission uses it from the next
+    release."""
+    min_requests: int = adaptive_config.DEFAULT_MIN_REQUESTS
+    """The adaptive floor: the effective limit never goes below it (nor above ``max_requests``)."""
+    adaptive_decrease: float = adaptive_config.DEFAULT_DECREASE
+    """The factor a refusal multiplies the effective limit by, in [0.1, 0.95]."""
+
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
         # the window log is stored in a Variable and read back at most MAX_WINDOW_ENTRIES long
@@ -153,6 +163,7 @@ class RateLimitConfig:
                 self.max_learned_wait,
                 f"must be at most {format_duration(MAX_LEARNED_WAIT)}",
             )
+        adaptive_config.check(self)
 
 
 @dataclass(frozen=True, kw_only=True)

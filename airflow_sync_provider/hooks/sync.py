@@ -298,7 +298,7 @@ class RateLimitedSyncHook(HttpHook):
             remaining_header=limit.remaining_header,
             reset_header=limit.reset_header,
             reset_is=limit.reset_is,
-            retry_after=retry_after if response.status_code == 429 else None,
+            retry_after=retry_after if attempt.kind is SyncErrorKind.RATE_LIMITED else None,
         )
         return attempt if reported.is_empty() else dataclasses.replace(attempt, quota=reported)
 
@@ -315,7 +315,10 @@ class RateLimitedSyncHook(HttpHook):
         status = response.status_code
         shown = self.redact(url, config)
         headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-        kind, retryable, effect = outcome.from_status(status, response.reason or "")
+        signal = status == outcome.FORBIDDEN and outcome.says_rate_limited(
+            response.headers, retry_after, remaining_header=config.rate_limit.remaining_header
+        )
+        kind, retryable, effect = outcome.from_status(status, response.reason or "", rate_limit_signal=signal)
         if kind is not None:
             message = f"{method} {shown} -> {status} {response.reason or ''}".rstrip()
             return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)

@@ -96,6 +96,9 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
             "reset_header": None,
             "reset_is": "auto",
             "max_learned_wait": None,
+            "adaptive": False,
+            "min_requests": 1,
+            "adaptive_decrease": 0.7,
         },
         "backoff": {
             "initial_delay": "1s",
