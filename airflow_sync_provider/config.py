@@ -28,6 +28,10 @@ MAX_WINDOW_ENTRIES = 10_000
 DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
 """``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
 MAX_REDIRECTS = 20
+DEFAULT_MAX_LEARNED_WAIT = timedelta(hours=1)
+"""``rate_limit.max_learned_wait`` when unset: the larger of this and the window."""
+MAX_LEARNED_WAIT = timedelta(days=366)
+"""The longest ``max_learned_wait`` accepted (a reset further away is clamped to it anyway)."""
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
@@ -92,6 +96,17 @@ class RateLimitConfig:
     reset_header: str | None = None
     """An API's own name for the reset time; read as ``reset_is`` says."""
     reset_is: Literal["seconds", "epoch", "auto"] = "auto"
+    max_learned_wait: timedelta | None = None
+    """How long a learned quota is trusted at most after it was learned (then one request goes out to
+    find out); ``None``: the larger of ``window`` and ``DEFAULT_MAX_LEARNED_WAIT``."""
+
+    @property
+    def learned_wait_cap(self) -> timedelta:
+        """The ``max_learned_wait`` in effect."""
+        if self.max_learned_wait is not None:
+            return self.max_learned_wait
+        return max(self.window, DEFAULT_MAX_LEARNED_WAIT)
+
     adaptive: bool = False
     """Learn a hidden limit: refusals without a usable quota lower the effective limit, sustained
     success raises it (``policy.adaptive``). Accepted and validated; admission uses it from the next
@@ -141,6 +156,14 @@ class RateLimitConfig:
             self.reset_is,
             f"must be one of {', '.join(RESET_FORMS)}",
         )
+        if self.max_learned_wait is not None:
+            _duration(f"{self.prefix}.max_learned_wait", self.max_learned_wait)
+            _require(
+                self.max_learned_wait <= MAX_LEARNED_WAIT,
+                f"{self.prefix}.max_learned_wait",
+                self.max_learned_wait,
+                f"must be at most {format_duration(MAX_LEARNED_WAIT)}",
+            )
         adaptive_config.check(self)
 
 
