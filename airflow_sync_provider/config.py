@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow_sync_provider import adaptive_config
 from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
 from airflow_sync_provider.policy.quota import RESET_FORMS
@@ -309,6 +310,16 @@ class SyncConfig:
     """Where the items land (dlt destination, dataset, table); None: the items are only counted."""
     incremental: IncrementalConfig | None = None
     """Send the last bookmark in a request param and fetch only what changed."""
+    method: str = "GET"
+    """``GET`` or ``POST`` (a read query with a ``json`` body)."""
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Query params of the first page; string values may name run values (``{bookmark}``)."""
+    json: Mapping[str, Any] | None = field(default=None, hash=False)
+    """The JSON body of a ``POST`` (run values as in ``params``)."""
+    paginator: PaginatorConfig | None = None
+    """dlt ``rest_api`` paginator (a type name or mapping in YAML); None: ``Link`` header or cursor field."""
+    data_selector: str | None = None
+    """Dotted path of the items in a page (``data``, ``response.items``); None: ``items_key``."""
 
     def __post_init__(self) -> None:
         _require(
@@ -381,6 +392,22 @@ class SyncConfig:
             )
         if self.load is not None and self.load.table == "":
             object.__setattr__(self, "load", dataclasses.replace(self.load, table=self.source))
+        object.__setattr__(self, "paginator", parse_paginator(self.paginator))
+        spec = self.request_spec  # checks method, params, json, paginator and data_selector together
+        object.__setattr__(self, "method", spec.method)
+        object.__setattr__(self, "params", dict(spec.params))
+
+    @property
+    def request_spec(self) -> EndpointConfig:
+        """How the endpoint is requested and read (``endpoint``, ``method``, ``params``, ...)."""
+        return EndpointConfig(
+            path=self.endpoint,
+            method=self.method,
+            params=self.params,
+            json=self.json,
+            paginator=self.paginator,
+            data_selector=self.data_selector,
+        )
 
     @property
     def pool(self) -> str:
@@ -412,6 +439,8 @@ class SyncConfig:
             if key in _OPTIONAL_SECTIONS:
                 current = getattr(base, key) if base is not None else None
                 changes[key] = _optional_section(_OPTIONAL_SECTIONS[key], value, current)
+            elif key == "paginator":
+                changes[key] = parse_paginator(value)
             elif section is not None:
                 current = getattr(base, key) if base is not None else section()
                 changes[key] = _section_from_dict(section, value, current)
@@ -441,6 +470,10 @@ class SyncConfig:
                 value = {
                     sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
                 }
+            elif isinstance(value, PaginatorConfig):
+                value = value.to_dict()
+            elif f.name == "params":
+                value = dict(value)
             out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
         return out
 

@@ -29,12 +29,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
+from airflow_sync_provider import templates
 from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.endpoint_pages import check_first_page, endpoint_pages, items_of, items_problem
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.load.incremental import Cursor, highest, with_lag
@@ -132,17 +135,48 @@ class SyncContext:
         return self._run.request(method, path, params)
 
     def pages(self, path: str | None = None, **params: Any) -> Iterator[Page]:
-        """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor.
+        """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor,
+        or by the source's ``paginator`` when it names one.
 
         Each call is its own loop (own cursor, loop detection and checkpoint entry), keyed by the
         path and how many ``pages()`` calls with that path came before it in this handler call.
-        ``params`` go on the first page's URL. ``max_pages`` bounds the finished pages of the
-        whole sync: at the limit the loop ends and the result says ``truncated``.
+        ``params`` go on the first page's URL (on the endpoint, after the source's ``params``).
+        ``max_pages`` bounds the finished pages of the whole sync: at the limit the loop ends and the
+        result says ``truncated``.
         """
         base = path or self.config.endpoint
         n = self._calls.get(base, 0)
         self._calls[base] = n + 1
-        return self._pages(f"{base}#{n}", base, params)
+        if path is None or path == self.config.endpoint:
+            params = {**templates.render(self.config.params, self.run_values()), **params}
+        if self.config.paginator is None:
+            return self._pages(f"{base}#{n}", base, params)
+        return self._endpoint_pages(f"{base}#{n}", base, params)
+
+    def run_values(self) -> dict[str, Any]:
+        """The values ``params`` and ``json`` may name (``templates.NAMES``); missing ones are None."""
+        values: dict[str, Any] = dict.fromkeys(templates.NAMES)
+        for name in ("data_interval_start", "data_interval_end"):
+            when = self.context.get(name)
+            if isinstance(when, datetime):
+                when = when.astimezone(UTC)
+                values[name] = when.isoformat().replace("+00:00", "Z")
+                values[f"{name}_unix"] = int(when.timestamp())
+        inc = self.config.incremental
+        if inc is not None:
+            values["bookmark"] = self.incremental_params().get(inc.param)
+        elif self.bookmark is not None:
+            values["bookmark"] = self.bookmark
+        return values
+
+    def _endpoint_pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
+        cp, spec = self.checkpoint, self.config.request_spec
+        loop = cp.loops.get(key)
+        if loop is None:
+            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
+        body = templates.render(spec.json, self.run_values()) if spec.json is not None else None
+        for page in endpoint_pages(self._run, loop, spec, body, truncate=self._truncate):
+            yield Page(page.number, page.items, page.response, url=page.url, redelivered=page.redelivered)
 
     def _pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
         cfg, cp = self.config, self.checkpoint
@@ -155,8 +189,16 @@ class SyncContext:
                 self._truncate(loop)
                 return
             url = self.restored_url(loop.url)
-            attempt = self._run.request("GET", url, accept=items_check(cfg.items_key))
-            items = extract_items(attempt.body, cfg.items_key)
+            selector = cfg.data_selector
+            attempt = self._run.request(
+                cfg.method,
+                url,
+                accept=functools.partial(items_problem, selector=selector, items_key=cfg.items_key),
+                json_body=templates.render(cfg.json, self.run_values()) if cfg.json is not None else None,
+            )
+            if loop.number == 1:
+                check_first_page(attempt.body, selector, self.source, self._run.log)
+            items = items_of(attempt.body, selector, cfg.items_key)
             following = self._next_page(loop, url, attempt)
             redelivered, loop.delivered = loop.delivered, True
             yield Page(loop.number, items, attempt, url=loop.url, redelivered=redelivered)
