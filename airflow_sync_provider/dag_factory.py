@@ -161,15 +161,18 @@ def _build_dag(
         description=f"Rate-limited sync of {config.source} ({config.rate_limit.max_requests} requests per "
         f"{format_duration(config.rate_limit.window)})",
     ) as dag:
-        sync = RateLimitedSyncOperator(
-            task_id=SYNC_TASK_ID,
-            source=config.source,
-            config=config,
-            handler=handler or (collect_submissions if config.review else None),
-            on_result=on_result,
-            # explicit, so that default_args' retries reach the task (the operator defaults to 0)
-            **{"retries": args["retries"], **operator_kwargs},
-        )
+        if config.resources:
+            _resource_tasks(config, handler, on_result, {"retries": args["retries"], **operator_kwargs})
+        else:
+            sync = RateLimitedSyncOperator(
+                task_id=SYNC_TASK_ID,
+                source=config.source,
+                config=config,
+                handler=handler or (collect_submissions if config.review else None),
+                on_result=on_result,
+                # explicit, so that default_args' retries reach the task (the operator defaults to 0)
+                **{"retries": args["retries"], **operator_kwargs},
+            )
         if config.review:
             add_review(sync, source=config.source, timeout=config.review_timeout, notifiers=review_notifiers)
     if trigger_params:
@@ -178,6 +181,28 @@ def _build_dag(
         # params still merge dag.params first (``process_params``), validated against these schemas.
         dag.params.update(sync_params(config))
     return dag
+
+
+def _resource_tasks(
+    config: SyncConfig, handler: Handler | None, on_result: Any, operator_kwargs: Mapping[str, Any]
+) -> None:
+    """One task per resource (task id = its name), all in the source's pool; a parent runs before its
+    children (each child reads the parent's items itself, through the same window)."""
+    tasks = {
+        r.name: RateLimitedSyncOperator(
+            task_id=r.name,
+            source=config.source,
+            config=config,
+            resource=r.name,
+            handler=handler,
+            on_result=on_result,
+            **operator_kwargs,
+        )
+        for r in config.resources
+    }
+    for r in config.resources:
+        if r.parent is not None:
+            tasks[r.parent] >> tasks[r.name]
 
 
 # Draft 7: the form's schemas need nothing newer, and a trigger's conf is validated against them by the
@@ -195,6 +220,9 @@ def sync_params(config: SyncConfig) -> dict[str, Param]:
     incremental source also gets ``full_refresh``.
     """
     incremental = config.incremental.param if config.incremental is not None else None
+    for name in config.resource_names:  # a resource's own incremental section offers full_refresh too
+        own = config.for_resource(name).incremental
+        incremental = incremental or (own.param if own is not None else None)
     specs = _form_specs(config.rate_limit.max_requests, config.max_retries, config.max_pages, incremental)
     return {name: Param(default, description, **dict(schema)) for name, default, description, schema in specs}
 
