@@ -70,8 +70,11 @@ class ResourceConfig:
         out["path"] = ep.path
         params = dict(out.get("params") or {})
         for pv in self.parent_values:
-            if pv.param is not None:
-                params[pv.param] = {"type": "resolve", "resource": self.parent, "field": pv.field}
+            name = pv.param
+            if name is None and pv.placeholder and not pv.placeholder.startswith("{resources."):
+                name = pv.placeholder[1:-1]  # a resolve param named in the path
+            if name is not None:
+                params[name] = {"type": "resolve", "resource": self.parent, "field": pv.field}
         if params:
             out["params"] = params
         for key in ("load", "incremental"):
