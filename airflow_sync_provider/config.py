@@ -438,7 +438,7 @@ class SyncConfig:
                 changes[key] = getattr(ep, key)
         try:
             base = dataclasses.replace(self.load, table="") if self.load is not None else None
-            load = _optional_section(LoadConfig, dict(r.load or {}), base)
+            load = _optional_section(LoadConfig, dict(r.load), base) if r.load is not None else base
             if load is not None and load.table == "":
                 load = dataclasses.replace(load, table=name)
             changes["load"] = load

@@ -288,7 +288,7 @@ def describe_source(config: SyncConfig) -> str:
     return f"""\
 ### Sync `{config.source}`
 
-GET `{config.endpoint}` on connection `{config.conn_id}`, every page through the source's rate limiter
+{_endpoints_doc(config)} on connection `{config.conn_id}`, every page through the source's rate limiter
 and circuit breaker. Schedule: `{schedule}`.{describe_triggers(config)}{_review_doc(config)}
 
 | limit | value |
@@ -309,6 +309,16 @@ up to {format_duration(bo.max_delay)}, jitter {bo.strategy} {bo.jitter_factor:g}
 retries exhausted, breaker tripped, or a non-retryable error. The XCom `return_value` is the SyncResult.
 Runs use the pool `{config.pool}` (1 slot): run `python -m airflow_sync_provider setup` once.
 """
+
+
+def _endpoints_doc(config: SyncConfig) -> str:
+    """``GET `/path``` or, with resources, one task per endpoint under the one limit."""
+    if not config.resources:
+        return f"{config.method} `{config.endpoint}`"
+    listed = ", ".join(
+        f"`{r.name}` ({config.for_resource(r.name).method} `{r.endpoint.path}`)" for r in config.resources
+    )
+    return f"Resources (one task each, one window for all): {listed},"
 
 
 def _review_doc(config: SyncConfig) -> str:

@@ -188,7 +188,8 @@ class RateLimitedSyncOperator(BaseOperator):
         """OpenLineage: input = the API endpoint, output = the table the items landed in (if ``load``)."""
         from airflow_sync_provider.load.lineage import sync_lineage
 
-        return sync_lineage(self.config, self.hook.url_for(self.config.endpoint))
+        config = self.config if self.resource is None else self.config.for_resource(self.resource)
+        return sync_lineage(config, self.hook.url_for(config.endpoint))
 
     # -- one sync -----------------------------------------------------------------------------------
 

@@ -61,6 +61,12 @@ def test_the_mapping_form_names_resources_by_their_keys() -> None:
     assert config.resource("issues").parent == "repos"
 
 
+def test_a_resource_loads_only_where_its_source_or_itself_says_so() -> None:
+    config = parse([{"name": "a", "path": "/a"}, {"name": "b", "path": "/b", "load": {"dataset": "raw"}}])
+    assert config.for_resource("a").load is None
+    assert (config.for_resource("b").load.dataset, config.for_resource("b").load.table) == ("raw", "b")
+
+
 def test_a_source_without_resources_is_unchanged() -> None:
     config = SyncConfig(source="plain")
     assert config.resources == () and config.resource_names == ()
