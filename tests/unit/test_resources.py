@@ -236,3 +236,22 @@ def test_the_dashboard_json_has_each_resource_once_under_the_source() -> None:
         {"name": "b", "last_result": None, "bookmark": None},
     ]
     assert "resources" not in operations.describe(SourceState("plain"), SyncConfig(source="plain"), now=0.0)
+
+
+def test_the_readme_resources_example_is_a_valid_source() -> None:
+    """The ``sources.yaml`` block of README "Several resources per source" parses as written."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_sync_provider.sources_file import configs_from_mapping
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Several resources per source", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    config = configs_from_mapping(yaml.safe_load(block))["github"]
+    assert config.resource_names == ("repos", "issues")
+    issues = config.for_resource("issues")
+    assert (issues.load.table, issues.incremental.param) == ("issues", "since")
+    assert config.resource("issues").parent == "repos"
