@@ -19,11 +19,13 @@ Above ``rate_limit.LOG_MAX`` live requests the window is bucketed (``policy.buck
 index, request count; bucket ``i`` ends at ``i * width``). Also added without a schema bump: an
 older provider ignores the key and sees an empty window.
 
-The window is kept per writer (``policy.shares``): ``window`` / ``window_buckets`` hold the requests of
-no known writer (a state written before shares), ``"window_shares": {"3f9a0c1d": {"seq": 4, "log":
-[...]}, "b71e...": {"seq": 9, "buckets": {"width": 36.0, "counts": [...]}}}`` each guard's own (its
-random tag, how many changes it made, its requests in either form). Added without a schema bump too:
-an older provider sees only the anonymous part. ``SourceState.window`` is always the union of all.
+The window is kept per writer (``policy.shares``): ``window`` / ``window_buckets`` hold every request
+(what an older provider reads), ``"window_shares": {"3f9a0c1d": [4, [1764390000.5, ...]],
+"b71e04aa": [9, 36.0, [[49011000, 57], ...]]}`` each guard's own: its random tag, then how many
+changes it made to its share and its requests, as a log or as bucket width and counts. What the
+shares do not account for is the share of no known writer (a state written before shares, or by an
+older provider, which drops the key). Added without a schema bump. ``SourceState.window`` is always
+the union of all shares.
 
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
@@ -97,18 +99,18 @@ class SourceState:
     def to_json(self) -> str:
         breaker = dataclasses.asdict(self.breaker)
         breaker["state"] = self.breaker.state.value
-        anonymous = sh.own(self.shares, sh.ANONYMOUS).window
+        window = self.window
         named = {s.writer: _share_json(s.window, s.seq) for s in self.shares if s.writer and len(s.window)}
         body: dict[str, Any] = {
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [] if isinstance(anonymous, Buckets) else _rounded(anonymous),
+            "window": [] if isinstance(window, Buckets) else _rounded(window),
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
-        if isinstance(anonymous, Buckets):
-            body["window_buckets"] = {"width": anonymous.width, "counts": anonymous.counts}
+        if isinstance(window, Buckets):
+            body["window_buckets"] = {"width": window.width, "counts": window.counts}
         if named:
             body["window_shares"] = named
         if self.writer is not None:
@@ -195,7 +197,8 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     stamps: rate_limit.Window = _log(window, "window")
     if data.get("window_buckets") is not None:
         stamps = rate_limit.union(_buckets(data["window_buckets"], "window_buckets"), stamps)
-    shares = (sh.Share(sh.ANONYMOUS, 0, stamps), *_shares(data.get("window_shares")))
+    named = _shares(data.get("window_shares"))
+    shares = (sh.Share(sh.ANONYMOUS, 0, sh.rest(stamps, named)), *named)
     last = data.get("last_result")
     writer = data.get("writer")
     quota = _quota(data.get("quota"), warn)
@@ -246,7 +249,8 @@ MAX_WRITER_LENGTH = 64
 
 
 def _shares(value: Any) -> list[sh.Share]:
-    """``window_shares``: writer tag -> ``{"seq": n, "log": [...]}`` or ``{"seq": n, "buckets": {...}}``."""
+    """``window_shares``: writer tag -> ``[seq, [time, ...]]`` (a log) or ``[seq, width, [[index,
+    count], ...]]`` (buckets)."""
     if value is None:
         return []
     if not isinstance(value, dict):
@@ -254,25 +258,25 @@ def _shares(value: Any) -> list[sh.Share]:
     out = []
     for writer, share in value.items():
         name = f"window_shares[{writer!r}]"
-        if not writer or len(writer) > MAX_WRITER_LENGTH or not isinstance(share, dict):
-            raise ValueError(f"{name} must be a non-empty tag (<= 64 chars) with an object, got {share!r}")
-        seq = share.get("seq")
+        if not writer or len(writer) > MAX_WRITER_LENGTH:
+            raise ValueError(f"{name}: a writer tag must be 1-{MAX_WRITER_LENGTH} characters")
+        if not (isinstance(share, list) and len(share) in (2, 3)):
+            raise ValueError(f"{name} must be [seq, log] or [seq, width, counts], got {share!r}")
+        seq = share[0]
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise ValueError(f"{name}.seq must be an integer >= 0, got {seq!r}")
-        if ("log" in share) == ("buckets" in share):
-            raise ValueError(f"{name} must hold exactly one of log, buckets, got {sorted(share)}")
-        if "log" in share:
-            window: rate_limit.Window = _log(share["log"], f"{name}.log")
+            raise ValueError(f"{name} seq must be an integer >= 0, got {seq!r}")
+        if len(share) == 2:
+            window: rate_limit.Window = _log(share[1], f"{name} log")
         else:
-            window = _buckets(share["buckets"], f"{name}.buckets")
+            window = _buckets({"width": share[1], "counts": share[2]}, f"{name} buckets")
         out.append(sh.Share(writer, seq, window))
     return out
 
 
-def _share_json(window: rate_limit.Window, seq: int) -> dict[str, Any]:
+def _share_json(window: rate_limit.Window, seq: int) -> list[Any]:
     if isinstance(window, Buckets):
-        return {"seq": seq, "buckets": {"width": window.width, "counts": window.counts}}
-    return {"seq": seq, "log": _rounded(window)}
+        return [seq, window.width, window.counts]
+    return [seq, _rounded(window)]
 
 
 def _rounded(log: tuple[float, ...]) -> list[float]:

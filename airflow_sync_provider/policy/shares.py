@@ -54,6 +54,23 @@ def total(shares: Shares) -> Window:
     return window
 
 
+def rest(whole: Window, named: Iterable[Share]) -> Window:
+    """What of ``whole`` (every request, as stored) no share in ``named`` accounts for: the anonymous
+    share. Never negative; when the forms cannot be compared (hand-edited), all of ``whole``: more
+    than the truth, never less."""
+    theirs = total(tuple(named))
+    if isinstance(whole, Buckets):
+        grid = (
+            bk.regrid(theirs, whole.width)
+            if isinstance(theirs, Buckets)
+            else bk.from_times(theirs, whole.width)
+        )
+        return bk.of(Counter(dict(whole.counts)) - Counter(dict(grid.counts)), whole.width)
+    if isinstance(theirs, Buckets):
+        return whole
+    return tuple(sorted((Counter(whole) - Counter(theirs)).elements()))
+
+
 def own(shares: Shares, writer: str) -> Share:
     return next((s for s in shares if s.writer == writer), Share(writer, 0, ()))
 
