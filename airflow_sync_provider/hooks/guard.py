@@ -28,7 +28,7 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
-from airflow_sync_provider.policy import breaker, quota, rate_limit
+from airflow_sync_provider.policy import breaker, quota, rate_limit, skew
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
@@ -130,6 +130,7 @@ class SourceGuard:
         self._saved = self.state
         self._pending: float | None = None  # the slot of the request in flight (its pre-send stamp)
         self._warned_limit: int | None = None  # an advertised limit below ours is logged once
+        self._warned_skew = False  # a clock off the API's Date is logged once
 
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
@@ -210,6 +211,7 @@ class SourceGuard:
         now = self.clock()
         slow = False
         if self._pending is not None:
+            self._check_clock(attempt, self._pending, now)
             shares = sh.restamp(self.state.shares, self.tag, self._pending, now)
             slow = now - self._pending > self.margin_seconds and shares != self.state.shares
             self.state = self.state.replace(shares=shares)
@@ -230,6 +232,26 @@ class SourceGuard:
         if slow or moved is not None or attempt.effect is BreakerEffect.FAILURE:
             self._refresh(now)
             self._save(now)
+
+    def _check_clock(self, attempt: Attempt, sent: float, received: float) -> None:
+        """Warn once per sync when the response's ``Date`` shows our clock off the API's by more than the
+        safety margin (``policy.skew``): the window then does not hold at the API across workers."""
+        date = skew.date_of((attempt.headers or {}).get("date"))
+        if date is None or self._warned_skew:
+            return
+        off = skew.offset(date, sent, received)
+        if abs(off) <= self.margin_seconds:
+            return
+        self._warned_skew = True
+        self.log.warning(
+            "%s: this worker's clock is at least %.1fs %s the API's (its Date header), more than "
+            "rate_limit.safety_margin (%gs): requests of different workers can reach the API closer "
+            "than the window; synchronise the worker's clock (NTP)",
+            self.config.source,
+            abs(off),
+            "behind" if off > 0 else "ahead of",
+            self.margin_seconds,
+        )
 
     def finish(self, result: dict[str, Any]) -> None:
         """Store the sync's result with the state (the one write every sync ends with)."""
