@@ -33,6 +33,7 @@ Corrupt or foreign content is reported through ``on_warning`` and replaced by a 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -90,6 +91,15 @@ class SourceState:
 
     def replace(self, **changes: Any) -> SourceState:
         """A copy with ``changes``; a new ``window`` without ``shares`` becomes one anonymous share."""
+        if "window" not in changes and "shares" not in changes:  # the window stays: no re-union
+            fields = {f.name for f in dataclasses.fields(self)}
+            unknown = set(changes) - fields
+            if unknown:
+                raise TypeError(f"SourceState has no field(s) {sorted(unknown)}")
+            new = copy.copy(self)
+            for name, value in changes.items():
+                object.__setattr__(new, name, value)
+            return new
         if "window" in changes and "shares" not in changes:
             changes["shares"] = ()
         elif "shares" in changes and "window" not in changes:
