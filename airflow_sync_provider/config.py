@@ -17,7 +17,9 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
+from airflow_sync_provider import adaptive_config
 from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
 from airflow_sync_provider.policy.quota import RESET_FORMS
@@ -26,6 +28,10 @@ MAX_WINDOW_ENTRIES = 10_000
 DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
 """``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
 MAX_REDIRECTS = 20
+DEFAULT_MAX_LEARNED_WAIT = timedelta(hours=1)
+"""``rate_limit.max_learned_wait`` when unset: the larger of this and the window."""
+MAX_LEARNED_WAIT = timedelta(days=366)
+"""The longest ``max_learned_wait`` accepted (a reset further away is clamped to it anyway)."""
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
@@ -90,6 +96,25 @@ class RateLimitConfig:
     reset_header: str | None = None
     """An API's own name for the reset time; read as ``reset_is`` says."""
     reset_is: Literal["seconds", "epoch", "auto"] = "auto"
+    max_learned_wait: timedelta | None = None
+    """How long a learned quota is trusted at most after it was learned (then one request goes out to
+    find out); ``None``: the larger of ``window`` and ``DEFAULT_MAX_LEARNED_WAIT``."""
+
+    @property
+    def learned_wait_cap(self) -> timedelta:
+        """The ``max_learned_wait`` in effect."""
+        if self.max_learned_wait is not None:
+            return self.max_learned_wait
+        return max(self.window, DEFAULT_MAX_LEARNED_WAIT)
+
+    adaptive: bool = False
+    """Learn a hidden limit: refusals without a usable quota lower the effective limit, sustained
+    success raises it (``policy.adaptive``). Accepted and validated; admission uses it from the next
+    release."""
+    min_requests: int = adaptive_config.DEFAULT_MIN_REQUESTS
+    """The adaptive floor: the effective limit never goes below it (nor above ``max_requests``)."""
+    adaptive_decrease: float = adaptive_config.DEFAULT_DECREASE
+    """The factor a refusal multiplies the effective limit by, in [0.1, 0.95]."""
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
@@ -131,6 +156,15 @@ class RateLimitConfig:
             self.reset_is,
             f"must be one of {', '.join(RESET_FORMS)}",
         )
+        if self.max_learned_wait is not None:
+            _duration(f"{self.prefix}.max_learned_wait", self.max_learned_wait)
+            _require(
+                self.max_learned_wait <= MAX_LEARNED_WAIT,
+                f"{self.prefix}.max_learned_wait",
+                self.max_learned_wait,
+                f"must be at most {format_duration(MAX_LEARNED_WAIT)}",
+            )
+        adaptive_config.check(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,6 +310,16 @@ class SyncConfig:
     """Where the items land (dlt destination, dataset, table); None: the items are only counted."""
     incremental: IncrementalConfig | None = None
     """Send the last bookmark in a request param and fetch only what changed."""
+    method: str = "GET"
+    """``GET`` or ``POST`` (a read query with a ``json`` body)."""
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Query params of the first page; string values may name run values (``{bookmark}``)."""
+    json: Mapping[str, Any] | None = field(default=None, hash=False)
+    """The JSON body of a ``POST`` (run values as in ``params``)."""
+    paginator: PaginatorConfig | None = None
+    """dlt ``rest_api`` paginator (a type name or mapping in YAML); None: ``Link`` header or cursor field."""
+    data_selector: str | None = None
+    """Dotted path of the items in a page (``data``, ``response.items``); None: ``items_key``."""
 
     def __post_init__(self) -> None:
         _require(
@@ -348,6 +392,22 @@ class SyncConfig:
             )
         if self.load is not None and self.load.table == "":
             object.__setattr__(self, "load", dataclasses.replace(self.load, table=self.source))
+        object.__setattr__(self, "paginator", parse_paginator(self.paginator))
+        spec = self.request_spec  # checks method, params, json, paginator and data_selector together
+        object.__setattr__(self, "method", spec.method)
+        object.__setattr__(self, "params", dict(spec.params))
+
+    @property
+    def request_spec(self) -> EndpointConfig:
+        """How the endpoint is requested and read (``endpoint``, ``method``, ``params``, ...)."""
+        return EndpointConfig(
+            path=self.endpoint,
+            method=self.method,
+            params=self.params,
+            json=self.json,
+            paginator=self.paginator,
+            data_selector=self.data_selector,
+        )
 
     @property
     def pool(self) -> str:
@@ -379,6 +439,8 @@ class SyncConfig:
             if key in _OPTIONAL_SECTIONS:
                 current = getattr(base, key) if base is not None else None
                 changes[key] = _optional_section(_OPTIONAL_SECTIONS[key], value, current)
+            elif key == "paginator":
+                changes[key] = parse_paginator(value)
             elif section is not None:
                 current = getattr(base, key) if base is not None else section()
                 changes[key] = _section_from_dict(section, value, current)
@@ -408,6 +470,10 @@ class SyncConfig:
                 value = {
                     sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
                 }
+            elif isinstance(value, PaginatorConfig):
+                value = value.to_dict()
+            elif f.name == "params":
+                value = dict(value)
             out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
         return out
 

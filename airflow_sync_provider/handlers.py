@@ -14,6 +14,11 @@ After a deferral the handler is called again from its start, with the same check
 - ``ctx.request`` calls are sent again (the handler's code before the deferral point runs again);
 - ``ctx.checkpoint.handler_data`` keeps what the handler put there, to skip work already done.
 
+Airflow stores a checkpoint in plain JSON (the trigger's kwargs and event, ``next_kwargs``), so the
+page URLs and cursors it keeps are in their checkpoint form (``ctx.checkpoint_url``): the connection's
+secrets, e.g. an API key an API echoes into its next-page links, replaced by markers that
+``ctx.restored_url`` turns back into the current values before the request.
+
 With ``load`` configured, the default handler lands the items through ``ctx.load`` (dlt); custom
 handlers can call ``ctx.load(items, table=...)`` themselves. With ``incremental``, pass
 ``**ctx.incremental_params()`` to the first request to fetch only what changed since the bookmark.
@@ -24,15 +29,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
+from airflow_sync_provider import templates
 from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.endpoint_pages import check_first_page, endpoint_pages, items_of, items_problem
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.load.incremental import Cursor, highest, with_lag
+from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
 
@@ -44,7 +53,8 @@ class Page:
     """One page of a paginated source.
 
     ``number`` and ``url`` identify the page within its ``pages()`` loop and stay the same when a
-    resume delivers it again (``redelivered``), so a handler can de-duplicate.
+    resume delivers it again (``redelivered``), so a handler can de-duplicate. ``url`` is in its
+    checkpoint form (``SyncContext.checkpoint_url``: no secret of the connection), safe to keep.
     """
 
     number: int
@@ -111,35 +121,85 @@ class SyncContext:
         if self._loader is not None:
             self._loader.close()
 
+    def checkpoint_url(self, url: str) -> str:
+        """``url`` (or a cursor) as a checkpoint keeps it: each secret of the connection (password, key
+        extras), as is or percent-encoded, replaced by a marker naming it (``redact.conceal``)."""
+        return conceal(url, self._run.hook.named_secrets)
+
+    def restored_url(self, stored: str) -> str:
+        """A ``checkpoint_url`` with the connection's current secrets put back, ready to request."""
+        return reveal(stored, self._run.hook.named_secrets)
+
     def request(self, method: str = "GET", path: str | None = None, **params: Any) -> Attempt:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
         return self._run.request(method, path, params)
 
     def pages(self, path: str | None = None, **params: Any) -> Iterator[Page]:
-        """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor.
+        """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor,
+        or by the source's ``paginator`` when it names one.
 
         Each call is its own loop (own cursor, loop detection and checkpoint entry), keyed by the
         path and how many ``pages()`` calls with that path came before it in this handler call.
-        ``params`` go on the first page's URL. ``max_pages`` bounds the finished pages of the
-        whole sync: at the limit the loop ends and the result says ``truncated``.
+        ``params`` go on the first page's URL (on the endpoint, after the source's ``params``).
+        ``max_pages`` bounds the finished pages of the whole sync: at the limit the loop ends and the
+        result says ``truncated``.
         """
         base = path or self.config.endpoint
         n = self._calls.get(base, 0)
         self._calls[base] = n + 1
-        return self._pages(f"{base}#{n}", base, params)
+        if path is None or path == self.config.endpoint:
+            params = {**templates.render(self.config.params, self.run_values()), **params}
+        if self.config.paginator is None:
+            return self._pages(f"{base}#{n}", base, params)
+        return self._endpoint_pages(f"{base}#{n}", base, params)
+
+    def run_values(self) -> dict[str, Any]:
+        """The values ``params`` and ``json`` may name (``templates.NAMES``); missing ones are None."""
+        values: dict[str, Any] = dict.fromkeys(templates.NAMES)
+        for name in ("data_interval_start", "data_interval_end"):
+            when = self.context.get(name)
+            if isinstance(when, datetime):
+                when = when.astimezone(UTC)
+                values[name] = when.isoformat().replace("+00:00", "Z")
+                values[f"{name}_unix"] = int(when.timestamp())
+        inc = self.config.incremental
+        if inc is not None:
+            values["bookmark"] = self.incremental_params().get(inc.param)
+        elif self.bookmark is not None:
+            values["bookmark"] = self.bookmark
+        return values
+
+    def _endpoint_pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
+        cp, spec = self.checkpoint, self.config.request_spec
+        loop = cp.loops.get(key)
+        if loop is None:
+            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
+        body = templates.render(spec.json, self.run_values()) if spec.json is not None else None
+        for page in endpoint_pages(self._run, loop, spec, body, truncate=self._truncate):
+            yield Page(page.number, page.items, page.response, url=page.url, redelivered=page.redelivered)
 
     def _pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
         cfg, cp = self.config, self.checkpoint
         loop = cp.loops.get(key)
         if loop is None:
-            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
+            first = _with_params(self._run.hook.url_for(base), params)
+            loop = cp.loops[key] = PageLoop(url=self.checkpoint_url(first))
         while not loop.done:
             if not loop.delivered and cp.pages >= cfg.max_pages:
                 self._truncate(loop)
                 return
-            attempt = self._run.request("GET", loop.url, accept=items_check(cfg.items_key))
-            items = extract_items(attempt.body, cfg.items_key)
-            following = self._next_page(loop, attempt)
+            url = self.restored_url(loop.url)
+            selector = cfg.data_selector
+            attempt = self._run.request(
+                cfg.method,
+                url,
+                accept=functools.partial(items_problem, selector=selector, items_key=cfg.items_key),
+                json_body=templates.render(cfg.json, self.run_values()) if cfg.json is not None else None,
+            )
+            if loop.number == 1:
+                check_first_page(attempt.body, selector, self.source, self._run.log)
+            items = items_of(attempt.body, selector, cfg.items_key)
+            following = self._next_page(loop, url, attempt)
             redelivered, loop.delivered = loop.delivered, True
             yield Page(loop.number, items, attempt, url=loop.url, redelivered=redelivered)
             # the handler asked for the next page: this one is finished
@@ -161,26 +221,28 @@ class SyncContext:
             self.config.max_pages,
         )
 
-    def _next_page(self, loop: PageLoop, attempt: Attempt) -> tuple[str, str] | None:
-        """The next page's URL and its loop-detection key, or None on the last page."""
+    def _next_page(self, loop: PageLoop, url: str, attempt: Attempt) -> tuple[str, str] | None:
+        """The next page's URL and its loop-detection key (both in checkpoint form), or None on the last
+        page; ``url`` is the page just read, as requested."""
         cfg = self.config
         link = _link_next(attempt.headers or {})
         cursor = attempt.body.get(cfg.next_cursor_field) if isinstance(attempt.body, dict) else None
         if link:
-            target = requests.compat.urljoin(loop.url, link)
+            target = requests.compat.urljoin(url, link)
             key = target
         elif cursor not in (None, ""):
-            target = _with_param(loop.url, cfg.cursor_param, str(cursor))
+            target = _with_param(url, cfg.cursor_param, str(cursor))
             key = str(cursor)
         else:
             return None
-        if key in loop.seen:
-            shown = self._run.hook.redact(key, cfg) if link else key
+        if self.checkpoint_url(key) in loop.seen:
+            hook = self._run.hook
+            shown = hook.redact(key, cfg) if link else mask_secrets(key, hook.named_secrets.values())
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, f"pagination loop: next page {shown!r} was already read"
             )
         try:
-            return self._run.hook.url_for(target), key
+            return self.checkpoint_url(self._run.hook.url_for(target)), self.checkpoint_url(key)
         except Exception as exc:  # CrossHostRedirect
             raise SyncAbort(SyncErrorKind.INVALID_RESPONSE, f"next page link refused: {exc}") from exc
 

@@ -189,7 +189,8 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
 
     b = state.breaker
     in_window = len(rate_limit.prune(state.window, now, hold_seconds(config)))  # buckets count too
-    learned = quota.current(state.quota, now) if config.rate_limit.learn_from_headers else None
+    cap = config.rate_limit.learned_wait_cap.total_seconds()
+    learned = quota.current(state.quota, now, cap) if config.rate_limit.learn_from_headers else None
     return {
         "source": state.source,
         "state": b.state.value,
@@ -223,14 +224,18 @@ def all_states(store: StateStore, configs: Mapping[str, SyncConfig], now: float)
 
 
 def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, writer: str | None = None) -> None:
-    """Close ``source``'s breaker and clear its count (run it in the pool ``sync_<source>``)."""
+    """Close ``source``'s breaker, clear its count and forget the quota learned from the API (run it in
+    the pool ``sync_<source>``): the next sync sends, and learns the quota again from the answer."""
     from airflow_sync_provider.policy import breaker
 
     state = store.load(source, on_warning=log.warning)
     snapshot, moved = breaker.reset(state.breaker, now)
     if moved is not None:
         log.warning("Circuit breaker of %s: %s -> closed (manual reset)", source, moved.source_state.value)
-    store.save(state.replace(breaker=snapshot, updated_at=now, writer=writer or "reset"))
+    if state.quota is not None:
+        log.warning("%s: the quota learned from the API is cleared (manual reset): %s", source, state.quota)
+    saved = state.replace(breaker=snapshot, quota=None, updated_at=now, writer=writer or "reset")
+    store.save(saved)
 
 
 # -- reset through sync_admin ------------------------------------------------------------------------

@@ -70,6 +70,24 @@ def get_provider_info() -> dict[str, Any]:
                             "instead of HTTP basic auth."
                         ),
                     },
+                    "auth_type": {
+                        "label": "Auth type",
+                        "schema": {"type": ["string", "null"]},
+                        "description": (
+                            "basic (default: login/password), bearer (the password as a bearer token) "
+                            "or oauth2_client_credentials (client id as login, secret as password)."
+                        ),
+                    },
+                    "token_url": {
+                        "label": "OAuth2 token URL",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "With oauth2_client_credentials: the token endpoint (https://...).",
+                    },
+                    "scopes": {
+                        "label": "OAuth2 scopes",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "With oauth2_client_credentials: the scopes, space-separated.",
+                    },
                     "api_key_param": {
                         "label": "API key query parameter",
                         "schema": {"type": ["string", "null"]},

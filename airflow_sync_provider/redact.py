@@ -16,9 +16,10 @@ passwords can be switched off, this cannot).
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Iterable
-from urllib.parse import quote, unquote, urlsplit
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 MASK = "***"
 PAGINATION_PARAMS = frozenset({"page", "per_page", "page_size", "limit", "offset"})
@@ -30,9 +31,9 @@ MIN_SECRET_LENGTH = 4
 def redact_url(url: str, *, keep: Iterable[str] = (), secrets: Iterable[str] = ()) -> str:
     """The path and query of ``url`` fit for a log: query values masked but for ``keep`` names.
 
-    ``/items?page=2&api_key=***``; with ``secrets``, path segments and kept values equal to one of
-    them are masked too. An unparseable URL yields its path-looking part with everything after the
-    first ``?`` masked.
+    ``/items?page=2&api_key=***``; with ``secrets``, each of them is masked wherever it appears (a
+    kept value equal to one is masked whole). An unparseable URL yields its path-looking part with
+    everything after the first ``?`` masked.
     """
     known = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
     kept = PAGINATION_PARAMS | set(keep)
@@ -45,9 +46,61 @@ def redact_url(url: str, *, keep: Iterable[str] = (), secrets: Iterable[str] = (
         path = "/" + path
     segments = [MASK if unquote(seg) in known else seg for seg in path.split("/")]
     shown = "/".join(segments)
-    if not query:
-        return shown
-    return f"{shown}?{'&'.join(_redact_pair(pair, kept, known) for pair in query.split('&'))}"
+    if query:
+        shown = f"{shown}?{'&'.join(_redact_pair(pair, kept, known) for pair in query.split('&'))}"
+    return mask_secrets(shown, known)
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret, as is or percent-encoded, replaced by ``***``."""
+    return _replace_all(
+        text, {form: MASK for s in secrets if len(s) >= MIN_SECRET_LENGTH for form in encoded_forms(s)}
+    )
+
+
+def encoded_forms(secret: str) -> list[str]:
+    """How ``secret`` may appear in a URL: as is, percent-encoded (``%2B`` or ``%2b``), form-encoded."""
+    forms = [secret, quote(secret, safe=""), quote_plus(secret, safe="")]
+    forms += [_PERCENT.sub(lambda m: m.group().lower(), f) for f in forms[1:]]
+    return list(dict.fromkeys(forms))
+
+
+def conceal(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` fit for a checkpoint: each secret (``{name: value}``), in each of its ``encoded_forms``,
+    replaced by a marker naming it (``***password***``; ``***password~1***`` for the n-th form).
+
+    ``reveal`` with the same names puts the values back: ``reveal(conceal(t, s), s) == t`` for any
+    ``t`` that holds no marker of its own.
+    """
+    return _replace_all(text, {form: marker for marker, form in _markers(secrets).items()})
+
+
+def reveal(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` from ``conceal`` with the markers replaced by the secrets' current values; a marker
+    whose name ``secrets`` lacks stays as it is."""
+    return _replace_all(text, _markers(secrets))
+
+
+_PERCENT = re.compile("%[0-9A-F]{2}")
+
+
+def _markers(secrets: Mapping[str, str]) -> dict[str, str]:
+    """``{marker: form}`` for each secret long enough to be searched for."""
+    return {
+        f"{MASK}{name}{f'~{i}' if i else ''}{MASK}": form
+        for name, value in secrets.items()
+        if len(value) >= MIN_SECRET_LENGTH
+        for i, form in enumerate(encoded_forms(value))
+    }
+
+
+def _replace_all(text: str, replacements: Mapping[str, str]) -> str:
+    """``text`` with each key of ``replacements`` replaced in one left-to-right pass, longest key first
+    (a replacement is never searched again, so one secret inside another's marker stays intact)."""
+    if not replacements:
+        return text
+    pattern = "|".join(re.escape(k) for k in sorted(replacements, key=len, reverse=True))
+    return re.sub(pattern, lambda m: replacements[m.group()], text)
 
 
 def scrub(text: str, url: str, *, keep: Iterable[str] = (), secrets: Iterable[str] = ()) -> str:
@@ -64,9 +117,7 @@ def scrub(text: str, url: str, *, keep: Iterable[str] = (), secrets: Iterable[st
             hidden.add(name)
         elif unquote(name) not in kept:
             hidden.update((value, unquote(value)))
-    for secret in sorted((s for s in hidden if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True):
-        text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
-    return text
+    return mask_secrets(text, hidden)
 
 
 def _redact_pair(pair: str, kept: set[str] | frozenset[str], known: set[str]) -> str:
@@ -98,9 +149,7 @@ class _RequestLineFilter(logging.Filter):
             return value
         if value.startswith("/"):
             value = redact_url(value, secrets=_known)
-        for secret in sorted(_known, key=len, reverse=True):
-            value = value.replace(secret, MASK)
-        return value
+        return mask_secrets(value, _known)
 
 
 _FILTER = _RequestLineFilter()

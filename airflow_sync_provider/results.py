@@ -12,7 +12,7 @@ class SyncErrorKind(StrEnum):
     """Why a sync did not succeed; the names and meanings of the original design."""
 
     RATE_LIMITED = "RATE_LIMITED"
-    """The API answered 429."""
+    """The API answered 429 (or a 403 carrying rate-limit signals: ``Retry-After``, remaining 0)."""
     TIMEOUT = "TIMEOUT"
     """A request exceeded its timeout (or the sync exceeded ``max_sync_duration``)."""
     CIRCUIT_BREAKER_OPEN = "CIRCUIT_BREAKER_OPEN"
@@ -20,7 +20,7 @@ class SyncErrorKind(StrEnum):
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
     """Our own sliding window is full and no slot frees within ``max_wait``."""
     HTTP_ERROR = "HTTP_ERROR"
-    """A non-2xx answer other than 429 (after retries where retryable)."""
+    """A non-2xx answer other than a rate limit (after retries where retryable)."""
     CONNECTION_ERROR = "CONNECTION_ERROR"
     """The API could not be reached, or the connection broke mid-response."""
     INVALID_RESPONSE = "INVALID_RESPONSE"

@@ -36,7 +36,8 @@ class PageLoop:
     the next one, so a resume delivers that page again (at least once)."""
 
     url: str
-    """The URL of the loop's current page: being processed, or next to read."""
+    """The URL of the loop's current page (being processed, or next to read) in checkpoint form: the
+    connection's secrets replaced by markers (``SyncContext.checkpoint_url``), put back to request it."""
     number: int = 1
     """The current page's number in this loop (1-based; stable across a resume)."""
     delivered: bool = False
@@ -44,12 +45,15 @@ class PageLoop:
     done: bool = False
     """The last page is finished, or the loop stopped at ``max_pages``: the loop yields nothing again."""
     seen: list[str] = field(default_factory=list)
-    """The next-page links or cursors this loop followed (pagination loop detection)."""
+    """The next-page links or cursors this loop followed (pagination loop detection), checkpoint form."""
+    position: dict[str, Any] = field(default_factory=dict)
+    """A configured paginator's position of the current page (``pagination``: offset, page, cursor)."""
 
 
 @dataclass
 class Checkpoint:
-    """Where a sync stands; JSON-safe so it can ride through a trigger and back."""
+    """Where a sync stands; JSON-safe so it can ride through a trigger and back, and free of the
+    connection's secrets (Airflow stores the trigger's event in plain JSON: ``next_kwargs``)."""
 
     started_at: float
     retry_count: int = 0
@@ -120,6 +124,7 @@ class SyncRun:
         params: Mapping[str, Any] | None = None,
         *,
         accept: Callable[[Any], str | None] | None = None,
+        json_body: Any = None,
         **query: Any,
     ) -> Attempt:
         """Send one logical request (with its retries and redirects); return the successful attempt or raise.
@@ -130,22 +135,41 @@ class SyncRun:
         many ends as ``INVALID_RESPONSE``. ``accept(body)`` may name what makes a 2xx body unusable
         (e.g. the wrong shape): that attempt is then recorded as an unusable body, not a success.
 
-        Query parameters come as ``params`` and/or keywords (``query``).
+        Query parameters come as ``params`` and/or keywords (``query``); ``json_body`` is sent as JSON.
+        With OAuth2 client credentials, a token is fetched first when this process holds none (its own
+        guarded request), and once again when the API answers 401 to the cached one.
 
         Raises ``SyncAbort`` when the request cannot succeed within the limits and
         ``SyncWaitRequired`` when a wait is long enough to defer.
         """
+        return self._request(method, path_or_url, {**(params or {}), **query}, accept, json_body)
+
+    def _request(
+        self,
+        method: str,
+        path_or_url: str | None,
+        params: dict[str, Any],
+        accept: Callable[[Any], str | None] | None,
+        json_body: Any,
+        *,
+        token_call: bool = False,
+    ) -> Attempt:
         cfg = self.config
         cp = self.checkpoint
-        params = {**(params or {}), **query}
         try:
-            url = self.hook.url_for(path_or_url or cfg.endpoint)
+            # the token URL is the connection's own setting, on whatever host it names
+            url = (
+                path_or_url if token_call and path_or_url else self.hook.url_for(path_or_url or cfg.endpoint)
+            )
         except CrossHostRedirect as exc:
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, str(exc), sent_requests=cp.requests_sent > 0
             ) from exc
         visited = {_wire_url(url, params)}
+        refreshed = False
         while True:
+            if not token_call and self.hook.oauth is not None and self.hook.cached_token() is None:
+                self._fetch_token()
             self._check_budget(0.0)
             admission = self.guard.admit()
             if not admission.allowed:
@@ -164,14 +188,28 @@ class SyncRun:
                 self._wait(admission.wait, "rate limit window full")
                 continue
             cp.requests_sent += 1
-            attempt = self._send(method, url, params or None, accept)
+            attempt = self._send(method, url, params or None, accept, json_body, token_call)
             if attempt.redirect_to is not None:
-                method, url, params = self._redirect(method, attempt, visited)
+                kept = method
+                method, url, _ = self._redirect(method, attempt, visited)
+                params, json_body = {}, json_body if method == kept else None
                 continue
             if attempt.ok:
                 cp.retry, cp.previous_delay = 0, None
                 return attempt
+            if attempt.status == 401 and self.hook.oauth is not None and not token_call and not refreshed:
+                refreshed = True  # the cached token was revoked or expired early: one new token, one resend
+                self.hook.forget_token()
+                self.log.info("%s: 401 with the cached OAuth2 token; fetching a new one", cfg.source)
+                continue
             self._retry_or_abort(attempt)
+
+    def _fetch_token(self) -> None:
+        """Ask the connection's token endpoint for a token, through the guard like any request."""
+        oauth = self.hook.oauth
+        assert oauth is not None
+        attempt = self._request("POST", oauth.token_url, {}, self.hook.token_problem, None, token_call=True)
+        self.hook.keep_token(attempt.body)
 
     def _send(
         self,
@@ -179,10 +217,17 @@ class SyncRun:
         url: str,
         params: Mapping[str, Any] | None,
         accept: Callable[[Any], str | None] | None,
+        json_body: Any = None,
+        token_call: bool = False,
     ) -> Attempt:
         """One request on the wire (its slot already taken); its outcome is recorded whatever happens."""
         try:
-            attempt = self.hook.send(self.config, method, url, params)
+            if json_body is None and not token_call:  # the call every handler and test double knows
+                attempt = self.hook.send(self.config, method, url, params)
+            else:
+                attempt = self.hook.send(
+                    self.config, method, url, params, json_body=json_body, token_call=token_call
+                )
             problem = accept(attempt.body) if accept is not None and attempt.ok else None
         except BaseException as exc:  # a bug or an interrupt: still release a half-open probe
             self.guard.record(outcome.invalid(f"{method}: send raised {type(exc).__name__}", None))

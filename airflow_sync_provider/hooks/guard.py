@@ -122,6 +122,10 @@ class SourceGuard:
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
         self.margin_seconds = config.rate_limit.margin / timedelta(seconds=1)
         self.hold_seconds = hold_seconds(config)
+        self.learned_cap = config.rate_limit.learned_wait_cap / timedelta(seconds=1)
+        """How long a learned quota is trusted at most after it was learned (``max_learned_wait``)."""
+        self.learned_long_wait: quota.Quota | None = None
+        """A ``remaining 0`` this sync learned whose reset is beyond ``max_wait`` (alerted once)."""
         self._warned: set[str] = set()
         loaded = store.load(config.source, on_warning=self._warn_once)
         self._seen = (loaded.writer, loaded.updated_at)  # the last write we read or made
@@ -147,9 +151,8 @@ class SourceGuard:
             snapshot = breaker.record_neutral(permit.snapshot)
             self.state = self.state.replace(breaker=snapshot, shares=shares)
             return admission
-        learned = quota.consume(self.learned_quota(now), now)
         shares = sh.take(shares, self.tag, now, like=sh.total(shares) or decision.timestamps)
-        self.state = self.state.replace(breaker=permit.snapshot, shares=shares, quota=learned)
+        self.state = self.state.replace(breaker=permit.snapshot, shares=shares, quota=self._spend_one(now))
         self._pending = now
         self._save(now)
         return admission
@@ -171,9 +174,9 @@ class SourceGuard:
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
         learned = self.learned_quota(now)
         decision, message = self._window(learned, now)
-        spent = quota.wait(learned, now)
+        spent = quota.wait(learned, now, self.learned_cap)
         if spent > 0 and spent >= decision.wait:  # nothing is left at the API until its reset
-            message = f"the API's quota is spent (remaining 0); it resets in {spent:.1f}s"
+            message = f"{quota.SPENT} (remaining 0); it resets in {spent:.1f}s{self._capped(learned, now)}"
             refused = rate_limit.WindowDecision(False, self.state.window, spent)
             return Admission(False, SyncErrorKind.RATE_LIMIT_EXCEEDED, spent, message), permit, refused
         if not decision.granted:
@@ -194,7 +197,7 @@ class SourceGuard:
             lowered = rate_limit.acquire(
                 self.state.window, now, max_requests=obeyed, window=self.hold_seconds
             )
-            end = quota.expires_at(learned) if learned is not None else None
+            end = quota.expires_at(learned, self.learned_cap) if learned is not None else None
             wait = lowered.wait if end is None else min(lowered.wait, max(end - now, 0.0))
             limit, decision = obeyed, dataclasses.replace(lowered, wait=wait)
             whose = ", the API's advertised limit"
@@ -216,8 +219,8 @@ class SourceGuard:
             slow = now - self._pending > self.margin_seconds and shares != self.state.shares
             self.state = self.state.replace(shares=shares)
             self._pending = None
-        if attempt.quota is not None:
-            self.state = self.state.replace(quota=quota.merge(self.state.quota, attempt.quota, now))
+        if attempt.quota is not None and self.config.rate_limit.learn_from_headers:
+            self._learn(attempt.quota, now)
         before = self.state.breaker
         if attempt.effect is BreakerEffect.SUCCESS:
             after, moved = breaker.record_success(before, now)
@@ -261,15 +264,48 @@ class SourceGuard:
         self._save(now)
 
     def learned_quota(self, now: float) -> quota.Quota | None:
-        """What the API said about its quota, while it still holds (``None`` when not learning)."""
+        """What the API said about its quota, while it still holds and at most ``learned_cap`` after it
+        was learned (``None`` when this config does not learn: it neither reads nor obeys it)."""
         if not self.config.rate_limit.learn_from_headers:
             return None
-        return quota.current(self.state.quota, now)
+        return quota.current(self.state.quota, now, self.learned_cap)
+
+    def _spend_one(self, now: float) -> quota.Quota | None:
+        """The stored quota after one more request: ``remaining`` counts down while the report holds.
+        A config that does not learn keeps what others learned (and counts its request against it)."""
+        if self.config.rate_limit.learn_from_headers:
+            return quota.consume(self.learned_quota(now), now)
+        return quota.consume(self.state.quota, now) or self.state.quota
+
+    def _learn(self, reported: quota.Quota, now: float) -> None:
+        """Keep what a response said. ``remaining 0`` without a usable reset holds until our window frees
+        its oldest slot; a reset beyond ``max_wait`` is remembered for the sync's alert."""
+        live = rate_limit.prune(self.state.window, now, self.hold_seconds)
+        oldest = rate_limit.oldest(live)
+        free_at = (oldest if oldest is not None else now) + self.hold_seconds
+        reported = quota.with_reset(reported, free_at)
+        learned = quota.merge(self.state.quota, reported, now, self.learned_cap)
+        self.state = self.state.replace(quota=learned)
+        max_wait = self.config.max_wait / timedelta(seconds=1)
+        if reported.remaining == 0 and (reported.reset_at or now) - now > max_wait:
+            self.learned_long_wait = reported
+
+    def _capped(self, learned: quota.Quota | None, now: float) -> str:
+        """How a learned reset beyond the cap reads in a refusal (empty when the cap did not cut it)."""
+        if learned is None or learned.reset_at is None or learned.observed_at is None:
+            return ""
+        said = learned.reset_at - now
+        if learned.reset_at <= learned.observed_at + self.learned_cap:
+            return ""
+        return (
+            f" (the API said {said:.0f}s; a learned reset is trusted at most "
+            f"rate_limit.max_learned_wait={self.learned_cap:g}s, then one request goes out)"
+        )
 
     def _obeyed_limit(self, learned: quota.Quota | None, now: float) -> int:
         """Our limit, lowered to an advertised one (logged once per sync); never raised."""
         ours = self.config.rate_limit.max_requests
-        obeyed = quota.effective_limit(ours, self.window_seconds, learned, now)
+        obeyed = quota.effective_limit(ours, self.window_seconds, learned, now, self.learned_cap)
         if obeyed < ours and self._warned_limit != obeyed:
             self._warned_limit = obeyed
             self.log.warning(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.results import SyncErrorKind
 
@@ -39,17 +41,40 @@ class Attempt:
         return self.kind is None and self.redirect_to is None
 
 
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+RETRY_AFTER_STATUSES = frozenset({403, 429, 503})
+"""Statuses whose ``Retry-After`` is read (on a 403 it is also what makes it a rate limit)."""
+FORBIDDEN = 403
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 METHOD_KEEPING_REDIRECTS = frozenset({307, 308})
 """301/302/303 are followed with GET (HEAD stays HEAD); 307/308 keep the method."""
 
 
-def from_status(status: int, reason: str) -> tuple[SyncErrorKind | None, bool, BreakerEffect]:
-    """(kind, retryable, breaker effect) of an HTTP status, per ARCHITECTURE.md section 3."""
+def says_rate_limited(
+    headers: Mapping[str, str], retry_after: float | None, *, remaining_header: str | None = None
+) -> bool:
+    """Whether a refusal's headers say "rate limited" (what turns a 403 into one, as GitHub sends it).
+
+    A usable ``Retry-After`` (``retry_after``, already parsed), or a remaining count of 0 in any family
+    ``policy.quota`` reads: ``RateLimit-Remaining``, ``X-RateLimit-Remaining``, the structured
+    ``RateLimit: ...;r=0``, or the source's configured ``remaining_header``.
+    """
+    if retry_after is not None:
+        return True
+    said = quota.parse_headers(headers, 0.0, remaining_header=remaining_header)
+    return said.remaining == 0
+
+
+def from_status(
+    status: int, reason: str, *, rate_limit_signal: bool = False
+) -> tuple[SyncErrorKind | None, bool, BreakerEffect]:
+    """(kind, retryable, breaker effect) of an HTTP status, per ARCHITECTURE.md section 3.
+
+    ``rate_limit_signal`` (``says_rate_limited``) makes a 403 a rate limit, like a 429: retried after
+    the wait it names, neutral for the breaker. A plain 403 stays a non-retryable ``HTTP_ERROR``.
+    """
     if 200 <= status < 300:
         return None, False, BreakerEffect.SUCCESS
-    if status == 429:
+    if status == 429 or (status == FORBIDDEN and rate_limit_signal):
         return SyncErrorKind.RATE_LIMITED, True, BreakerEffect.NEUTRAL
     if status == 408 or status >= 500:
         return SyncErrorKind.HTTP_ERROR, True, BreakerEffect.FAILURE

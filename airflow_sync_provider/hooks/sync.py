@@ -2,7 +2,9 @@
 
 Built on the http provider's ``HttpHook`` for the connection: base URL from host/schema/port, basic
 auth from login/password, the extra field as request headers (plus ``verify``, ``proxies``, ...); an
-``api_key_header`` or ``api_key_param`` extra sends the password as that header or query parameter.
+``api_key_header`` or ``api_key_param`` extra sends the password as that header or query parameter;
+``auth_type: bearer`` sends it as a bearer token; ``auth_type: oauth2_client_credentials`` (with
+``token_url`` and ``scopes``) asks a token endpoint for one as login/password (``hooks.oauth2``).
 The hook sends one request (``send``: per-request timeout and size bound, redirects not followed)
 and classifies what came back; permission, window slots, redirects, retries and waits are the
 caller's (``SyncRun``); the hook never sleeps. URLs in its messages are redacted (``redact``).
@@ -22,12 +24,14 @@ import requests
 import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.log import mask_secret
 
 from airflow_sync_provider import operations
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
+from airflow_sync_provider.hooks.oauth2 import TOKENS, ClientCredentials, token_problem
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
@@ -38,6 +42,9 @@ from airflow_sync_provider.state import StateStore, VariableStateStore
 API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
 API_KEY_PARAM_FIELDS = ("api_key_param", "extra__sync_http__api_key_param")
 _SECRET_EXTRA_HINTS = ("key", "token", "secret", "auth", "pass", "sig")
+AUTH_TYPES = ("basic", "bearer", "oauth2_client_credentials")
+AUTH_FIELDS = ("auth_type", "token_url", "scopes")
+"""Extra fields that describe the auth (never sent as headers, never masked as secrets)."""
 
 
 class CrossHostRedirect(requests.RequestException):
@@ -75,6 +82,9 @@ class RateLimitedSyncHook(HttpHook):
         self._origin: tuple[str, str, int | None] | None = None
         self._key_param: tuple[str, str] | None = None
         self._secrets: tuple[str, ...] = ()
+        self.oauth: ClientCredentials | None = None
+        """The connection's OAuth2 client credentials (``auth_type: oauth2_client_credentials``)."""
+        self._named_secrets: dict[str, str] = {}
 
     @property
     def store(self) -> StateStore:
@@ -100,22 +110,34 @@ class RateLimitedSyncHook(HttpHook):
         extra = connection.extra_dejson
         key_header = _first(extra, API_KEY_HEADER_FIELDS)
         key_param = _first(extra, API_KEY_PARAM_FIELDS)
-        for field in (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS):
+        for field in (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS, *AUTH_FIELDS):
             session.headers.pop(field, None)
-        if key_header or key_param:
+        auth_type = extra.get("auth_type") or "basic"
+        if key_header or key_param or auth_type != "basic":
             session.auth = None
+        if auth_type == "bearer":
+            session.headers["Authorization"] = f"Bearer {connection.password}"
+        if auth_type == "oauth2_client_credentials":
+            scopes = extra.get("scopes") or ()
+            self.oauth = ClientCredentials(
+                token_url=str(extra["token_url"]),
+                client_id=str(connection.login),
+                secret=str(connection.password),
+                scopes=tuple(scopes.split() if isinstance(scopes, str) else scopes),
+            )
         if key_header and connection.password:
             session.headers[str(key_header)] = connection.password
         if key_param and connection.password:
             self._key_param = (str(key_param), connection.password)
-        hidden = [connection.password or ""]
-        names = (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)  # these name the key, they are not keys
-        hidden += [
-            str(v)
+        hidden = {"password": connection.password or ""}
+        names = (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS, *AUTH_FIELDS)  # they name, not hold, keys
+        hidden |= {
+            f"extra.{k}": str(v)
             for k, v in extra.items()
             if k not in names and any(h in str(k).lower() for h in _SECRET_EXTRA_HINTS)
-        ]
-        self._secrets = tuple(v for v in hidden if v)
+        }
+        self._named_secrets = {name: value for name, value in hidden.items() if value}
+        self._secrets = tuple(self._named_secrets.values())
         protect_http_debug_log(self._secrets)
         # SyncRun follows redirects (each hop its own slot); requests' own machinery would still parse
         # the Location of a 3xx (for Response.next) and raise on a malformed one
@@ -156,6 +178,7 @@ class RateLimitedSyncHook(HttpHook):
                     raise SyncSetupError(
                         f"{name}: extra {fields[0]} is {value!r} but the password (the key) is empty"
                     )
+            _check_auth_extra(name, extra, connection)
         return connection
 
     def _check_base_url(self) -> None:
@@ -192,6 +215,12 @@ class RateLimitedSyncHook(HttpHook):
         except ValueError:  # a bad port or IPv6 literal: not an origin we know
             raise CrossHostRedirect("refusing to send a request to a malformed URL") from None
 
+    @property
+    def named_secrets(self) -> dict[str, str]:
+        """The connection's secrets by where they come from: ``password``, ``extra.<field>`` (key extras)."""
+        _ = self.session  # they are known once the connection has been read
+        return dict(self._named_secrets)
+
     def redact(self, url: str, config: SyncConfig) -> str:
         """``url`` as messages show it: path and query, query values and known secrets masked."""
         return redact_url(url, keep=_positions(config), secrets=self._secrets)
@@ -212,21 +241,38 @@ class RateLimitedSyncHook(HttpHook):
         )
 
     def send(
-        self, config: SyncConfig, method: str, url: str, params: Mapping[str, Any] | None = None
+        self,
+        config: SyncConfig,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        json_body: Any = None,
+        token_call: bool = False,
     ) -> Attempt:
         """Send one request (no permission check) and classify what came back.
 
         Redirects are not followed here: a same-origin redirect comes back with ``redirect_to`` set
         (``SyncRun`` follows it through its own window slot); one to another host or with a malformed
-        ``Location`` is ``INVALID_RESPONSE``.
+        ``Location`` is ``INVALID_RESPONSE``. ``json_body`` is sent as JSON; ``token_call`` sends the
+        OAuth2 token request to ``url`` (the connection's ``token_url``) instead.
         """
         started = time.monotonic()
         deadline = config.timeout / timedelta(seconds=1)
         shown = self.redact(url, config)
-        params = self._with_key_param(url, params)
+        extra: dict[str, Any] = {}
+        if token_call and self.oauth is not None:
+            extra = {"data": self.oauth.form, "auth": (self.oauth.client_id, self.oauth.secret)}
+        else:
+            params = self._with_key_param(url, params)
+            token = self.cached_token()
+            if token is not None:
+                extra["headers"] = {"Authorization": f"Bearer {token}"}
+            if json_body is not None:
+                extra["json"] = json_body
         try:
             response = self.session.request(
-                method, url, params=params, timeout=deadline, stream=True, allow_redirects=False
+                method, url, params=params, timeout=deadline, stream=True, allow_redirects=False, **extra
             )
         except requests.Timeout:
             return outcome.timeout(f"{method} {shown} timed out after {deadline:g}s")
@@ -240,6 +286,29 @@ class RateLimitedSyncHook(HttpHook):
             if response.status_code in outcome.REDIRECT_STATUSES and "location" in response.headers:
                 return self._redirect(response, method, url, config)
             return self._classify(response, method, url, config, started, deadline)
+
+    def cached_token(self) -> str | None:
+        """The OAuth2 token this process holds for the connection (None: none, or near expiry)."""
+        return None if self.oauth is None else TOKENS.get(self.oauth.key, self.clock())
+
+    def keep_token(self, body: Any) -> None:
+        """Keep the token of a token response (``token_problem(body)`` is None); masked from now on."""
+        if self.oauth is None:
+            return
+        token = TOKENS.put(self.oauth.key, body, self.clock())
+        mask_secret(token)
+        self._named_secrets["oauth.access_token"] = token
+        self._secrets = tuple(self._named_secrets.values())
+
+    def forget_token(self) -> None:
+        """Drop the cached token (the API answered 401 with it)."""
+        if self.oauth is not None:
+            TOKENS.forget(self.oauth.key)
+
+    @staticmethod
+    def token_problem(body: Any) -> str | None:
+        """Why a token response cannot be used (None: it can)."""
+        return token_problem(body)
 
     def _with_key_param(self, url: str, params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """``params`` plus the ``api_key_param`` key, unless the URL (a next link) already carries it."""
@@ -298,7 +367,7 @@ class RateLimitedSyncHook(HttpHook):
             remaining_header=limit.remaining_header,
             reset_header=limit.reset_header,
             reset_is=limit.reset_is,
-            retry_after=retry_after if response.status_code == 429 else None,
+            retry_after=retry_after if attempt.kind is SyncErrorKind.RATE_LIMITED else None,
         )
         return attempt if reported.is_empty() else dataclasses.replace(attempt, quota=reported)
 
@@ -315,7 +384,10 @@ class RateLimitedSyncHook(HttpHook):
         status = response.status_code
         shown = self.redact(url, config)
         headers = {k.lower(): v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-        kind, retryable, effect = outcome.from_status(status, response.reason or "")
+        signal = status == outcome.FORBIDDEN and outcome.says_rate_limited(
+            response.headers, retry_after, remaining_header=config.rate_limit.remaining_header
+        )
+        kind, retryable, effect = outcome.from_status(status, response.reason or "", rate_limit_signal=signal)
         if kind is not None:
             message = f"{method} {shown} -> {status} {response.reason or ''}".rstrip()
             return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)
@@ -395,10 +467,15 @@ def _read_bounded(response: requests.Response, limit: int, started: float, deadl
 
 
 def _positions(config: SyncConfig) -> tuple[str, ...]:
-    """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark)."""
-    if config.incremental is None:
-        return (config.cursor_param,)
-    return (config.cursor_param, config.incremental.param)
+    """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark,
+    the paginator's offset, page or cursor)."""
+    names = [config.cursor_param]
+    if config.incremental is not None:
+        names.append(config.incremental.param)
+    p = config.paginator
+    if p is not None:
+        names += [n for n in (p.cursor_param, p.offset_param, p.limit_param, p.page_param) if n is not None]
+    return tuple(names)
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None]:
@@ -409,6 +486,41 @@ def _origin_of(url: str) -> tuple[str, str, int | None]:
 
 def _no_redirects(*args: Any, **kwargs: Any) -> Iterator[Any]:
     return iter(())
+
+
+def _check_auth_extra(name: str, extra: Mapping[str, Any], connection: Any) -> None:
+    """``auth_type`` and the fields it needs; ``SyncSetupError`` naming the field otherwise."""
+    auth_type = extra.get("auth_type") or "basic"
+    if auth_type not in AUTH_TYPES:
+        raise SyncSetupError(
+            f"{name}: extra auth_type must be one of {', '.join(AUTH_TYPES)}, got {auth_type!r}"
+        )
+    if auth_type == "basic":
+        return
+    if _first(extra, (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)) is not None:
+        raise SyncSetupError(
+            f"{name}: extra auth_type {auth_type!r} cannot be combined with an API key field"
+        )
+    if not connection.password:
+        raise SyncSetupError(f"{name}: extra auth_type is {auth_type!r} but the password is empty")
+    if auth_type == "bearer":
+        return
+    if not connection.login:
+        raise SyncSetupError(f"{name}: auth_type oauth2_client_credentials needs the client id as login")
+    token_url = extra.get("token_url")
+    parts = urlsplit(token_url) if isinstance(token_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SyncSetupError(f"{name}: extra token_url must be an http(s) URL, got {token_url!r}")
+    scopes = extra.get("scopes")
+    ok = (
+        scopes is None
+        or isinstance(scopes, str)
+        or (isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes))
+    )
+    if not ok:
+        raise SyncSetupError(
+            f"{name}: extra scopes must be a string or a list of scope names, got {scopes!r}"
+        )
 
 
 def _first(extra: Mapping[str, Any], fields: tuple[str, ...]) -> Any:

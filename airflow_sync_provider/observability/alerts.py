@@ -18,7 +18,10 @@ When they fire:
 - ``on_breaker_close``: a half-open probe succeeded (half-open -> closed). A manual reset (admin DAG,
   CLI, dashboard) is a person's act and does not alert.
 - ``on_rate_limited``: the sync ended ``RATE_LIMITED`` (the API's 429s outlasted the retries) or
-  ``RATE_LIMIT_EXCEEDED`` (our own window stayed full beyond ``max_wait``): once per such sync.
+  ``RATE_LIMIT_EXCEEDED`` (our own window stayed full beyond ``max_wait``): once per such sync. A
+  sync that learned from the API a spent quota whose reset is beyond ``max_wait`` alerts once
+  (``learned_quota_alert``), whatever its outcome; the later syncs that quota refuses do not alert
+  again (each gets a run note instead), until a request after the cap learns it anew.
 
 An alert target that raises is logged; it never changes the sync's outcome.
 """
@@ -34,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "breaker_close_alert",
     "breaker_open_alert",
     "is_notifier",
+    "learned_quota_alert",
     "normalize_targets",
     "rate_limited_alert",
     "send_alert",
@@ -201,6 +206,47 @@ def rate_limited_alert(
         message=message,
         error=kind,
         retry_at=slot,
+        **_where(context),
+    )
+
+
+def learned_quota_alert(
+    result: SyncResult,
+    learned: Quota,
+    snapshot: BreakerSnapshot,
+    settings: BreakerSettings,
+    *,
+    at: float,
+    max_wait: float,
+    cap: float,
+    context: Mapping[str, Any] | None = None,
+) -> BreakerAlert:
+    """The alert for a sync that learned ``remaining 0`` with a reset beyond ``max_wait`` (``learned``)."""
+    reset_at = learned.reset_at if learned.reset_at is not None else at
+    learned_at = learned.observed_at if learned.observed_at is not None else at
+    until = min(reset_at, learned_at + cap)
+    message = (
+        f"The API told a sync of {result.source} that its quota is spent until {iso(reset_at)} "
+        f"({reset_at - learned_at:.0f}s, longer than max_wait={max_wait:g}s). Syncs of {result.source} "
+        f"send nothing until {iso(until)} (a learned reset is trusted at most "
+        f"rate_limit.max_learned_wait={cap:g}s); then one request finds out. The sync ended "
+        + (result.error.value if result.error else "successfully")
+        + "; the sync_admin reset clears the learned quota."
+    )
+    return BreakerAlert(
+        event="rate_limited",
+        source=result.source,
+        state=snapshot.state.value,
+        failure_count=snapshot.failure_count,
+        failure_threshold=settings.failure_threshold,
+        last_error=result.error_message,
+        next_probe_at=iso(snapshot.next_probe_at(settings)),
+        opened_at=iso(snapshot.opened_at) if snapshot.state is not BreakerState.CLOSED else None,
+        at=iso(at) or "",
+        reason="LEARNED_QUOTA",
+        message=message,
+        error=result.error.value if result.error else None,
+        retry_at=iso(until),
         **_where(context),
     )
 

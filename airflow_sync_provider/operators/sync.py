@@ -36,7 +36,7 @@ from airflow_sync_provider.load.bookkeeping import settle
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
-from airflow_sync_provider.policy import rate_limit
+from airflow_sync_provider.policy import quota, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
 from airflow_sync_provider.state import SourceState
@@ -311,7 +311,7 @@ class RateLimitedSyncOperator(BaseOperator):
             self.log.warning("%s: %s", kind, result.error_message)
         if guard is not None:
             self._emit_metrics(result, guard)
-            if result.error in alerts.RATE_LIMIT_KINDS and self.on_rate_limited:
+            if self.on_rate_limited:
                 self._alert_rate_limited(context, result, guard)
         for callback in self.on_result:
             try:
@@ -337,6 +337,30 @@ class RateLimitedSyncOperator(BaseOperator):
             self.log.warning("Could not send the metrics of %s", self.source, exc_info=True)
 
     def _alert_rate_limited(self, context: Mapping[str, Any], result: SyncResult, guard: SourceGuard) -> None:
+        """One alert for a learned spent quota beyond ``max_wait`` (by the sync that learned it, not by
+        every run it refuses); else one for a sync that ended rate-limited."""
+        if guard.learned_long_wait is not None:
+            learned = alerts.learned_quota_alert(
+                result,
+                guard.learned_long_wait,
+                guard.state.breaker,
+                guard.settings,
+                at=self._clock(),
+                max_wait=self.config.max_wait / timedelta(seconds=1),
+                cap=guard.learned_cap,
+                context=context,
+            )
+            self._send_alert("on_rate_limited", self.on_rate_limited, learned, context)
+            return
+        if result.error not in alerts.RATE_LIMIT_KINDS:
+            return
+        if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and (result.error_message or "").startswith(
+            quota.SPENT
+        ):
+            self.log.info(
+                "%s: refused by a quota learned earlier; alerted when it was learned, not again", self.source
+            )
+            return
         retry_at = None
         oldest = rate_limit.oldest(guard.state.window)
         if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and oldest is not None:

@@ -17,11 +17,14 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
+from airflow_sync_provider.policy.quota import SPENT
+
 log = logging.getLogger(__name__)
 
 SYNC_OPERATOR = "RateLimitedSyncOperator"
 MAX_NOTE = 1000  # the note is shown in the UI; keep it a paragraph, not a log
 
+_LEARNED = "the API said its quota is spent (learned from its headers by this or another run)"
 _BLOCKED = {
     "CIRCUIT_BREAKER_OPEN": "its circuit breaker is open",
     "RATE_LIMIT_EXCEEDED": "its rate-limit window is full",
@@ -40,8 +43,9 @@ def note_for(
     source = result.get("source", "?")
     error, message = result.get("error"), result.get("error_message") or ""
     if task_state == "skipped" and error in _BLOCKED:
+        why = _LEARNED if str(message).startswith(SPENT) else _BLOCKED[error]
         return (
-            f"{prefix}Nothing synced from {source}: {_BLOCKED[error]}, no request was sent. "
+            f"{prefix}Nothing synced from {source}: {why}, no request was sent. "
             f"The task was skipped, so the run counts as successful. {error}: {message}"
         )
     if not result.get("success"):

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+
+from airflow_sync_provider.policy.http_date import http_date
 
 MAX_RETRY_AFTER_SECONDS = 366 * 86400.0
 """Retry-After values are clamped to a year; callers compare against ``max_wait`` anyway."""
@@ -78,8 +78,9 @@ def retry_delay(
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (RFC 9110 10.2.3), or ``None`` if unusable.
 
-    Accepts delta-seconds (``"120"``) and an HTTP-date (``"Wed, 21 Oct 2026 07:28:00 GMT"``). A date
-    in the past means 0. Garbage, negative numbers and non-finite values give ``None`` (fall back to
+    Accepts delta-seconds (``"120"``) and an HTTP-date in any of its three forms
+    (``"Wed, 21 Oct 2026 07:28:00 GMT"``, rfc850, asctime: ``policy.http_date``). A date in the past
+    means 0. Garbage, negative numbers and non-finite values give ``None`` (fall back to
     backoff); huge values are clamped to ``MAX_RETRY_AFTER_SECONDS``.
     """
     if value is None:
@@ -89,16 +90,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     if text.isascii() and text.isdigit():  # str.isdigit() is also true for '²' (latin-1 0xB2)
         return min(float(text), MAX_RETRY_AFTER_SECONDS)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    at = http_date(text, now)
+    if at is None:
         return None
-    if when is None or not isinstance(when, datetime):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less parse means "-0000"
-        return None
-    try:
-        delta = when.timestamp() - now
-    except (OverflowError, OSError, ValueError):
-        return None
-    return min(max(delta, 0.0), MAX_RETRY_AFTER_SECONDS)
+    return min(max(at - now, 0.0), MAX_RETRY_AFTER_SECONDS)

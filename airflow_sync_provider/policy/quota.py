@@ -13,7 +13,14 @@ Header families read (names are case-insensitive; ``headers`` arrive lower-cased
 Reset values: ``reset_is="seconds"`` (a delta), ``"epoch"`` (Unix time), or ``"auto"``, which decides
 by magnitude: a value of at least ``EPOCH_THRESHOLD`` (1e9, September 2001 as a Unix time, 31 years as
 a delta) is a Unix time; at least 1e12 is a Unix time in milliseconds; anything smaller is a delta.
+An HTTP-date or an ISO 8601 time with an offset is read as that time whatever ``reset_is`` says.
 Garbage, negative and non-finite values are ignored field by field; huge ones are clamped.
+
+A learned report is trusted at most ``cap`` seconds after it was learned (``max_learned_wait``): a
+misread or hostile reset (a year-long ``Retry-After``, an epoch read as seconds) blocks a source for
+at most that long, then one request goes out and its answer is learned again. A ``remaining 0``
+without a usable reset is not ignored: the caller gives it one (``with_reset``: when its window's
+oldest slot frees), and ``wait`` never answers 0 for it.
 
 Everything here is pure: ``now`` is passed in, nothing sleeps.
 """
@@ -27,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from airflow_sync_provider.policy.http_date import absolute_time
+
 ResetIs = Literal["seconds", "epoch", "auto"]
 RESET_FORMS: tuple[str, ...] = ("seconds", "epoch", "auto")
 EPOCH_THRESHOLD = 1e9
@@ -36,6 +45,11 @@ MAX_RESET_SECONDS = 366 * 86400.0
 MAX_COUNT = 10**9
 UNDATED_TTL = 3600.0
 """How long a report without any reset time or window is trusted (an hour)."""
+FUTURE_TOLERANCE = 1.0
+"""A report learned up to this many seconds "after now" is ordinary skew between workers; one learned
+further ahead cannot be bounded by the cap and is not trusted."""
+SPENT = "the API's quota is spent"
+"""How an admission refused by a learned ``remaining 0`` begins its message (run notes look for it)."""
 _INTEGER = re.compile(r"^\s*(\d{1,18})\s*$", re.ASCII)
 _NUMBER = re.compile(r"^\s*(\d{1,18}(?:\.\d{1,9})?)\s*$", re.ASCII)
 
@@ -77,10 +91,16 @@ def _seconds(value: str | None) -> float | None:
 
 
 def reset_time(value: str | None, now: float, reset_is: ResetIs = "auto") -> float | None:
-    """Epoch seconds of a reset header value under ``reset_is``; ``None`` when unusable."""
+    """Epoch seconds of a reset header value under ``reset_is``; ``None`` when unusable.
+
+    A number is read as ``reset_is`` says; an HTTP-date or ISO 8601 time (with an offset) as that time.
+    """
+    if value is None:
+        return None
     number = _seconds(value)
     if number is None:
-        return None
+        at_time = absolute_time(value, now)
+        return None if at_time is None else min(max(at_time, now), now + MAX_RESET_SECONDS)
     if reset_is == "epoch" or (reset_is == "auto" and number >= EPOCH_THRESHOLD):
         if reset_is == "auto" and number >= EPOCH_MS_THRESHOLD:
             number /= 1000.0
@@ -165,45 +185,71 @@ def parse_headers(
     return Quota(remaining=remaining, reset_at=reset_at, limit=limit or None, window=window, observed_at=now)
 
 
-def current(quota: Quota | None, now: float) -> Quota | None:
+def current(quota: Quota | None, now: float, cap: float | None = None) -> Quota | None:
     """``quota`` while it still says something: stale values expire at their reset time.
 
-    A report without a reset time is trusted for the ``window`` the API named, else ``UNDATED_TTL``.
+    A report without a reset time is trusted for the ``window`` the API named, else ``UNDATED_TTL``;
+    with a ``cap``, none longer than ``cap`` seconds after it was learned (``expires_at``), and none
+    learned later than ``now`` (beyond ``FUTURE_TOLERANCE``: a clock or an edit the cap cannot bound).
     """
     if quota is None or quota.is_empty():
         return None
-    end = expires_at(quota)
+    if cap is not None and quota.observed_at is not None and quota.observed_at > now + FUTURE_TOLERANCE:
+        return None
+    end = expires_at(quota, cap)
     return quota if end is not None and now < end else None
 
 
-def expires_at(quota: Quota) -> float | None:
-    """When ``current`` stops trusting ``quota`` (``None``: never trusted, an undated report)."""
+def expires_at(quota: Quota, cap: float | None = None) -> float | None:
+    """When ``current`` stops trusting ``quota`` (``None``: never trusted).
+
+    Its reset; without one, the API's window or ``UNDATED_TTL`` after it was learned. With a ``cap``,
+    at most ``cap`` after it was learned; a report without a learning time is then never trusted.
+    """
     if quota.reset_at is not None:
-        return quota.reset_at
+        end: float | None = quota.reset_at
+    elif quota.observed_at is None:
+        return None
+    else:
+        end = quota.observed_at + (quota.window or UNDATED_TTL)
+    if cap is None:
+        return end
     if quota.observed_at is None:
         return None
-    return quota.observed_at + (quota.window or UNDATED_TTL)
+    return min(end, quota.observed_at + cap) if end is not None else None
 
 
-def wait(quota: Quota | None, now: float) -> float:
-    """Seconds to wait before the next request may go: until the reset when nothing remains."""
-    live = current(quota, now)
+def wait(quota: Quota | None, now: float, cap: float | None = None) -> float:
+    """Seconds to wait before the next request may go: until the reset when nothing remains.
+
+    ``remaining 0`` without a reset waits until the report expires (never 0 while it holds).
+    """
+    live = current(quota, now, cap)
     if live is None or live.remaining is None or live.remaining > 0:
         return 0.0
-    return max((live.reset_at or now) - now, 0.0)
+    end = expires_at(live, cap)
+    return max((end if end is not None else now) - now, 0.0)
 
 
-def consume(quota: Quota | None, now: float) -> Quota | None:
+def with_reset(reported: Quota, free_at: float) -> Quota:
+    """``reported`` with a reset when it says ``remaining 0`` without a usable one: ``free_at``, when the
+    caller's window frees its oldest slot (the API's window is taken to be like ours)."""
+    if reported.remaining != 0 or reported.reset_at is not None:
+        return reported
+    return dataclasses.replace(reported, reset_at=free_at)
+
+
+def consume(quota: Quota | None, now: float, cap: float | None = None) -> Quota | None:
     """The quota after one more request was sent (``remaining`` minus one, never below zero)."""
-    live = current(quota, now)
+    live = current(quota, now, cap)
     if live is None or live.remaining is None:
         return live
     return dataclasses.replace(live, remaining=max(live.remaining - 1, 0))
 
 
-def merge(previous: Quota | None, reported: Quota, now: float) -> Quota | None:
+def merge(previous: Quota | None, reported: Quota, now: float, cap: float | None = None) -> Quota | None:
     """What to keep after a response: its report, with what it left out carried over while valid."""
-    kept = current(previous, now)
+    kept = current(previous, now, cap)
     if reported.is_empty():
         return kept
     if kept is None:
@@ -217,14 +263,16 @@ def merge(previous: Quota | None, reported: Quota, now: float) -> Quota | None:
     )
 
 
-def effective_limit(max_requests: int, window: float, quota: Quota | None, now: float) -> int:
+def effective_limit(
+    max_requests: int, window: float, quota: Quota | None, now: float, cap: float | None = None
+) -> int:
     """Our window's limit, lowered (never raised) to what the API advertises.
 
     ``limit`` per ``w`` seconds allows at most ``limit * ceil(window / w)`` requests in any span of
     our ``window`` (just ``limit`` when ``w`` is at least ours); an advertised limit without a window
     is taken as per our window.
     """
-    live = current(quota, now)
+    live = current(quota, now, cap)
     if live is None or live.limit is None or live.limit <= 0:
         return max_requests
     spans = 1 if live.window is None or live.window >= window else math.ceil(window / live.window)

@@ -330,6 +330,34 @@ def test_window_full_sync_alerts_with_the_next_free_slot(demo: DemoServer) -> No
     assert f"Next window slot frees at {iso(frees)}." in alert.message
 
 
+def test_a_learned_year_long_quota_alerts_once_not_at_every_run_it_refuses(demo: DemoServer) -> None:
+    """A 429 with ``Retry-After`` a year away: one alert when learned; the runs it refuses stay quiet
+    (each used to alert); after ``max_learned_wait`` one request finds out, and what it learns alerts."""
+    limited = Recorder()
+    h = Harness(on_rate_limited=limited, config=config(max_retries=1))
+    demo.set_fault("rate_limit", source=SOURCE, retry_after="31536000")
+    state, result = h.run()
+    assert (state, result["error"]) == ("failed", "RATE_LIMITED")
+    (alert,) = limited.alerts
+    assert alert.reason == "LEARNED_QUOTA" and alert.error == "RATE_LIMITED"
+    assert f"its quota is spent until {iso(T0 + 31536000)} (31536000s, longer than max_wait=300s)" in (
+        alert.message
+    )
+    assert alert.retry_at == iso(T0 + 3600)  # rate_limit.max_learned_wait: by default the window, 1 h
+    sent = len(demo.requests(SOURCE))
+    for _ in range(3):
+        h.clock.sleep(600)
+        state, result = h.run()
+        assert (state, result["error"]) == ("skipped", "RATE_LIMIT_EXCEEDED")
+    assert len(limited.alerts) == 1
+    assert len(demo.requests(SOURCE)) == sent
+    h.clock.sleep(1800)  # past the cap
+    state, result = h.run()
+    assert (state, result["error"]) == ("failed", "RATE_LIMITED")
+    assert len(demo.requests(SOURCE)) == sent + 1  # one request found out (and learned it again)
+    assert len(limited.alerts) == 2
+
+
 def test_targets_are_validated() -> None:
     with pytest.raises(TypeError, match="on_breaker_open takes notifiers or callables"):
         RateLimitedSyncOperator(task_id="t", source="airdrops", on_breaker_open=["not callable"])

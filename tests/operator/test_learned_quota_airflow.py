@@ -1,6 +1,6 @@
 """Learned quota shared across DAGs in real Airflow (issue 11): ``airflow dags test`` against a DemoServer.
 
-Run 1 of ``op_quota_a`` is served and learns ``X-RateLimit-Remaining: 0`` with a reset 20 s away; run 2 of
+Run 1 of ``op_quota_a`` is served and learns ``X-RateLimit-Remaining: 0`` with a reset 180 s away; run 2 of
 ``op_quota_b`` (another DAG, the same source, its state Variable and pool) never saw that header, yet
 sends nothing: the reset is beyond its ``max_wait`` (5 s), so it is skipped with ``RATE_LIMIT_EXCEEDED``.
 """
@@ -27,7 +27,7 @@ from tests.operator.test_operator_airflow import (
 pytestmark = pytest.mark.airflow
 
 SOURCE = "op_quota"
-QUOTA_WINDOW = 20.0
+QUOTA_WINDOW = 180.0  # long enough that run 2 starts before the reset on a loaded machine (68 s seen)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,3 +72,26 @@ def test_a_quota_learned_by_one_dag_stops_another_dag_from_sending(variables: An
         assert (result["error"], result["items_processed"]) == ("RATE_LIMIT_EXCEEDED", 0)
         assert "the API's quota is spent" in result["error_message"]
         assert pool_of("op_quota_a") == pool_of("op_quota_b") == f"sync_{SOURCE}"
+
+
+def test_a_dag_that_does_not_learn_keeps_what_another_dag_learned(variables: Any) -> None:
+    """Issue 17 item 8: ``op_quota_deaf`` (``learn_from_headers: false``) used to write the learned quota
+    away with its first slot, and the learning DAG's next run was admitted before the API's reset."""
+    with DemoServer(port=0) as demo:
+        demo.set_quota(SOURCE, limit=1, window=600, family="x-ratelimit")
+        run1 = run_dag("op_quota_a", demo)
+        expect(run1, "success", sync="success")
+        learned = read_state(variables, SOURCE)["quota"]
+        assert learned["remaining"] == 0
+
+        deaf = run_dag("op_quota_deaf", demo)  # it neither reads nor obeys the quota: it sends, gets a 429
+        assert [e["status"] for e in demo.requests(SOURCE)][:2] == [200, 429]
+        assert xcom_return_value(deaf, "op_quota_deaf", "sync")["error"] == "RATE_LIMITED"
+        kept = read_state(variables, SOURCE)["quota"]
+        assert kept is not None and kept["reset_at"] == learned["reset_at"]  # kept, not erased
+
+        demo.clear_requests()
+        run2 = run_dag("op_quota_a", demo)
+        expect(run2, "success", sync="skipped")
+        assert demo.requests(SOURCE) == []  # not admitted before the API's reset
+        assert "the API's quota is spent" in xcom_return_value(run2, "op_quota_a", "sync")["error_message"]

@@ -60,3 +60,16 @@ def test_failed_without_a_result_points_at_the_log() -> None:
 def test_dry_run_is_labelled() -> None:
     result = _result(success=False, items_processed=0, error="CIRCUIT_BREAKER_OPEN", error_message="open")
     assert (note_for(result, "skipped", dry_run=True) or "").startswith("Dry run: Nothing synced")
+
+
+def test_a_run_refused_by_a_learned_quota_says_so_with_its_reset_and_cap() -> None:
+    message = (
+        "the API's quota is spent (remaining 0); it resets in 3600.0s (the API said 31536000s; a learned "
+        "reset is trusted at most rate_limit.max_learned_wait=3600s, then one request goes out), beyond "
+        "max_wait=300s"
+    )
+    result = _result(success=False, items_processed=0, error="RATE_LIMIT_EXCEEDED", error_message=message)
+    note = note_for(result, "skipped") or ""
+    assert "the API said its quota is spent (learned from its headers" in note
+    assert "rate-limit window is full" not in note
+    assert "max_learned_wait=3600s" in note

@@ -220,3 +220,22 @@ def test_parse_retry_after_relative_to_now():
     assert parse_retry_after(header, NOW + 1000) == 680.0
     assert parse_retry_after(header, NOW + 1680) == 0.0
     assert parse_retry_after("120", NOW + 10**6) == 120.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Wed Oct 21 07:28:00 2026", 1680.0),  # asctime: no zone, GMT by definition
+        ("Wed Oct  1 07:28:00 2026", 0.0),  # asctime pads a one-digit day with a space
+        ("Wednesday, 21-Oct-26 07:28:00 GMT", 1680.0),  # rfc850, two-digit year
+        ("Thursday, 21-Oct-76 07:28:00 GMT", 0.0),  # 2076 is more than 50 years ahead: 1976
+    ],
+)
+def test_parse_retry_after_accepts_the_obsolete_http_date_forms(header, expected):
+    """RFC 9110 5.6.7: recipients must accept rfc850 and asctime dates (asctime was rejected)."""
+    assert parse_retry_after(header, NOW) == expected
+
+
+@pytest.mark.parametrize("header", ["Wed Oct 21 07:28:00 2026 x", "Wed Oct 21 7:28:00 2026"])
+def test_parse_retry_after_rejects_malformed_asctime(header):
+    assert parse_retry_after(header, NOW) is None

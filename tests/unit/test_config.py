@@ -95,6 +95,10 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
             "remaining_header": None,
             "reset_header": None,
             "reset_is": "auto",
+            "max_learned_wait": None,
+            "adaptive": False,
+            "min_requests": 1,
+            "adaptive_decrease": 0.7,
         },
         "backoff": {
             "initial_delay": "1s",
@@ -237,6 +241,14 @@ BAD_VALUES = [
     (RateLimitConfig, {"remaining_header": ""}, "rate_limit.remaining_header", ""),
     (RateLimitConfig, {"reset_header": "x-reset"}, "rate_limit.reset_header", "x-reset"),
     (RateLimitConfig, {"reset_is": "minutes"}, "rate_limit.reset_is", "minutes"),
+    (RateLimitConfig, {"max_learned_wait": timedelta(0)}, "rate_limit.max_learned_wait", timedelta(0)),
+    (
+        RateLimitConfig,
+        {"max_learned_wait": timedelta(days=400)},
+        "rate_limit.max_learned_wait",
+        timedelta(days=400),
+    ),
+    (RateLimitConfig, {"max_learned_wait": 60}, "rate_limit.max_learned_wait", 60),
 ]
 
 
@@ -620,3 +632,13 @@ def test_quota_header_fields_from_yaml_form():
         {"source": "a", "rate_limit": {"learn_from_headers": False, "reset_is": "epoch"}}
     )
     assert (off.rate_limit.learn_from_headers, off.rate_limit.reset_is) == (False, "epoch")
+
+
+def test_max_learned_wait_defaults_to_the_larger_of_the_window_and_an_hour() -> None:
+    assert RateLimitConfig().learned_wait_cap == timedelta(hours=1)
+    assert RateLimitConfig(window=timedelta(minutes=1)).learned_wait_cap == timedelta(hours=1)
+    assert RateLimitConfig(window=timedelta(hours=6)).learned_wait_cap == timedelta(hours=6)
+    limit = SyncConfig.from_dict({"source": "a", "rate_limit": {"max_learned_wait": "10m"}}).rate_limit
+    assert limit.learned_wait_cap == timedelta(minutes=10)
+    with pytest.raises(ValueError, match=r"rate_limit.max_learned_wait must be .*got 'soon'"):
+        SyncConfig.from_dict({"source": "a", "rate_limit": {"max_learned_wait": "soon"}})

@@ -70,7 +70,9 @@ def test_bad_remaining_values_are_ignored(value):
     assert parse({"x-ratelimit-remaining": value, "x-ratelimit-reset": "10"}).remaining is None
 
 
-@pytest.mark.parametrize("value", ["", "soon", "-5", "nan", "1e400", "Wed, 21 Oct 2026 07:28:00 GMT"])
+@pytest.mark.parametrize(
+    "value", ["", "soon", "-5", "nan", "1e400", "Wed, 21 Oct 2026 07:28:00", "2025-11-29T08:00:00"]
+)
 def test_bad_reset_values_leave_the_reset_unknown(value):
     q = parse({"x-ratelimit-remaining": "0", "x-ratelimit-reset": value})
     assert q.remaining == 0
@@ -177,3 +179,89 @@ def test_any_header_text_parses_to_a_sane_quota(remaining, reset, form):
     assert q.remaining is None or 0 <= q.remaining <= quota.MAX_COUNT
     assert q.reset_at is None or NOW <= q.reset_at <= NOW + quota.MAX_RESET_SECONDS
     assert 0 <= quota.wait(q, NOW) <= quota.MAX_RESET_SECONDS
+
+
+# -- issue 17: bounded trust, dates, remaining 0 without a reset ----------------------------------------
+
+CAP = 3600.0
+
+
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        ("31536000", "auto"),  # a year as a delta
+        ("999999999", "auto"),  # just under 1e9: 31 years as a delta, clamped to a year
+        (str(NOW), "seconds"),  # an epoch misread as seconds
+    ],
+)
+def test_a_hostile_reset_is_trusted_at_most_the_cap(value, form):
+    q = parse(
+        {"x-app-left": "0", "x-app-reset": value},
+        remaining_header="x-app-left",
+        reset_header="x-app-reset",
+        reset_is=form,
+    )
+    assert q.reset_at is not None and q.reset_at - NOW > CAP
+    assert quota.wait(q, NOW, CAP) == CAP
+    assert quota.wait(q, NOW + CAP - 1, CAP) == 1
+    assert quota.current(q, NOW + CAP, CAP) is None  # past the cap: one request may go and find out
+    assert quota.wait(q, NOW + CAP, CAP) == 0
+
+
+def test_the_cap_never_lengthens_a_shorter_reset():
+    q = parse({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "30"})
+    assert quota.wait(q, NOW, CAP) == 30
+    assert quota.current(q, NOW + 30, CAP) is None
+
+
+def test_a_report_learned_in_the_future_or_without_a_learning_time_is_not_trusted_under_a_cap():
+    ahead = Quota(remaining=0, reset_at=NOW + 10 * CAP, observed_at=NOW + 5 * CAP)
+    assert quota.current(ahead, NOW, CAP) is None
+    skewed = Quota(remaining=0, reset_at=NOW + 60, observed_at=NOW + quota.FUTURE_TOLERANCE)
+    assert quota.wait(skewed, NOW, CAP) == 60  # a second of skew between workers is not "the future"
+    undated = Quota(remaining=0, reset_at=NOW + 60)
+    assert quota.current(undated, NOW, CAP) is None
+    assert quota.current(undated, NOW) == undated  # without a cap, as before
+
+
+@pytest.mark.parametrize(
+    ("value", "reset_in"),
+    [
+        ("Sat, 29 Nov 2025 07:07:40 GMT", 60),  # IMF-fixdate
+        ("Saturday, 29-Nov-25 07:07:40 GMT", 60),  # rfc850
+        ("Sat Nov 29 07:07:40 2025", 60),  # asctime
+        ("2025-11-29T07:07:40Z", 60),  # ISO 8601
+        ("2025-11-29T08:07:40+01:00", 60),
+        ("2025-11-29T07:07:40.5Z", 60.5),
+    ],
+)
+def test_a_reset_sent_as_a_date_or_an_iso_time_is_read(value, reset_in):
+    for form in quota.RESET_FORMS:
+        q = parse(
+            {"x-app-left": "0", "x-app-reset": value},
+            remaining_header="x-app-left",
+            reset_header="x-app-reset",
+            reset_is=form,
+        )
+        assert q.reset_at == NOW + reset_in
+    assert parse({"ratelimit-remaining": "0", "ratelimit-reset": value}).reset_at == NOW + reset_in
+
+
+def test_remaining_zero_without_a_reset_is_never_a_wait_of_zero():
+    """No reset header (or an unusable one): the report still holds until it expires."""
+    q = parse({"x-ratelimit-remaining": "0"})
+    assert q.reset_at is None
+    assert quota.wait(q, NOW) == quota.UNDATED_TTL
+    assert quota.wait(q, NOW, CAP / 4) == CAP / 4
+    named = parse({"ratelimit-remaining": "0", "ratelimit-policy": "10;w=60"})
+    assert quota.wait(named, NOW + 20) == 40
+
+
+def test_remaining_zero_without_a_reset_gets_the_callers_next_free_slot():
+    q = parse({"x-app-left": "0"}, remaining_header="x-app-left")
+    fixed = quota.with_reset(q, NOW + 75)
+    assert fixed.reset_at == NOW + 75 and quota.wait(fixed, NOW) == 75
+    dated = parse({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "5"})
+    assert quota.with_reset(dated, NOW + 75) == dated  # a usable reset stands
+    left = parse({"x-ratelimit-remaining": "3"})
+    assert quota.with_reset(left, NOW + 75) == left

@@ -168,3 +168,94 @@ def test_our_own_full_window_outlasts_a_shorter_learned_reset():
     refused = guard.admit()
     assert not refused.allowed and refused.wait == pytest.approx(guard.hold_seconds)
     assert "rate limit window full (2 requests per 60s); next slot in 61.0s" in refused.message
+
+
+# -- issue 17 -------------------------------------------------------------------------------------------
+
+YEAR = 366 * 86400.0
+
+
+def test_a_year_long_learned_reset_blocks_at_most_max_learned_wait_then_one_request_goes():
+    clock, store = Clock(), InMemoryStateStore()
+    cfg = config(max_requests=100, window=60, max_learned_wait=timedelta(minutes=10))
+    guard = SourceGuard(cfg, store, clock=clock, log=Log())
+    send(guard, spent(clock, reset_in=YEAR))
+    guard.finish({"success": True})
+    later = SourceGuard(cfg, store, clock=clock, log=Log())
+    refused = later.admit()
+    assert not refused.allowed and refused.wait == pytest.approx(600)
+    assert "the API said 31622400s" in refused.message
+    assert "rate_limit.max_learned_wait=600s, then one request goes out" in refused.message
+    clock.now += 599
+    assert not SourceGuard(cfg, store, clock=clock, log=Log()).admit().allowed
+    clock.now += 1
+    finder = SourceGuard(cfg, store, clock=clock, log=Log())
+    assert finder.admit().allowed  # one request finds out ...
+    finder.record(ok(spent(clock, reset_in=YEAR)))  # ... and the API's answer is learned again
+    assert not finder.admit().allowed
+
+
+def test_the_default_cap_is_the_larger_of_the_window_and_an_hour():
+    clock = Clock()
+    for window, cap in ((60, 3600), (7200, 7200)):
+        guard = SourceGuard(config(window=window), InMemoryStateStore(), clock=clock, log=Log())
+        send(guard, spent(clock, reset_in=YEAR))
+        assert guard.admit().wait == pytest.approx(cap)
+
+
+def test_a_learned_wait_beyond_max_wait_is_remembered_for_the_alert():
+    clock = Clock()
+    guard = SourceGuard(config(), InMemoryStateStore(), clock=clock, log=Log())  # max_wait 5 min
+    send(guard, spent(clock, reset_in=200))
+    assert guard.learned_long_wait is None
+    send_after = spent(clock, reset_in=3000)
+    clock.now += 200
+    send(guard, send_after)
+    assert guard.learned_long_wait == send_after
+
+
+def test_remaining_zero_without_a_reset_waits_for_the_oldest_slot_never_zero():
+    """``Remaining: 0`` and no reset used to be a wait of 0: the next request went at once."""
+    clock = Clock()
+    guard = SourceGuard(config(max_requests=100, window=60), InMemoryStateStore(), clock=clock, log=Log())
+    send(guard)
+    clock.now += 10
+    send(guard, Quota(remaining=0, observed_at=clock()))  # no reset header
+    refused = guard.admit()
+    assert not refused.allowed and refused.kind is SyncErrorKind.RATE_LIMIT_EXCEEDED
+    assert refused.wait == pytest.approx(guard.hold_seconds - 10)  # the first slot frees then
+    clock.now += refused.wait
+    assert guard.admit().allowed
+
+
+def test_a_dag_that_does_not_learn_keeps_what_another_dag_learned():
+    """It used to write the quota away with its slot: the learning DAG's next run was admitted early."""
+    clock, store = Clock(), InMemoryStateStore()
+    learner = SourceGuard(config(), store, clock=clock, log=Log(), writer="a/1")
+    send(learner, Quota(remaining=1, reset_at=clock() + 1800, observed_at=clock()))
+    learner.finish({"success": True})
+    clock.now += 5
+    deaf = SourceGuard(config(learn_from_headers=False), store, clock=clock, log=Log(), writer="b/1")
+    send(deaf, Quota(remaining=50, reset_at=clock() + 1, observed_at=clock()))  # not read: it does not learn
+    deaf.finish({"success": True})
+    assert store.load("airdrops").quota is not None
+    assert store.load("airdrops").quota.remaining == 0  # its request counted against what was learned
+    clock.now += 5
+    again = SourceGuard(config(), store, clock=clock, log=Log(), writer="a/2")
+    refused = again.admit()
+    assert not refused.allowed and refused.wait == pytest.approx(1790)
+
+
+def test_the_breaker_reset_clears_the_learned_quota_too():
+    """``sync_admin``'s reset (CLI, dashboard) used to leave a learned year-long reset in place."""
+    from airflow_sync_provider.operations import reset_breaker
+
+    clock, store, log = Clock(), InMemoryStateStore(), Log()
+    guard = SourceGuard(config(), store, clock=clock, log=Log())
+    send(guard, spent(clock, reset_in=YEAR))
+    guard.finish({"success": True})
+    assert not SourceGuard(config(), store, clock=clock, log=Log()).admit().allowed
+    reset_breaker(store, "airdrops", clock(), log=log, writer="sync_admin/manual_1")
+    assert store.load("airdrops").quota is None
+    assert any("the quota learned from the API is cleared (manual reset)" in w for w in log.warnings)
+    assert SourceGuard(config(), store, clock=clock, log=Log()).admit().allowed

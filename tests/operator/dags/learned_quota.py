@@ -1,6 +1,6 @@
-"""DAGs for ``tests/operator/test_learned_quota_airflow.py``: two DAGs syncing one source (``op_quota``),
+"""DAGs for ``tests/operator/test_learned_quota_airflow.py``: DAGs syncing one source (``op_quota``),
 so they share its state Variable and its pool ``sync_op_quota``. ``max_wait`` is 5 s: a learned reset
-further away than that skips the task instead of waiting."""
+further away than that skips the task instead of waiting. ``op_quota_deaf`` does not learn from headers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_sync_provider import BackoffConfig, RateLimitedSyncOperator, SyncConfig
+from airflow_sync_provider import BackoffConfig, RateLimitConfig, RateLimitedSyncOperator, SyncConfig
 
 SOURCE = "op_quota"
 CONFIG = SyncConfig(
@@ -22,7 +22,9 @@ CONFIG = SyncConfig(
     defer_after=timedelta(seconds=30),
 )
 
-for dag_id in ("op_quota_a", "op_quota_b"):
+DEAF = CONFIG.replace(rate_limit=RateLimitConfig(learn_from_headers=False))
+
+for dag_id, config in (("op_quota_a", CONFIG), ("op_quota_b", CONFIG), ("op_quota_deaf", DEAF)):
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -30,4 +32,4 @@ for dag_id in ("op_quota_a", "op_quota_b"):
         catchup=False,
         max_active_runs=1,
     ):
-        RateLimitedSyncOperator(task_id="sync", source=SOURCE, config=CONFIG)
+        RateLimitedSyncOperator(task_id="sync", source=SOURCE, config=config)
