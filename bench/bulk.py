@@ -6,9 +6,10 @@ the demo API serves from the parent process, one after another, each after a one
 itself in the same interpreter:
 
 - *ours*: the provider's default handler with ``load:`` (merge on ``id``) on a ``SyncRun``, default
-  config, a limit (10,000 per hour) that does not bind; the state lives in a real
-  ``VariableStateStore`` whose Variable API is an in-memory dict that counts every call and spends
-  ``variable_ms`` on it (the Execution API's round trip measured by ``overhead``, 6.6 ms);
+  config but for a limit (10,000 per hour) and ``max_pages`` (default 100) that do not bind; the
+  state lives in a real ``VariableStateStore`` whose Variable API is an in-memory dict that counts
+  every call and spends ``variable_ms`` on it (6.6 ms: the Execution API's round trip that
+  ``overhead`` measured in a real worker);
 - *dlt alone*: dlt's ``rest_api`` source with the ``header_link`` paginator, same merge;
 - *plain*: a ``requests.Session`` following ``Link`` + ``dlt.pipeline().run()`` of the pages.
 
@@ -16,8 +17,8 @@ Variable calls per extra page come from ours' warm-up (1 page) and measured run.
 alone at 1,000, 10,000 and 100,000 items, each in a fresh interpreter (``ru_maxrss``). ``--quick``
 uses a hundredth of every size (the keys stay; ``items`` says what was measured).
 
-``python -m bench.bulk trace --items N`` attributes the memory a sync holds to source lines
-(tracemalloc); see bench/README.md for what it found.
+``python -m bench.bulk_memory`` attributes the memory a sync holds to source lines (tracemalloc)
+and compares peak RSS per side (``--rss``); bench/README.md has what it found.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ QUICK_DIVISOR = 100  # the quick run measures a hundredth of every size
 VARIABLE_MS = 6.6  # overhead: median ms per Variable call through the Execution API in a real worker
 MAX_REQUESTS = 10_000  # per hour: far above 1,000 pages, so the window never makes a sync wait
 SIDES = ("ours", "dlt_alone", "plain")
+FETCH_ONLY = "ours_fetch_only"  # diagnostic (bench.bulk_memory): ours without load:, pages only
 TABLE = "bulk"
 DATASET = "sync"
 log = logging.getLogger("bench.bulk")
@@ -82,8 +84,11 @@ def endpoint(items: int) -> str:
     return f"/bulk?limit={PAGE}&total={items}"
 
 
-def sync_ours(url: str, items: int, workdir: Path, name: str, variables: CountingVariables) -> int:
-    """Our sync of ``items`` into ``workdir/name.duckdb``; Variable calls land in ``variables``."""
+def sync_ours(
+    url: str, items: int, workdir: Path, name: str, variables: CountingVariables, *, load: bool = True
+) -> int:
+    """Our sync of ``items`` into ``workdir/name.duckdb`` (``load=False``: pages only, nothing landed);
+    Variable calls land in ``variables``. Returns the items loaded (or fetched)."""
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
     from airflow_sync_provider.handlers import SyncContext, default_handler
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
@@ -95,13 +100,16 @@ def sync_ours(url: str, items: int, workdir: Path, name: str, variables: Countin
         source=TABLE,
         endpoint=endpoint(items),
         rate_limit=RateLimitConfig(max_requests=MAX_REQUESTS, window=timedelta(hours=1)),
+        max_pages=-(-items // PAGE),  # the default (100) would stop a bulk sync; no other setting changed
         load=LoadConfig(
             path=str(workdir / f"{name}.duckdb"),
             dataset=DATASET,
             table=TABLE,
             write_disposition="merge",
             primary_key=("id",),
-        ),
+        )
+        if load
+        else None,
     )
     hook = RateLimitedSyncHook(conn_id="sync_default", store=VariableStateStore(variable_api=variables))
     guard = hook.open_guard(config, log=log)
@@ -112,7 +120,7 @@ def sync_ours(url: str, items: int, workdir: Path, name: str, variables: Countin
     finally:
         ctx.close()
     guard.finish({})
-    return int(run.checkpoint.load["loaded"])
+    return int(run.checkpoint.load["loaded"]) if load else run.checkpoint.items
 
 
 def _pipeline(workdir: Path, name: str) -> Any:
@@ -178,7 +186,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_side(side: str, url: str, items: int, workdir: Path, variable_ms: float, warm_up: bool) -> dict[str, Any]:
+def run_side(
+    side: str, url: str, items: int, workdir: Path, variable_ms: float, warm_up: bool
+) -> dict[str, Any]:
     """One side's sync of ``items`` (after a one-page warm-up of itself if ``warm_up``): seconds, rows."""
     from airflow_sync_provider.load.loader import import_dlt
 
@@ -189,9 +199,9 @@ def run_side(side: str, url: str, items: int, workdir: Path, variable_ms: float,
 
     def once(count: int, name: str) -> float:
         started = time.perf_counter()
-        if side == "ours":
+        if side in ("ours", FETCH_ONLY):
             variables = CountingVariables(variable_ms / 1000)
-            loaded = sync_ours(url, count, workdir, name, variables)
+            loaded = sync_ours(url, count, workdir, name, variables, load=side == "ours")
             assert loaded == count, (loaded, count)
             calls[name] = variables.calls
         elif side == "dlt_alone":
@@ -203,7 +213,7 @@ def run_side(side: str, url: str, items: int, workdir: Path, variable_ms: float,
     if warm_up:
         once(PAGE, "warm_up")
     out["seconds"] = once(items, "measured")
-    out["rows"] = rows_in(workdir, "measured")
+    out["rows"] = items if side == FETCH_ONLY else rows_in(workdir, "measured")
     out["peak_rss_mb"] = peak_rss_mb()
     if side == "ours":
         out["variable_calls"] = calls["measured"]
@@ -217,7 +227,10 @@ def run_side(side: str, url: str, items: int, workdir: Path, variable_ms: float,
 def spawn(side: str, url: str, items: int, *, variable_ms: float, warm_up: bool) -> dict[str, Any]:
     """``run_side`` in a fresh interpreter; its last stdout line is the JSON result."""
     host, port = url.split("://", 1)[1].rsplit(":", 1)
-    env = {**os.environ, "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps({"conn_type": "http", "host": host, "port": int(port)})}
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps({"conn_type": "http", "host": host, "port": int(port)}),
+    }
     with tempfile.TemporaryDirectory(prefix=f"bench_bulk_{side}_") as workdir:
         command = [
             sys.executable, "-m", "bench.bulk", "side", side, "--url", url, "--items", str(items),
@@ -262,7 +275,9 @@ def summarise(
     }
 
 
-def run(quick: bool = False, variable_ms: float = VARIABLE_MS, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, variable_ms: float = VARIABLE_MS, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     from airflow_sync_provider.demo.server import DemoServer
 
     say = progress or (lambda message: print(f"[bench] bulk: {message}", file=sys.stderr, flush=True))
@@ -287,10 +302,12 @@ def run(quick: bool = False, variable_ms: float = VARIABLE_MS, progress: Callabl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     side = sub.add_parser("side", help="one side's sync in this interpreter; prints its JSON result")
-    side.add_argument("side", choices=SIDES)
+    side.add_argument("side", choices=(*SIDES, FETCH_ONLY))
     side.add_argument("--url", required=True)
     side.add_argument("--items", type=int, required=True)
     side.add_argument("--workdir", type=Path, required=True)

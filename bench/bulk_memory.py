@@ -9,6 +9,9 @@ and ``load`` start, and keeps the largest snapshot. Each allocation is charged t
 innermost line, and to the innermost frame in ``airflow_sync_provider`` (the provider's call that
 caused it; ``-`` when none). The report: per site, MB at each size and the growth between them,
 largest growth first. Not part of ``bench/run.py`` (tracing makes the sync several times slower).
+
+``--rss`` instead compares peak RSS (no tracing) per size for ours, ours without ``load:`` (pages
+only), dlt's ``rest_api`` alone and plain ``requests`` + dlt: which part grows with the pages.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.bulk import PAGE, REPO, CountingVariables
+from bench.bulk import FETCH_ONLY, PAGE, REPO, SIDES, CountingVariables, spawn
 
 FRAMES = 25
 PROVIDER = f"{os.sep}airflow_sync_provider{os.sep}"
@@ -127,11 +130,32 @@ def growth(small: dict[str, Any], large: dict[str, Any], top: int) -> dict[str, 
     return out
 
 
+def rss_by_side(sizes: list[int], out: Path | None) -> int:
+    """Peak RSS MB per side and size, each in a fresh interpreter (no warm-up)."""
+    from airflow_sync_provider.demo.server import DemoServer
+
+    table: dict[str, dict[str, float]] = {}
+    with DemoServer() as demo:
+        for side in (*SIDES, FETCH_ONLY):
+            for size in sizes:
+                result = spawn(side, demo.url, size, variable_ms=0.0, warm_up=False)
+                table.setdefault(side, {})[str(size)] = round(result["peak_rss_mb"], 1)
+                print(f"[rss] {side} {size:,}: {table[side][str(size)]} MB", file=sys.stderr, flush=True)
+    text = json.dumps({"peak_rss_mb": table, "load_average": list(os.getloadavg())}, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--rss", action="store_true", help="peak RSS per side and size, no tracing")
     parser.add_argument("--child-url", help=argparse.SUPPRESS)
     parser.add_argument("--child-items", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -142,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_sync_provider.demo.server import DemoServer
 
     sizes = [int(size) for size in args.sizes.split(",")]
+    if args.rss:
+        return rss_by_side(sizes, args.out)
     runs = []
     with DemoServer() as demo:
         host, port = demo.url.split("://", 1)[1].rsplit(":", 1)

@@ -265,7 +265,11 @@ def _load(r: dict[str, Any]) -> list[Row]:
 
 def _bulk(r: dict[str, Any]) -> list[Row]:
     seconds, rss, rate = r["seconds"], r["peak_rss_mb"], r["rows_per_s"]
-    ratio = r["ratio_ours_vs_dlt_alone"]
+    ratio, per_page, one_page = (
+        r["ratio_ours_vs_dlt_alone"],
+        r["variable_calls_per_page"],
+        r["variable_calls_per_sync_1_page"],
+    )
     sizes = " / ".join(f"{_num(items)}" for items in r["peak_rss_items"].values())
     return [
         (
@@ -284,10 +288,10 @@ def _bulk(r: dict[str, Any]) -> list[Row]:
         ),
         (
             "bulk: Variable calls per extra page / per 1-page sync",
-            f"{_num(r['variable_calls_per_page'])} / {_num(r['variable_calls_per_sync_1_page'])}",
+            f"{_num(per_page)} / {_num(one_page)}",
             "—",
             "—",
-            f"≤ 0.25 / ≤ 3 ({_verdict(r['variable_calls_per_page'] <= 0.25 and r['variable_calls_per_sync_1_page'] <= 3)})",
+            f"≤ 0.25 / ≤ 3 ({_verdict(per_page <= 0.25 and one_page <= 3)})",
         ),
         (
             f"bulk: peak RSS MB at {sizes} items (ours)",
