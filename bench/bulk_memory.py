@@ -56,7 +56,7 @@ def charge(snapshot: tracemalloc.Snapshot) -> dict[str, Counter[str]]:
     return {"line": by_line, "provider": by_provider}
 
 
-def trace_child(url: str, items: int, workdir: Path, top: int) -> dict[str, Any]:
+def trace_child(url: str, items: int, workdir: Path, top: int, frames: int = FRAMES) -> dict[str, Any]:
     """Run ours with tracemalloc on; the largest snapshot's bytes per site."""
     import dlt
 
@@ -69,8 +69,18 @@ def trace_child(url: str, items: int, workdir: Path, top: int) -> dict[str, Any]
     every = max(1, pages // 10)
     best: dict[str, Any] = {"traced": -1}
     requests_seen = 0
+    phases: dict[str, dict[str, float]] = {}  # per phase: peak traced MB in it, peak RSS MB at its end
+
+    def phase_ends(name: str) -> None:
+        phases[name] = {
+            "peak_traced_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 1),
+            "peak_rss_mb_so_far": round(bulk.peak_rss_mb(), 1),
+        }
+        tracemalloc.reset_peak()
 
     def consider(phase: str) -> None:
+        if not tracemalloc.is_tracing():  # --frames 0: phase RSS only
+            return
         current = tracemalloc.get_traced_memory()[0]
         if current > best["traced"]:
             best.update(traced=current, phase=phase, snapshot=tracemalloc.take_snapshot())
@@ -84,30 +94,35 @@ def trace_child(url: str, items: int, workdir: Path, top: int) -> dict[str, Any]
             consider(f"page {requests_seen}")
         return request(self, *args, **kwargs)
 
-    def before(name: str) -> None:
+    def before(name: str, previous: str) -> None:
         method = getattr(dlt.Pipeline, name)
 
         def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
             consider(f"dlt {name}")
+            phase_ends(previous)
             return method(self, *args, **kwargs)
 
         setattr(dlt.Pipeline, name, wrapped)
 
     SyncRun.request = counted  # type: ignore[method-assign]
-    before("normalize")
-    before("load")
-    tracemalloc.start(FRAMES)
+    before("normalize", "pages and dlt extract")
+    before("load", "dlt normalize")
+    phase_ends("imports")
+    if frames:
+        tracemalloc.start(frames)
     loaded = bulk.sync_ours(url, items, workdir, "traced", CountingVariables(0.0))
     consider("end of sync")
+    phase_ends("dlt load and the end of the sync")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert loaded == items, (loaded, items)
-    sites = charge(best["snapshot"])
+    sites = charge(best["snapshot"]) if "snapshot" in best else {"line": Counter(), "provider": Counter()}
     return {
         "items": items,
         "peak_traced_mb": round(peak / 2**20, 1),
         "largest_snapshot_mb": round(best["traced"] / 2**20, 1),
         "largest_snapshot_at": best["phase"],
+        "phases": phases,
         "peak_rss_mb": round(bulk.peak_rss_mb(), 1),
         "sites": {kind: dict(counter.most_common(top * 4)) for kind, counter in sites.items()},
     }
@@ -155,13 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=FRAMES,
+        help="frames kept per allocation (0: no tracing, phase RSS only)",
+    )
     parser.add_argument("--rss", action="store_true", help="peak RSS per side and size, no tracing")
     parser.add_argument("--child-url", help=argparse.SUPPRESS)
     parser.add_argument("--child-items", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_url:
         with tempfile.TemporaryDirectory(prefix="bench_bulk_trace_") as workdir:
-            print(json.dumps(trace_child(args.child_url, args.child_items, Path(workdir), args.top)))
+            print(
+                json.dumps(
+                    trace_child(args.child_url, args.child_items, Path(workdir), args.top, args.frames)
+                )
+            )
         return 0
     from airflow_sync_provider.demo.server import DemoServer
 
@@ -175,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "AIRFLOW_CONN_SYNC_DEFAULT": conn}
         for size in sizes:
             command = [sys.executable, "-m", "bench.bulk_memory", "--child-url", demo.url]
-            command += ["--child-items", str(size), "--top", str(args.top)]
+            command += ["--child-items", str(size), "--top", str(args.top), "--frames", str(args.frames)]
             done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
             if done.returncode:
                 raise RuntimeError(f"trace at {size} items failed:\n{done.stderr[-3000:]}")
