@@ -121,7 +121,7 @@ def trace_child(url: str, items: int, workdir: Path, top: int, frames: int = FRA
         "items": items,
         "peak_traced_mb": round(peak / 2**20, 1),
         "largest_snapshot_mb": round(best["traced"] / 2**20, 1),
-        "largest_snapshot_at": best["phase"],
+        "largest_snapshot_at": best.get("phase"),
         "phases": phases,
         "peak_rss_mb": round(bulk.peak_rss_mb(), 1),
         "sites": {kind: dict(counter.most_common(top * 4)) for kind, counter in sites.items()},
