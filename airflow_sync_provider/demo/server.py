@@ -262,7 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
                 cursor, limit = self._param("cursor"), self._param("limit")
                 since, changes = self._param("updated_since"), self.server.demo.changes(source)
                 body, headers = render_page(
-                    source, cursor, limit, self._base_url(), plan.loop_cursor, since, changes
+                    source,
+                    cursor,
+                    limit,
+                    self._base_url(),
+                    plan.loop_cursor,
+                    since,
+                    changes,
+                    self._param("total"),
                 )
             except PageError as exc:
                 self._json(400, {"error": str(exc), "field": exc.field, "value": exc.value})
