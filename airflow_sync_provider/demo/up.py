@@ -5,7 +5,10 @@ parallelism), starts the demo API, migrates the DB, creates the pools and the ``
 connection, starts Airflow's api-server, scheduler, dag-processor and triggerer, unpauses the DAGs
 and starts one run of each sync DAG the scheduler does not start itself. Every component logs to
 ``<home>/demo-logs/<name>.log``; the console shows progress, then the URL and admin password, then
-one line per event that matters (see ``watch``). Ctrl-C stops everything within seconds.
+one line per event that matters (see ``watch``). Ctrl-C, SIGHUP (a closed terminal) and SIGTERM stop
+everything within seconds; so does the end of the process that started it (``make``). What it started
+is listed in ``<home>/demo.pid``, so a demo killed hard is stopped by the next ``make demo`` or by
+``make stop`` (``--stop``).
 """
 
 from __future__ import annotations
@@ -15,21 +18,30 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from airflow_sync_provider.admin_names import ADMIN_DAG_ID
+from airflow_sync_provider.demo import leftovers, logserver
 from airflow_sync_provider.demo.processes import Processes, port_open, tail
 from airflow_sync_provider.demo.watch import EventWatcher
 
 HEALTH_TIMEOUT = 180.0
 POLL_EVENTS_EVERY = 5.0
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Airflow's defaults; the demo serves task logs on loopback itself (see ``logserver``)
+LOG_SERVER_PORTS = {"worker-logs": "8793", "trigger-logs": "8794"}
+LOG_PORT_SETTINGS = {
+    "worker-logs": "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+    "trigger-logs": "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+}
 # The demo API announces its own quota for one source (issue 11): above the config's 120 per hour, so it
 # never blocks, but the attempt lines of sync_sponsored show "| API N left" (learned from RateLimit-*).
 DEMO_QUOTAS: tuple[dict[str, Any], ...] = (
@@ -77,6 +89,7 @@ def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
             "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": logserver.HOSTNAME_CALLABLE,
             "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), QUIET_WARNINGS])),
             "SYNC_DEMO_URL": demo_url,
         }
@@ -84,9 +97,36 @@ def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
     return env
 
 
+def _log_port(env: Mapping[str, str], name: str) -> int:
+    return int(env.get(LOG_PORT_SETTINGS[name], LOG_SERVER_PORTS[name]))
+
+
+class Hangup(KeyboardInterrupt):
+    """SIGHUP or SIGTERM, or the parent (``make``) went away: stop as Ctrl-C does."""
+
+
+def _hang_up(signum: int, _frame: Any) -> None:
+    raise Hangup(signal.Signals(signum).name)
+
+
+class _Parent:
+    """The process that started the launcher; once it is gone (re-parented), the demo stops."""
+
+    def __init__(self) -> None:
+        self.pid = os.getppid()
+
+    def check(self) -> None:
+        if os.getppid() != self.pid:
+            raise Hangup("parent exited")
+
+
+PARENT = _Parent()
+
+
 def _wait_for(url: str, timeout: float, what: str, procs: Processes) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        PARENT.check()
         if (child := procs.exited()) is not None:
             code, log = child.proc.returncode, child.log
             raise SystemExit(f"{child.name} exited with code {code}:\n{tail(log)}\n(log: {log})")
@@ -178,21 +218,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-trigger", action="store_true", help="do not trigger the DAGs the scheduler does not start"
     )
+    parser.add_argument(
+        "--stop", action="store_true", help="stop what an earlier demo in --home left running, then exit"
+    )
     args = parser.parse_args(argv)
 
     home, dags = Path(args.home).resolve(), Path(args.dags).resolve()
+    if args.stop:
+        if not leftovers.stop_leftovers(home, _say):
+            _say(f"No demo is running from {home}.")
+        return 0
+    PARENT.pid = os.getppid()
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, _hang_up)
     logs = home / "demo-logs"
     logs.mkdir(parents=True, exist_ok=True)
+    leftovers.stop_leftovers(home, _say)
     demo_url = f"http://127.0.0.1:{args.demo_port}"
     py = sys.executable
     airflow = str(Path(py).with_name("airflow"))
 
-    for port, what in ((args.port, "--port / SYNC_DEMO_AIRFLOW_PORT"), (args.demo_port, "--demo-port")):
+    ports = [(args.port, "--port / SYNC_DEMO_AIRFLOW_PORT"), (args.demo_port, "--demo-port")]
+    ports += [(_log_port(os.environ, name), setting) for name, setting in LOG_PORT_SETTINGS.items()]
+    for port, what in ports:
         if port_open(port):
             print(f"error: port {port} is in use (another Airflow or demo running?); free it or use {what}")
             return 2
 
-    procs = Processes(_env(home, dags, args.port, demo_url), logs)
+    procs = Processes(
+        _env(home, dags, args.port, demo_url),
+        logs,
+        on_start=lambda children: leftovers.record(
+            home, [("launcher", os.getpid()), *((c.name, c.proc.pid) for c in children)]
+        ),
+    )
     started = time.monotonic()
     try:
         _say(f"Starting the demo API on {demo_url} ...")
@@ -208,7 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         for component in COMPONENTS:
             server = component == "api-server"
             extra = ["--port", str(args.port), "--host", "127.0.0.1"] if server else []
+            if component in ("scheduler", "triggerer"):
+                extra = ["--skip-serve-logs"]
             procs.start(component, [airflow, component, *extra], port=args.port if server else None)
+        for name in LOG_PORT_SETTINGS:
+            log_port = _log_port(procs.env, name)
+            cmd = [py, "-m", "airflow_sync_provider.demo.logserver", "--port", str(log_port)]
+            procs.start(name, cmd, port=log_port)
         base = f"http://localhost:{args.port}"
         _wait_for(f"{base}/api/v2/monitor/health", HEALTH_TIMEOUT, "Airflow's api-server", procs)
         password = _password(home)
@@ -225,13 +290,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(_banner(base, password, demo_url, logs, time.monotonic() - started), flush=True)
         return _watch(base, password, token, procs)
-    except KeyboardInterrupt:
-        print(flush=True)
+    except KeyboardInterrupt as exc:
+        with contextlib.suppress(OSError):
+            print(flush=True)
+        if isinstance(exc, Hangup):
+            _say(f"{exc}: stopping the demo")
         return 0
     finally:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is going: finish stopping regardless
         taken = procs.stop(_say)
         if taken:
             _say(f"Stopped in {taken:.1f}s.")
+        if not any(c.proc.poll() is None for c in procs.children):
+            leftovers.forget(home)
 
 
 def _banner(base: str, password: str, demo_url: str, logs: Path, seconds: float) -> str:
@@ -263,6 +334,7 @@ def _watch(base: str, password: str, token: str, procs: Processes) -> int:
     watcher = EventWatcher(fetch)
     next_poll = time.monotonic() + POLL_EVENTS_EVERY
     while (child := procs.exited()) is None:
+        PARENT.check()
         if time.monotonic() >= next_poll:
             next_poll = time.monotonic() + POLL_EVENTS_EVERY
             try:
