@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_sync_provider.results import plural
+
 COLUMNS = ("source", "breaker", "failures", "opened at", "next probe", "window", "API left", "last result")
 
 
@@ -17,7 +19,7 @@ def _last(result: dict[str, Any] | None) -> str:
     if not result:
         return "-"
     if result.get("success"):
-        return f"ok, {result.get('items_processed')} items"
+        return f"ok, {plural(int(result.get('items_processed') or 0), 'item')}"
     return str(result.get("error") or "failed")
 
 

@@ -247,7 +247,10 @@ class RateLimitedSyncOperator(BaseOperator):
             result=run.result(items=items, error=error),
         )
         if bookmark != stored:
-            self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
+            if stored is None:
+                self.log.info("%s: first bookmark %r", self.source, bookmark)
+            else:
+                self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
             guard.state = guard.state.replace(bookmark=bookmark)
         guard.finish(result.to_dict())
         return self._report(context, result, error, guard)
@@ -306,9 +309,7 @@ class RateLimitedSyncOperator(BaseOperator):
         if result.success:
             self.log.info("%s", result.summary())
         else:
-            kind = result.error.value if result.error else "UNKNOWN"
-            self.log.warning("✗ %s: %s (retry %d)", result.source, kind, result.retry_count)
-            self.log.warning("%s: %s", kind, result.error_message)
+            self.log.warning("%s", result.summary())
         if guard is not None:
             self._emit_metrics(result, guard)
             if result.error in alerts.RATE_LIMIT_KINDS and self.on_rate_limited:
