@@ -16,12 +16,20 @@ class FakeApi:
         self.runs: list[dict[str, Any]] = []
         self.breakers: dict[str, dict[str, Any]] = {}
         self.queries: list[dict[str, list[str]]] = []
+        self.dags: dict[str, dict[str, Any]] = {}
+        self.reviews: list[dict[str, Any]] = []
 
     def __call__(self, path: str) -> Any:
         split = urlsplit(path)
         if split.path == "/api/v2/dags/~/dagRuns":
             self.queries.append(parse_qs(split.query))
             return {"dag_runs": list(self.runs)}
+        if split.path == "/api/v2/dags/~/dagRuns/~/hitlDetails":
+            query = parse_qs(split.query)
+            assert (query["response_received"], query["ti_state"]) == (["false"], ["deferred"])
+            return {"hitl_details": list(self.reviews), "total_entries": len(self.reviews)}
+        if split.path.startswith("/api/v2/dags/sync_"):
+            return self.dags[split.path.rsplit("/", 1)[1]]
         assert split.path == "/api/v2/variables"
         assert parse_qs(split.query)["variable_key_prefix_pattern"] == ["sync_state_"]
         variables = [
@@ -55,7 +63,41 @@ def test_one_line_per_event_and_nothing_for_healthy_runs() -> None:
     api.breakers["airdrops"] = {"state": "half-open", "failure_count": 5}
     assert watcher.poll() == ["◐ breaker of airdrops half-open: the next request is a probe"]
     api.breakers["airdrops"] = {"state": "closed", "failure_count": 0}
-    assert watcher.poll() == ["✓ breaker of airdrops closed: syncing again"]
+    api.dags["sync_airdrops"] = {"is_paused": False, "next_dagrun_run_after": "1970-01-12T14:00:00Z"}
+    assert watcher.poll() == [
+        "✓ breaker of airdrops closed: its next run is at 1970-01-12 14:00:00 UTC (trigger sync_airdrops "
+        "to sync sooner)"
+    ]
+
+
+def test_a_closed_breaker_says_when_a_paused_or_unscheduled_dag_syncs() -> None:
+    api = FakeApi()
+    watcher = EventWatcher(api, now=lambda: 1_000_000.0)
+    api.breakers = {"a": {"state": "open"}, "b": {"state": "open"}, "c": {"state": "open"}}
+    watcher.poll()
+    api.breakers = {s: {"state": "closed"} for s in "abc"}
+    api.dags = {
+        "sync_a": {"is_paused": True, "next_dagrun_run_after": None},
+        "sync_b": {"is_paused": False, "next_dagrun_run_after": None},
+        "sync_c": {"is_paused": False, "next_dagrun_run_after": "1970-01-12T13:00:00Z"},
+    }
+    assert watcher.poll() == [
+        "✓ breaker of a closed: sync_a is paused: no run until it is unpaused",
+        "✓ breaker of b closed: no run is scheduled: trigger sync_b to sync now",
+        "✓ breaker of c closed: syncing again: its next run is due now",
+    ]
+
+
+def test_a_waiting_review_is_said_once() -> None:
+    api = FakeApi()
+    watcher = EventWatcher(api, now=lambda: 1_000_000.0)
+    ti = {"id": "ti-1", "dag_id": "sync_community", "dag_run_id": "r1", "task_id": "review"}
+    api.reviews = [{"task_instance": ti, "subject": "Review 3 new community submissions"}]
+    assert watcher.poll() == [
+        "✋ sync_community: a review waits for your answer: Review 3 new community submissions "
+        "(Browse → Required Actions)"
+    ]
+    assert watcher.poll() == []
 
 
 def test_runs_are_asked_for_since_the_previous_poll() -> None:
