@@ -23,7 +23,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -179,20 +180,40 @@ def starts_on_its_own(dag: dict[str, Any], now: datetime) -> bool:
     return bool(run_after) and datetime.fromisoformat(str(run_after).replace("Z", "+00:00")) <= now
 
 
-def _unpause_and_start(base: str, token: str, dag_ids: list[str], trigger: bool) -> tuple[int, int]:
-    """Unpause every DAG; trigger the sync DAGs the scheduler will not start now. (scheduled, triggered)"""
+Api = Callable[..., Any]  # (path, body=None, method="") -> decoded JSON, authenticated
+
+
+@dataclass
+class FirstRuns:
+    scheduled: int = 0  # the scheduler starts them (a recent cron tick)
+    triggered: int = 0  # triggered once by the demo
+    earlier: int = 0  # had runs in this home already (an earlier `make demo`): not triggered again
+
+    def line(self, dags: int) -> str:
+        earlier = f", {self.earlier} ran in an earlier demo (not triggered again)" if self.earlier else ""
+        return (
+            f"{dags} DAGs unpaused; first runs: {self.scheduled} started by their schedule, "
+            f"{self.triggered} triggered once{earlier}"
+        )
+
+
+def _unpause_and_start(api: Api, dag_ids: list[str], trigger: bool) -> FirstRuns:
+    """Unpause every DAG; trigger the sync DAGs the scheduler will not start now and that never ran
+    in this home (a restart does not queue another run behind, say, an unanswered review)."""
     deadline = time.monotonic() + 180
-    pending, scheduled, triggered = list(dag_ids), 0, 0
+    pending, first = list(dag_ids), FirstRuns()
     while pending and time.monotonic() < deadline:
         for dag_id in list(pending):
             try:
-                dag = _api(base, f"/api/v2/dags/{dag_id}", token, {"is_paused": False}, method="PATCH")
+                dag = api(f"/api/v2/dags/{dag_id}", {"is_paused": False}, method="PATCH")
                 if dag_id != ADMIN_DAG_ID:
                     if starts_on_its_own(dag, datetime.now(UTC)):
-                        scheduled += 1
+                        first.scheduled += 1
+                    elif api(f"/api/v2/dags/{dag_id}/dagRuns?limit=1")["total_entries"]:
+                        first.earlier += 1
                     elif trigger:
-                        _api(base, f"/api/v2/dags/{dag_id}/dagRuns", token, {"logical_date": None})
-                        triggered += 1
+                        api(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+                        first.triggered += 1
                 pending.remove(dag_id)
             except urllib.error.HTTPError as exc:
                 if exc.code not in (404, 500, 503):  # not parsed yet, or SQLite busy: try again
@@ -201,7 +222,7 @@ def _unpause_and_start(base: str, token: str, dag_ids: list[str], trigger: bool)
             time.sleep(3)
     if pending:
         print(f"Not parsed in time, unpause by hand: {', '.join(pending)}", flush=True)
-    return scheduled, triggered
+    return first
 
 
 def _say(line: str) -> None:
@@ -283,11 +304,12 @@ def main(argv: list[str] | None = None) -> int:
 
         sources = sorted(load_sources(resolve_path(dags / "sources.yaml")))
         dag_ids = [ADMIN_DAG_ID, *(f"sync_{s}" for s in sources)]
-        scheduled, triggered = _unpause_and_start(base, token, dag_ids, trigger=not args.no_trigger)
-        _say(
-            f"{len(dag_ids)} DAGs unpaused; first runs: {scheduled} started by their schedule, "
-            f"{triggered} triggered once"
+        first = _unpause_and_start(
+            lambda path, body=None, method="": _api(base, path, token, body, method),
+            dag_ids,
+            trigger=not args.no_trigger,
         )
+        _say(first.line(len(dag_ids)))
         print(_banner(base, password, demo_url, logs, time.monotonic() - started), flush=True)
         return _watch(base, password, token, procs)
     except KeyboardInterrupt as exc:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_sync_provider.demo.up import starts_on_its_own
+from airflow_sync_provider.demo.up import _unpause_and_start, starts_on_its_own
 from airflow_sync_provider.demo.watch import EventWatcher
 
 
@@ -116,3 +116,27 @@ def test_make_demo_triggers_only_dags_the_scheduler_does_not_start() -> None:
     assert starts_on_its_own({"next_dagrun_run_after": "2026-11-29T21:00:00Z"}, now)  # latest tick: runs
     assert not starts_on_its_own({"next_dagrun_run_after": "2026-11-29T22:00:00+00:00"}, now)  # waits
     assert not starts_on_its_own({"next_dagrun_run_after": None}, now)  # asset-only: never by itself
+
+
+def test_a_restart_triggers_no_dag_that_ran_before_in_this_home() -> None:
+    """One first run per DAG per demo home: a restart does not queue another run behind, say, an
+    unanswered review of sync_community."""
+    later = "2999-01-01T00:00:00Z"  # not due now: the scheduler will not start these by itself
+    runs = {"sync_community": 1, "sync_quests": 0}
+    calls: list[tuple[str, Any]] = []
+
+    def api(path: str, body: Any = None, method: str = "") -> Any:
+        calls.append((method or ("POST" if body else "GET"), path))
+        if method == "PATCH":
+            return {"dag_id": path.rsplit("/", 1)[1], "next_dagrun_run_after": later}
+        if path.endswith("/dagRuns?limit=1"):
+            return {"dag_runs": [], "total_entries": runs[path.split("/")[4]]}
+        return {}
+
+    first = _unpause_and_start(api, ["sync_admin", "sync_community", "sync_quests"], trigger=True)
+    assert (first.scheduled, first.triggered, first.earlier) == (0, 1, 1)
+    assert [p for m, p in calls if m == "POST"] == ["/api/v2/dags/sync_quests/dagRuns"]
+    assert first.line(3) == (
+        "3 DAGs unpaused; first runs: 0 started by their schedule, 1 triggered once, "
+        "1 ran in an earlier demo (not triggered again)"
+    )
