@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -37,6 +38,7 @@ from airflow_sync_provider.demo.watch import EventWatcher
 HEALTH_TIMEOUT = 180.0
 POLL_EVENTS_EVERY = 5.0
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+FAULT_DEFAULT_URL = "http://127.0.0.1:8765"  # `python -m airflow_sync_provider.demo fault`'s --url
 # Airflow's defaults; the demo serves task logs on loopback itself (see ``logserver``)
 LOG_SERVER_PORTS = {"worker-logs": "8793", "trigger-logs": "8794"}
 LOG_PORT_SETTINGS = {
@@ -63,6 +65,29 @@ def _secrets(home: Path) -> dict[str, str]:
     return dict(json.loads(path.read_text()))
 
 
+def _db_url(home: Path) -> str:
+    # SQLite allows one writer; wait up to 30 s for the lock instead of failing after 5 s.
+    return f"sqlite:///{home / 'airflow.db'}?timeout=30"
+
+
+def write_config(home: Path, dags: Path) -> None:
+    """Put the DAGs folder and the DB in ``<home>/airflow.cfg``, so that a CLI run with only
+    ``AIRFLOW_HOME=<home>`` (the banner's commands) sees what the demo's components see: the sources
+    file in the DAGs folder, the same DB. Airflow fills in every other option with its default."""
+    path = home / "airflow.cfg"
+    wanted = {"dags_folder": str(dags), "sql_alchemy_conn": _db_url(home)}
+    if not path.exists():
+        path.write_text(
+            f"[core]\ndags_folder = {wanted['dags_folder']}\n\n"
+            f"[database]\nsql_alchemy_conn = {wanted['sql_alchemy_conn']}\n"
+        )
+        return
+    text = path.read_text()  # a home from before: Airflow wrote its defaults (dags_folder = <home>/dags)
+    for key, value in wanted.items():
+        text = re.sub(rf"(?m)^{key} = .*$", lambda _m, k=key, v=value: f"{k} = {v}", text, count=1)
+    path.write_text(text)
+
+
 def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
     env = dict(os.environ)
     # Components run as `airflow ...`: use this venv's.
@@ -75,8 +100,7 @@ def _env(home: Path, dags: Path, port: int, demo_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "2",
-            # SQLite allows one writer; wait up to 30 s for the lock instead of failing after 5 s.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=30",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _db_url(home),
             # Created paused and unpaused over REST once the api-server answers: tasks started
             # earlier would fail to reach the Execution API.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
@@ -255,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = home / "demo-logs"
     logs.mkdir(parents=True, exist_ok=True)
     leftovers.stop_leftovers(home, _say)
+    write_config(home, dags)
     demo_url = f"http://127.0.0.1:{args.demo_port}"
     py = sys.executable
     airflow = str(Path(py).with_name("airflow"))
@@ -310,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             trigger=not args.no_trigger,
         )
         _say(first.line(len(dag_ids)))
-        print(_banner(base, password, demo_url, logs, time.monotonic() - started), flush=True)
+        print(_banner(base, password, demo_url, home, time.monotonic() - started), flush=True)
         return _watch(base, password, token, procs)
     except KeyboardInterrupt as exc:
         with contextlib.suppress(OSError):
@@ -327,16 +352,37 @@ def main(argv: list[str] | None = None) -> int:
             leftovers.forget(home)
 
 
-def _banner(base: str, password: str, demo_url: str, logs: Path, seconds: float) -> str:
+def _shown(path: Path) -> str:
+    """``path`` as typed from the working directory (relative when it is below it)."""
     cwd = Path.cwd()
-    shown = logs.relative_to(cwd) if logs.is_relative_to(cwd) else logs
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+
+
+def commands(home: Path, demo_url: str, python: str = sys.executable) -> list[tuple[str, str]]:
+    """The banner's copy-paste commands (run from the directory `make demo` runs in)."""
+    py = _shown(Path(python))
+    url = "" if demo_url == FAULT_DEFAULT_URL else f" --url {demo_url}"
+    cli = f"AIRFLOW_HOME={_shown(home)} {py} -m airflow_sync_provider"
+    return [
+        ("break airdrops", f"{py} -m airflow_sync_provider.demo fault outage --source airdrops{url}"),
+        ("heal it", f"{py} -m airflow_sync_provider.demo fault none{url}"),
+        ("breaker states", f"{cli} states"),
+        ("reset its breaker", f"{cli} reset airdrops"),
+        ("stop the demo", "make stop   (or Ctrl-C here)"),
+    ]
+
+
+def _banner(base: str, password: str, demo_url: str, home: Path, seconds: float) -> str:
+    tries = "\n".join(f"    {what + ':':<19}{command}" for what, command in commands(home, demo_url))
     return (
-        f"\n  Airflow UI:  {base}   user admin, password {password}\n"
-        f"  Demo API:    {demo_url}   break one source: python -m airflow_sync_provider.demo "
-        "fault outage --source airdrops\n"
-        f"  Logs:        {shown}/ (api-server, scheduler, dag-processor, triggerer, demo-api)\n"
-        f"  Ready in {seconds:.0f}s. Events (failed runs, runs that did not sync, breakers) follow below."
-        "\n  Ctrl-C stops everything.\n"
+        f"\n  Airflow UI:     {base}   user admin, password {password}\n"
+        f"  Sync breakers:  {base}/plugin/sync-breakers   (Browse → Sync breakers: every source's breaker)\n"
+        f"  Demo API:       {demo_url}\n"
+        f"  Logs:           {_shown(home / 'demo-logs')}/ (api-server, scheduler, dag-processor, triggerer, "
+        "demo-api)\n"
+        f"  Try, in another terminal here:\n{tries}\n"
+        f"  Ready in {seconds:.0f}s. Events (failed runs, runs that did not sync, breakers, reviews) follow."
+        "\n"
     )
 
 
