@@ -75,7 +75,7 @@ class SyncResult:
         )
 
     def summary(self) -> str:
-        """One line: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT after 2 retries: <message>``.
+        """One line: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT: <message>``.
 
         Loaded items say where they went (``42 items -> duckdb sync.src``); a truncated sync says so
         (``... in 1234 ms (truncated at max_pages)``).
@@ -86,8 +86,7 @@ class SyncResult:
             items = plural(self.items_processed, "item")
             return f"✓ {self.source}: {items}{where} in {self.duration_ms} ms{cut}"
         kind = self.error.value if self.error else "UNKNOWN"
-        after = f" after {plural(self.retry_count, 'retry', 'retries')}" if self.retry_count else ""
-        return f"✗ {self.source}: {kind}{after}: {self.error_message}"
+        return f"✗ {self.source}: {kind}: {self.error_message}"  # the message says how many retries
 
 
 def plural(count: int, one: str, many: str = "") -> str:

@@ -505,3 +505,11 @@ def test_the_success_line_counts_one_item_as_one_item(env: Env, capfd: pytest.Ca
 
     env.sync(fast_config(), handler=one_item)
     assert next(line for _, line in logged(capfd, "✓ sponsored")).startswith("✓ sponsored: 1 item in ")
+
+
+def test_a_sync_that_gives_up_says_how_many_retries_once(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    env.demo.set_fault("outage", source="sponsored")
+    env.sync(fast_config(max_retries=1))
+    [(level, line)] = logged(capfd, "✗ sponsored")
+    assert level == "warning" and line.startswith("✗ sponsored: HTTP_ERROR: GET /sponsored -> 503 "), line
+    assert line.endswith("; gave up after 1 retry") and line.count("retr") == 1, line

@@ -339,7 +339,7 @@ def test_timeout_and_not_found_fail_the_task(demo: DemoServer, variables: Any) -
 
     assert len(demo.requests("op_timeout")) == 2  # first try + max_retries=1
     timeout_log = task_log(run, "timeout")
-    assert "✗ op_timeout: TIMEOUT after 1 retry: " in timeout_log
+    assert "✗ op_timeout: TIMEOUT: " in timeout_log
     assert len(attempt_lines(timeout_log)) == 2
     last = read_state(variables, "op_timeout")["last_result"]
     assert (last["error"], last["retry_count"], last["success"]) == ("TIMEOUT", 1, False)
