@@ -78,7 +78,8 @@ def stop_leftovers(home: Path, say: Say, grace: float = 8.0) -> bool:
     say(f"An earlier demo in {home} is still running: stopping {names} ...")
     for leftover in alive:
         _signal(leftover.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
+    started = time.monotonic()
+    deadline = started + grace
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
         alive = [r for r in alive if r.running()]
@@ -86,6 +87,7 @@ def stop_leftovers(home: Path, say: Say, grace: float = 8.0) -> bool:
         _signal(leftover.pid, signal.SIGKILL)
         say(f"  {leftover.name} (pid {leftover.pid}) did not stop within {grace:.0f}s: killed")
     forget(home)
+    say(f"Stopped in {time.monotonic() - started:.1f}s.")
     return True
 
 
