@@ -72,7 +72,7 @@ def task_log(run: DagTestRun, task_id: str) -> str:
 
 
 def attempt_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if re.search(r"\| window \d+% \| \S+ .*\(attempt \d+\)", line)]
+    return [line for line in log.splitlines() if re.search(r"\| window \d+%.*\(attempt \d+\)", line)]
 
 
 def read_state(variables: Any, source: str) -> dict[str, Any]:

@@ -500,7 +500,7 @@ def test_page_renders_in_headless_chromium(api_server: ApiServer, tmp_path: Path
     airdrops_row = dom.stdout[dom.stdout.index('<tr id="airdrops"') :].split("</tr>", 1)[0]
     shown = "GET /airdrops?updated_since=2026-12-05T01:24:27Z&amp;limit=50 -&gt; 503 Service Unavailable"
     assert f'<td class="one-line small last-error" title="{shown}">{shown}</td>' in airdrops_row, airdrops_row
-    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", airdrops_row), airdrops_row  # opened at
+    assert re.search(r'<td class="when">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>', airdrops_row), airdrops_row
     assert "<th>Opened at (UTC)</th>" in dom.stdout and " AM" not in dom.stdout and " PM" not in dom.stdout
     # the API's own remaining count under sponsored's window bar, and only there
     assert dom.stdout.count('class="api-left') == 1
