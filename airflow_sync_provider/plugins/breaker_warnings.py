@@ -18,6 +18,7 @@ A DAG "of a source" is ``sync_<source>`` plus any DAG that has run a sync task i
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -104,6 +105,12 @@ def sync_warnings(session: Any, now: float | None = None) -> dict[str, str]:
     return wanted
 
 
+def in_scheduler(argv: list[str] | None = None) -> bool:
+    """The scheduler's own process (``airflow scheduler``). ``airflow dags test`` fires the same DAG-run
+    events in-process: no thread there (it would only add a second writer to its DB)."""
+    return (sys.argv if argv is None else argv)[1:2] == ["scheduler"]
+
+
 class _Loop:
     """The daemon thread of one scheduler process (started by its first DAG-run event)."""
 
@@ -113,6 +120,8 @@ class _Loop:
         self._thread: threading.Thread | None = None
 
     def poke(self) -> None:
+        if not in_scheduler():
+            return
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="sync-breaker-warnings", daemon=True)

@@ -126,6 +126,9 @@ def test_sighup_to_make_demo_stops_every_process_and_frees_every_port(demo: Demo
     procs = demo.processes()
     assert len(procs) >= 8, [p.cmdline() for p in procs]  # launcher, demo API, 4 components, 2 log servers
     assert all(port_open(p) for p in demo.ports)
+    # every server of the demo, the task-log servers included, listens on loopback only
+    listening = [c.laddr for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    assert sorted({a.ip for a in listening if a.port in demo.ports}) == ["127.0.0.1"], listening
 
     os.killpg(demo.proc.pid, signal.SIGHUP)  # the terminal closed: its foreground job gets SIGHUP
 

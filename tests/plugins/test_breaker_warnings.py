@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from airflow_sync_provider.plugins.breaker_warnings import (
+    LOOP,
     MARK,
     breaker_message,
+    in_scheduler,
     sync_warnings,
     wanted_warnings,
 )
@@ -105,3 +107,10 @@ def test_a_warning_while_open_none_once_closed_and_airflows_own_left_alone(dags:
     set_breaker(dags, "bw_open", BreakerState.CLOSED)
     sync()
     assert warnings_now() == {"sync_bw_theirs": theirs}
+
+
+def test_only_the_scheduler_runs_the_loop() -> None:
+    assert in_scheduler(["/venv/bin/airflow", "scheduler"])
+    assert not in_scheduler(["/venv/bin/airflow", "dags", "test", "sync_airdrops"])
+    LOOP.poke()  # in pytest, as in `airflow dags test`: nothing starts
+    assert LOOP._thread is None
