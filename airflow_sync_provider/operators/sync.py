@@ -38,7 +38,7 @@ from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
-from airflow_sync_provider.results import SyncErrorKind, SyncResult
+from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
 from airflow_sync_provider.state import SourceState
 from airflow_sync_provider.sync_run import Checkpoint, SyncRun
 from airflow_sync_provider.triggers.wait import SyncWaitTrigger
@@ -198,14 +198,14 @@ class RateLimitedSyncOperator(BaseOperator):
         else:
             b = guard.state.breaker
             self.log.info(
-                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %d retries per request",
+                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
                 self.source,
                 b.state.value,
                 b.failure_count,
                 config.circuit_breaker.failure_threshold,
                 100 * guard.window_usage(),
                 config.rate_limit.max_requests,
-                config.max_retries,
+                plural(config.max_retries, "retry", "retries"),
             )
         handler = self.handler or default_handler
         error: SyncAbort | None = None

@@ -513,3 +513,9 @@ def test_a_sync_that_gives_up_says_how_many_retries_once(env: Env, capfd: pytest
     [(level, line)] = logged(capfd, "✗ sponsored")
     assert level == "warning" and line.startswith("✗ sponsored: HTTP_ERROR: GET /sponsored -> 503 "), line
     assert line.endswith("; gave up after 1 retry") and line.count("retr") == 1, line
+
+
+def test_the_start_line_says_one_retry_in_the_singular(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    env.sync(fast_config(max_retries=1))
+    [(_, line)] = logged(capfd, "Syncing sponsored")
+    assert line.endswith("| up to 1 retry per request"), line
