@@ -84,7 +84,8 @@ def write_config(home: Path, dags: Path) -> None:
         return
     text = path.read_text()  # a home from before: Airflow wrote its defaults (dags_folder = <home>/dags)
     for key, value in wanted.items():
-        text = re.sub(rf"(?m)^{key} = .*$", lambda _m, k=key, v=value: f"{k} = {v}", text, count=1)
+        escaped = f"{key} = {value}".replace("\\", "\\\\")  # a replacement string, not a pattern
+        text = re.sub(rf"(?m)^{key} = .*$", escaped, text, count=1)
     path.write_text(text)
 
 
