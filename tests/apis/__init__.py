@@ -49,6 +49,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -391,7 +392,7 @@ class OAuthReports(EmulatedApi):
         super().__init__()
         self.client = (client_id, secret)
         self.expires_in = expires_in
-        self.reports = [{"id": i} for i in range(1, count + 1)]
+        self.reports = [{"id": i, "title": f"report {i}"} for i in range(1, count + 1)]
         self.live: set[str] = set()
         self.issued: list[str] = []
 
@@ -441,6 +442,13 @@ class OAuthReports(EmulatedApi):
         return Answer(200, {"reports": rows, "page": page, "total_pages": total_pages})
 
 
+T0 = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def _hours_after(start: datetime, hours: int) -> str:
+    return (start + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Harvest(EmulatedApi):
     """``/v2/time_entries``: ``count`` time entries, page-numbered; ``token`` as a bearer token."""
 
@@ -448,7 +456,7 @@ class Harvest(EmulatedApi):
         super().__init__()
         self.token, self.account = token, account
         self.entries = [
-            {"id": 636_700_000 + i, "hours": round(0.25 * i, 2), "updated_at": f"2027-01-{i:02d}T09:00:00Z"}
+            {"id": 636_700_000 + i, "hours": round(0.25 * i, 2), "updated_at": _hours_after(T0, i)}
             for i in range(1, count + 1)
         ]
 
