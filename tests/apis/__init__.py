@@ -75,11 +75,11 @@ class Seen:
 
 class EmulatedApi:
     """A loopback server; subclasses answer in ``answer``. ``throttle_at(n)`` answers the n-th request
-    (1-based, counted over the whole log) 429 with ``Retry-After: 30``."""
+    (1-based, counted over the whole log) 429 with ``Retry-After: 30`` (or ``retry_after``)."""
 
     def __init__(self) -> None:
         self.log: list[Seen] = []
-        self._throttle: set[int] = set()
+        self._throttle: dict[int, int] = {}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -96,8 +96,8 @@ class EmulatedApi:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def throttle_at(self, n: int) -> None:
-        self._throttle.add(n)
+    def throttle_at(self, n: int, retry_after: int = 30) -> None:
+        self._throttle[n] = retry_after
 
     def requests(self, path_prefix: str = "/") -> list[Seen]:
         return [s for s in self.log if s.path.startswith(path_prefix)]
@@ -107,7 +107,8 @@ class EmulatedApi:
             self.log.append(seen)
             if len(self.log) in self._throttle:
                 refused = self.rate_limited()
-                return Answer(429, refused.body, {**refused.headers, "Retry-After": "30"})
+                wait = str(self._throttle[len(self.log)])
+                return Answer(429, refused.body, {**refused.headers, "Retry-After": wait})
             answer = self.answer(seen)
             return Answer(answer.status, answer.body, {**self.quota_headers(), **answer.headers})
 
