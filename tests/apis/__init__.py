@@ -271,6 +271,11 @@ class Zendesk(EmulatedApi):
         )
 
 
+def notion_error(status: int, code: str) -> Answer:
+    """Notion's error object: ``{"object": "error", "status", "code", "message"}``."""
+    return Answer(status, {"object": "error", "status": status, "code": code, "message": code})
+
+
 class Notion(EmulatedApi):
     """``POST /v1/databases/<database>/query``: ``count`` pages; ``token`` as a bearer token."""
 
@@ -286,11 +291,11 @@ class Notion(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.token:
-            return error_answer(401, object="error", status=401, code="unauthorized")
+            return notion_error(401, "unauthorized")
         if "Notion-Version" not in seen.headers:
-            return error_answer(400, object="error", status=400, code="missing_version")
+            return notion_error(400, "missing_version")
         if seen.method != "POST" or seen.path != f"/v1/databases/{self.database}/query":
-            return error_answer(404, object="error", status=404, code="object_not_found")
+            return notion_error(404, "object_not_found")
         body = seen.body or {}
         size = min(int(body.get("page_size", 100)), 100)
         cursor = body.get("start_cursor")
@@ -301,8 +306,7 @@ class Notion(EmulatedApi):
         return Answer(200, {"object": "list", "results": page, "next_cursor": following, "has_more": more})
 
     def rate_limited(self) -> Answer:
-        body = {"object": "error", "status": 429, "code": "rate_limited", "message": "Rate limited"}
-        return Answer(429, body)
+        return notion_error(429, "rate_limited")
 
 
 class Jira(EmulatedApi):

@@ -143,6 +143,8 @@ def test_zendesk_recipe_follows_links_next_until_has_more_is_false(monkeypatch: 
     assert len(api.log) == 4  # 3 pages + the 429: the last page's next link is not followed
     assert {s.query["page[size]"] for s in api.log} == {"100"}
     assert runner.rows("id, subject") == [(t["id"], t["subject"]) for t in api.tickets]
+    quota = synced.outcome.guard.state.quota  # the account's quota, read from ratelimit-* headers
+    assert quota is not None and (quota.limit, quota.remaining) == (700, 696)
 
 
 def test_notion_recipe_posts_the_cursor_and_resumes_with_the_same_body(
@@ -214,3 +216,35 @@ def test_oauth2_recipe_fetches_one_token_and_resumes_at_the_page(monkeypatch: py
     assert api.token_calls()[0].body == {"grant_type": "client_credentials", "scope": "reports:read"}
     assert [s.query["page"] for s in api.requests("/v1/reports")] == ["1", "2", "2", "3"]
     assert runner.rows("id, title") == [(r["id"], r["title"]) for r in api.reports]
+    quota = synced.outcome.guard.state.quota  # RateLimit-Policy: 120;w=60
+    assert quota is not None and (quota.limit, quota.window) == (120, 60)
+
+
+WRONG = "wrong-secret-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("heading", "api", "secrets", "status"),
+    [
+        ("Stripe", lambda: Stripe(3), {"password": WRONG}, 401),
+        ("Zendesk", lambda: Zendesk(3), {"login": "agent@example.com/token", "password": WRONG}, 401),
+        ("Notion", lambda: Notion(3), {"password": WRONG}, 401),
+        ("Jira", lambda: Jira(3), {"login": "me@example.com", "password": WRONG}, 401),
+        ("A page-number API", lambda: Harvest(3), {"password": WRONG}, 401),
+        ("An OAuth2", lambda: OAuthReports(3), {"login": "reports-client", "password": WRONG}, 401),
+    ],
+)
+def test_a_refused_credential_ends_the_recipes_sync_at_once_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch, heading: str, api: Any, secrets: dict[str, str], status: int
+) -> None:
+    """Each API's documented 401 for a bad key: one request, no retry, no deferral, the secret nowhere
+    in the result."""
+    rec = recipe(heading)
+    with api() as server:
+        runner = Runner(monkeypatch, rec, server, **secrets)
+        synced = runner.sync()
+
+    assert synced.outcome.error is not None and synced.deferrals == []
+    assert str(status) in str(synced.outcome.error)
+    assert len(server.log) == 1
+    assert WRONG not in json.dumps(synced.outcome.result.to_dict())
