@@ -17,6 +17,9 @@ from airflow_sync_provider.demo.styles import route
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.sync_run import Checkpoint
 from tests.hook import FakeClock, Sleeps, connect, make_hook, settled_requests, sync_once
+from tests.load.recipes import recipe_configs
+
+DOC = recipe_configs("The demo API")
 
 
 @pytest.fixture
@@ -102,6 +105,7 @@ def sync_with_a_deferral(
 ) -> tuple[list[Any], list[str]]:
     """Sync ``config``; page 2 answers 429 with ``Retry-After: 30`` once, so the task defers there."""
     connect(monkeypatch, demo.url)
+    served = config.endpoint.rsplit("/", 1)[-1]  # the demo source behind /offset/<source>
     clock = FakeClock()
     hook, sleeps, collected = make_hook(clock), Sleeps(clock), {}
 
@@ -109,7 +113,7 @@ def sync_with_a_deferral(
         for page in ctx.pages():
             collected[page.number] = page.items
             if page.number == 1 and not page.redelivered and not demo.faults():
-                demo.set_fault("rate_limit", config.source, count=1)  # the next request: 429
+                demo.set_fault("rate_limit", served, count=1)  # the next request: 429
         return ctx.checkpoint.items
 
     checkpoint = Checkpoint(started_at=clock())
@@ -120,20 +124,13 @@ def sync_with_a_deferral(
     out = sync_once(hook, config, clock=clock, sleep=sleeps, handler=collect, checkpoint=checkpoint)
     assert out.error is None
     items = [item for n in sorted(collected) for item in collected[n]]
-    return items, [e["path"] for e in settled_requests(demo, config.source)]
+    return items, [e["path"] for e in settled_requests(demo, served)]
 
 
 def test_an_offset_paginator_syncs_the_offset_endpoint_and_resumes_at_the_offset(
     monkeypatch: pytest.MonkeyPatch, demo: DemoServer
 ) -> None:
-    config = SyncConfig.from_dict(
-        {
-            "source": "airdrops",
-            "endpoint": "/offset/airdrops",
-            "paginator": {"type": "offset", "limit": 50},
-            "data_selector": "data",
-        }
-    )
+    config = DOC["demo_offset_airdrops"]  # as docs/recipes.md writes it
     items, paths = sync_with_a_deferral(monkeypatch, demo, config)
     assert items == catalog("airdrops")
     assert paths == [
@@ -147,15 +144,7 @@ def test_an_offset_paginator_syncs_the_offset_endpoint_and_resumes_at_the_offset
 def test_a_last_item_cursor_paginator_syncs_the_after_endpoint_and_resumes_at_the_item(
     monkeypatch: pytest.MonkeyPatch, demo: DemoServer
 ) -> None:
-    config = SyncConfig.from_dict(
-        {
-            "source": "quests",
-            "endpoint": "/after/quests",
-            "params": {"limit": 30},
-            "paginator": "last_item_cursor",
-            "data_selector": "data",
-        }
-    )
+    config = DOC["demo_after_quests"]
     items, paths = sync_with_a_deferral(monkeypatch, demo, config)
     assert items == catalog("quests")
     assert paths == [

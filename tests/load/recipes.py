@@ -41,17 +41,29 @@ def sections(text: str | None = None) -> dict[str, str]:
 
 
 def recipe(heading_start: str) -> Recipe:
+    """The section's one source and its connection."""
+    heading, blocks = _blocks(heading_start)
+    assert len(blocks["yaml"]) == 1 and len(blocks["json"]) == 1, heading
+    (config,) = recipe_configs(heading_start).values()
+    return Recipe(heading, config, json.loads(blocks["json"][0]), blocks["yaml"][0])
+
+
+def recipe_configs(heading_start: str) -> dict[str, SyncConfig]:
+    """Every source of the section's one ``sources.yaml`` block, by name."""
+    heading, blocks = _blocks(heading_start)
+    assert len(blocks["yaml"]) == 1, heading
+    data = yaml.safe_load(blocks["yaml"][0])
+    return configs_from_mapping({"include_defaults": False, **data}, RECIPES)
+
+
+def _blocks(heading_start: str) -> tuple[str, dict[str, list[str]]]:
     found = [(h, body) for h, body in sections().items() if h.startswith(heading_start)]
     assert len(found) == 1, f"one recipe heading starting {heading_start!r}, found {[h for h, _ in found]}"
     heading, body = found[0]
     blocks: dict[str, list[str]] = {"yaml": [], "json": []}
     for kind, content in _BLOCK.findall(body):
         blocks[kind].append(content)
-    assert len(blocks["yaml"]) == 1 and len(blocks["json"]) == 1, heading
-    data = yaml.safe_load(blocks["yaml"][0])
-    configs = configs_from_mapping({"include_defaults": False, **data}, RECIPES)
-    (config,) = configs.values()
-    return Recipe(heading, config, json.loads(blocks["json"][0]), blocks["yaml"][0])
+    return heading, blocks
 
 
 def local(connection: dict[str, Any], url: str, **secrets: str) -> dict[str, Any]:
