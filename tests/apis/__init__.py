@@ -48,6 +48,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +81,9 @@ class EmulatedApi:
     def __init__(self) -> None:
         self.log: list[Seen] = []
         self._throttle: dict[int, int] = {}
+        self._quota: tuple[int, float, Callable[[], float]] | None = None
+        self.admitted: list[float] = []
+        self.refused = 0
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -96,6 +100,12 @@ class EmulatedApi:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
+    def enforce(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        """Refuse (this API's 429, ``Retry-After`` = the window) a request that would be the
+        ``limit + 1``-th within ``window`` seconds of ``clock``: the API's documented quota, enforced.
+        ``admitted`` holds the admitted requests' times, ``refused`` counts the refusals."""
+        self._quota = (limit, window, clock)
+
     def throttle_at(self, n: int, retry_after: int = 30) -> None:
         self._throttle[n] = retry_after
 
@@ -109,6 +119,14 @@ class EmulatedApi:
                 refused = self.rate_limited()
                 wait = str(self._throttle[len(self.log)])
                 return Answer(429, refused.body, {**refused.headers, "Retry-After": wait})
+            if self._quota is not None:
+                limit, window, clock = self._quota
+                now = clock()
+                if sum(1 for t in self.admitted if t > now - window) >= limit:
+                    self.refused += 1
+                    refused = self.rate_limited()
+                    return Answer(429, refused.body, {**refused.headers, "Retry-After": f"{window:g}"})
+                self.admitted.append(now)
             answer = self.answer(seen)
             return Answer(answer.status, answer.body, {**self.quota_headers(), **answer.headers})
 

@@ -10,6 +10,7 @@ JSON as the trigger carries it, and the resumed sync must send exactly the throt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.hooks.oauth2 import TOKENS
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
@@ -248,3 +250,46 @@ def test_a_refused_credential_ends_the_recipes_sync_at_once_without_the_secret(
     assert str(status) in str(synced.outcome.error)
     assert len(server.log) == 1
     assert WRONG not in json.dumps(synced.outcome.result.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("heading", "make_api", "count", "limit", "window", "secret"),
+    [
+        ("Stripe", lambda: Stripe(2600), 2600, 25, 1.0, "key"),  # 26 pages: 25 a second
+        ("Notion", lambda: Notion(1000), 1000, 3, 1.0, "token"),  # 10 pages: 3 a second
+    ],
+)
+def test_the_recipes_rate_limit_keeps_under_the_apis_documented_quota(
+    monkeypatch: pytest.MonkeyPatch,
+    heading: str,
+    make_api: Any,
+    count: int,
+    limit: int,
+    window: float,
+    secret: str,
+) -> None:
+    """The API enforces its documented quota on the sync's clock; the recipe's ``rate_limit`` makes
+    the sync wait its turn, so the API never refuses (counted at the server) and every item lands."""
+    rec = recipe(heading)
+    with make_api() as api:
+        runner = Runner(monkeypatch, rec, api, password=getattr(api, secret))
+        api.enforce(limit, window, runner.clock)
+        synced = runner.sync()
+
+    assert synced.outcome.error is None and api.refused == 0
+    busiest = max(sum(1 for t in api.admitted if s <= t < s + window) for s in api.admitted)
+    assert busiest == limit  # as fast as the quota allows, never faster
+    assert len(runner.rows("id")) == count
+
+
+def test_without_the_recipes_rate_limit_the_api_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above can fail: the Notion recipe with 100 a second instead of 3 is refused."""
+    rec = recipe("Notion")
+    fast = SyncConfig.from_dict({"rate_limit": {"max_requests": 100}}, base=rec.config)
+    faster = dataclasses.replace(rec, config=fast)
+    with Notion(1000) as api:
+        runner = Runner(monkeypatch, faster, api, password=api.token)
+        api.enforce(3, 1.0, runner.clock)
+        runner.sync()
+
+    assert api.refused > 0
