@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
+from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
 from airflow_sync_provider.policy.quota import RESET_FORMS
 
 MAX_WINDOW_ENTRIES = 10_000
@@ -348,6 +348,7 @@ class SyncConfig:
             )
         if self.load is not None and self.load.table == "":
             object.__setattr__(self, "load", dataclasses.replace(self.load, table=self.source))
+        check_load_with_incremental(self.load, self.incremental)
 
     @property
     def pool(self) -> str:
