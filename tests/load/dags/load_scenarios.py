@@ -4,6 +4,10 @@
   merged into DuckDB ``$AIRFLOW_HOME/load_tests/landed_airdrops.duckdb``.
 - ``sync_crashing_quests``: the same for ``/quests``; with ``SYNC_TEST_CRASH_AT_COMMIT=1`` the task
   process dies (``os._exit``) after dlt wrote the rows and before the load is committed.
+- ``sync_truncated_airdrops``: ``/airdrops`` incremental like ``landed_airdrops``, order unknown (run
+  with ``max_pages``).
+- ``sync_replaced_quests``: ``/quests`` (80 items, 2 pages) with ``write_disposition: replace``; one
+  request per 8 s, so every sync defers between its two pages.
 """
 
 import os
@@ -25,6 +29,14 @@ sources:
   crashing_quests:
     endpoint: /quests
     incremental: {cursor_field: updated_at, param: updated_since}
+  truncated_airdrops:
+    endpoint: /airdrops
+    incremental: {cursor_field: updated_at, param: updated_since}
+  replaced_quests:
+    endpoint: /quests
+    load: {write_disposition: replace, primary_key: []}
+    rate_limit: {max_requests: 1, window: 8s}
+    defer_after: 2s
 """)
 CONFIGS = configs_from_mapping(SOURCES)
 
@@ -43,4 +55,5 @@ def crash_at_commit(ctx: SyncContext) -> Any:
 
 
 globals().update(build_sync_dags({"landed_airdrops": CONFIGS["landed_airdrops"]}))
+globals().update(build_sync_dags({k: CONFIGS[k] for k in ("truncated_airdrops", "replaced_quests")}))
 globals().update(build_sync_dags({"crashing_quests": CONFIGS["crashing_quests"]}, handler=crash_at_commit))
