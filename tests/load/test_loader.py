@@ -122,7 +122,7 @@ def test_without_dlt_a_load_fails_naming_the_extra(home: Path, monkeypatch: pyte
 
 # -- issue 17: replace stages, a timed-out deferral reports its committed loads ----------------------
 
-HOURLY = {
+HOURLY: dict[str, Any] = {
     "rate_limit": RateLimitConfig(max_requests=1, window=timedelta(hours=1)),
     "max_wait": timedelta(hours=2),
     "max_sync_duration": timedelta(hours=3),

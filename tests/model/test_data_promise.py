@@ -7,20 +7,24 @@ lands with one disposition (append / merge / replace); the incremental ones read
 unknown (offset pages in id order, so a page may hold newer items than the next) or declared ``asc``
 (keyset pages in ``v`` order). Rules: syncs with and without ``max_pages``, scripted faults (a 429 that
 defers, a 404 that aborts), resumes, deferral timeouts, a crash between the load's commit and the
-bookmark write (or mid-sync), a locked destination, items changed and added between and during syncs.
+bookmark write (or mid-sync), a locked destination, items changed and added between and during syncs
+(the initial items are touched too, so a page may hold newer items than the next).
 
 The promise (checked after every rule):
 
-- ``skipped``: no item version the API had when a sync started is below the stored bookmark without
-  being in the table (at that version or a later one);
+- ``skipped``: no item version the API had when a sync started is at or below the stored bookmark
+  without being in the table (at that version or a later one), unless the item has changed since to a
+  version above the bookmark (still to be fetched);
 - ``snapshot``: a ``replace`` table is always a complete snapshot (every id the API had at some
-  moment, once), and a sync that defers, fails or is truncated leaves it exactly as it was;
+  moment, once: ids are only added, so the moment a run started or resumed), and a sync that defers,
+  fails or is truncated leaves it exactly as it was;
 - ``once``: under ``merge`` every item is in the table once;
 - ``loaded``: under ``append`` a finished sync's ``items_loaded`` (a timed-out deferral's too) is the
   number of rows it added;
 - ``bookmark``: the stored bookmark keeps the cursor's type (an int).
 
-Knobs: ``MODEL_EXAMPLES`` / ``MODEL_STEPS`` as in ``test_sync_promise`` (each sync loads through dlt,
+Knobs: ``MODEL_DISPOSITIONS=a,b`` (default all three); ``MODEL_EXAMPLES`` / ``MODEL_STEPS`` as in
+``test_sync_promise`` (each sync loads through dlt,
 so the counts are smaller; under ``CI=true`` derandomized unless ``MODEL_RANDOM=1``).
 """
 
@@ -30,6 +34,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,7 @@ pytest.importorskip("dlt")
 SOURCE = "shop"
 CONN_ID = "data_model_api"
 T0 = 1_800_000_000.0
+DISPOSITIONS = tuple(os.environ.get("MODEL_DISPOSITIONS", "append,merge,replace").split(","))
 
 
 class CatalogApi(ScriptedApi):
@@ -93,12 +99,14 @@ class CatalogApi(ScriptedApi):
             return 404, {}, b"no such resource"
         q = dict(parse_qsl(parts.query))
         since = int(q["since"]) if "since" in q else None
-        rows = [{"id": i, "v": v} for i, v in sorted(self.versions.items()) if since is None or v > since]
+        rows: list[dict[str, Any]] = [
+            {"id": i, "v": v} for i, v in sorted(self.versions.items()) if since is None or v > since
+        ]
         headers = {"Content-Type": "application/json"}
         body: dict[str, Any]
         if self.asc:
             after = int(q.get("cursor", "0"))
-            rows = sorted((r for r in rows if int(r["v"]) > after), key=lambda r: r["v"])
+            rows = sorted((r for r in rows if int(r["v"]) > after), key=lambda r: int(r["v"]))
             body = {"items": rows[: self.page_size]}
             if len(rows) > self.page_size:
                 body["next_cursor"] = str(rows[self.page_size - 1]["v"])
@@ -151,7 +159,27 @@ class _TimedOutTI:
         self.sync.pushed = value
 
 
-replies = st.sampled_from([Reply("429", retry_after=30), Reply("404"), Reply("503"), Reply("ok")])
+@dataclass(frozen=True)
+class World:
+    """What happens before a run: items change and are added at the source, the destination's file is
+    held by another connection (or not), time passes, and the run's ``n``-th request gets a fault:
+    429 with Retry-After 30 s (the sync defers), 404 (it aborts) or 503 (retried)."""
+
+    changed: tuple[int, ...] = ()
+    added: int = 0
+    locked: bool = False
+    seconds: float = 0.0
+    fault: tuple[str, int] | None = None
+
+
+worlds = st.builds(
+    World,
+    changed=st.lists(st.integers(0, 20), max_size=2).map(tuple),
+    added=st.sampled_from([0, 0, 1, 2]),
+    locked=st.sampled_from([False, False, False, True]),
+    seconds=st.sampled_from([0.0, 120.0]),
+    fault=st.one_of(st.none(), st.tuples(st.sampled_from(["429", "429", "404", "503"]), st.integers(1, 3))),
+)
 
 
 class DataPromise(RuleBasedStateMachine):
@@ -168,20 +196,22 @@ class DataPromise(RuleBasedStateMachine):
         self.promised: set[tuple[str, int]] = set()
         """Every item version the API had when a sync started."""
         self.snapshots: list[frozenset[str]] = []
-        """The API's id set at each sync start (replace: what a complete table may hold)."""
+        """The API's id set before each run (replace: what a complete table may hold)."""
         self.rows_at_start: dict[int, int] = {}
         self.locked = False
 
     @initialize(
-        disposition=st.sampled_from(["append", "merge", "replace"]),
+        disposition=st.sampled_from(DISPOSITIONS),
         asc=st.booleans(),
         items=st.integers(1, 6),
         page_size=st.integers(1, 3),
+        touched=st.lists(st.integers(0, 5), max_size=3),
     )
-    def setup(self, disposition: str, asc: bool, items: int, page_size: int) -> None:
+    def setup(self, disposition: str, asc: bool, items: int, page_size: int, touched: list[int]) -> None:
         self.disposition = disposition
         self.api = CatalogApi(self.clock, page_size=page_size, asc=asc)
         self.api.add(items)
+        self.api.touch(touched)  # so that a page may hold newer items than the next
         self.config = config_for(disposition, asc, self.database)
         self.store = InMemoryStateStore()
         hook = RateLimitedSyncHook(CONN_ID, store=self.store, clock=self.clock)
@@ -253,9 +283,30 @@ class DataPromise(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------------------------
 
+    def _fault(self, fault: tuple[str, int] | None) -> None:
+        """The ``n``-th next request gets ``kind``: 429 + Retry-After 30 s defers, 404 aborts, 503 retries."""
+        if fault is not None:
+            kind, n = fault
+            self.api.script.extend([Reply("ok")] * (n - 1))
+            self.api.script.append(Reply(kind, retry_after=30 if kind == "429" else None))
+
+    def _world(self, world: World) -> None:
+        """What happens at the source and the destination before a run."""
+        self.api.touch(list(world.changed))
+        self.api.add(world.added)
+        self.snapshots.append(frozenset(self.api.versions))
+        self.locked = world.locked
+        self.clock.advance(world.seconds)
+        self.api.script.clear()
+        if world.fault is not None:
+            kind, n = world.fault
+            self.api.script.extend([Reply("ok")] * (n - 1))
+            self.api.script.append(Reply(kind, retry_after=30 if kind == "429" else None))
+
     @precondition(lambda self: self.deferred is None)
     @rule(
-        max_pages=st.one_of(st.none(), st.none(), st.integers(1, 2)),
+        world=worlds,
+        max_pages=st.one_of(st.none(), st.integers(1, 2)),
         crash=st.one_of(
             st.none(),
             st.none(),
@@ -263,16 +314,19 @@ class DataPromise(RuleBasedStateMachine):
             st.builds(CrashPlan, at=st.just("after_wire"), n=st.integers(1, 3)),
         ),
     )
-    def sync(self, max_pages: int | None, crash: CrashPlan | None) -> None:
+    def sync(self, world: World, max_pages: int | None, crash: CrashPlan | None) -> None:
         """A scheduled or manual run (``max_pages``: "this run only"); ``finish``: the worker dies after
-        the load committed, before the bookmark and the result are written."""
+        the load committed, before the bookmark write."""
+        self._world(world)
         self._run(self._start(max_pages), crash)
 
     @precondition(lambda self: self.deferred is not None)
-    @rule(crash=st.one_of(st.none(), st.none(), st.just(CrashPlan("finish"))))
-    def resume(self, crash: CrashPlan | None) -> None:
+    @rule(world=worlds, crash=st.one_of(st.none(), st.none(), st.just(CrashPlan("finish"))))
+    def resume(self, world: World, crash: CrashPlan | None) -> None:
+        """The trigger fires; items may have changed during the wait."""
         sync = self.deferred
         assert sync is not None and sync.resume_at is not None
+        self._world(world)
         self.clock.now = max(self.clock.now, sync.resume_at)
         self._run(sync, crash)
 
@@ -285,9 +339,8 @@ class DataPromise(RuleBasedStateMachine):
         record = sync.pushed
         self.clock.now = max(self.clock.now, sync.resume_at) + 600
         before = sorted(self.rows())
-        op = RateLimitedSyncOperator(
-            source=SOURCE, config=self.config, handler=make_handler(sync), task_id="s"
-        )
+        handler = make_handler(sync)
+        op = RateLimitedSyncOperator(source=SOURCE, config=self.config, handler=handler, task_id="s")
         op.__dict__["hook"] = self.driver.hook
         op._clock = self.clock
         context = {"params": dict(sync.params), "ti": _TimedOutTI(sync, record)}
@@ -295,29 +348,6 @@ class DataPromise(RuleBasedStateMachine):
             op.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, context)
         sync.result, sync.status = sync.pushed, "done"
         self._after(sync, before)
-
-    @rule(script=st.lists(replies, min_size=1, max_size=3))
-    def script(self, script: list[Reply]) -> None:
-        """The next requests get these answers: 429 + Retry-After 30 s defers, 404 aborts, 503 retries."""
-        self.api.script.extend(script)
-
-    @rule(indices=st.lists(st.integers(0, 20), min_size=1, max_size=3))
-    def change(self, indices: list[int]) -> None:
-        """Items change at the source (between syncs, or while one is deferred)."""
-        self.api.touch(indices)
-
-    @rule(n=st.integers(1, 3))
-    def add(self, n: int) -> None:
-        self.api.add(n)
-
-    @rule(locked=st.booleans())
-    def lock(self, locked: bool) -> None:
-        """Another process holds the destination's file (or lets it go)."""
-        self.locked = locked
-
-    @rule(seconds=st.sampled_from([10.0, 120.0]))
-    def time_passes(self, seconds: float) -> None:
-        self.clock.advance(seconds)
 
     # -- the promise -----------------------------------------------------------------------------------
 
@@ -334,16 +364,20 @@ class DataPromise(RuleBasedStateMachine):
             newest: dict[str, int] = {}
             for i, v in rows:
                 newest[i] = max(v, newest.get(i, 0))
+            # a version below the bookmark must be in the table, unless the item changed since to a
+            # version above it (that one is still to be fetched)
             skipped = sorted(
-                (i, v) for i, v in self.promised if v <= mark and newest.get(i, -1) < v
+                (i, v)
+                for i, v in self.promised
+                if v <= mark and newest.get(i, -1) < v and self.api.versions[i] <= mark
             )
             if skipped:
                 self.problems.append(f"[skipped] bookmark {mark} is past {skipped[:4]} (not in the table)")
         if self.disposition == "merge" and len(ids) != len(set(ids)):
             self.problems.append(f"[once] an item is in the merge table twice: {sorted(ids)}")
-        if self.disposition == "replace" and ids:
-            if len(ids) != len(set(ids)) or frozenset(ids) not in self.snapshots:
-                self.problems.append(f"[snapshot] the replace table is no complete snapshot: {sorted(ids)}")
+        complete = len(ids) == len(set(ids)) and frozenset(ids) in self.snapshots
+        if self.disposition == "replace" and ids and not complete:
+            self.problems.append(f"[snapshot] the replace table is no complete snapshot: {sorted(ids)}")
         if self.problems:
             raise AssertionError("\n".join(self.problems[:5]))
 
@@ -351,8 +385,8 @@ class DataPromise(RuleBasedStateMachine):
 def _profile() -> settings:
     ci = os.environ.get("CI") == "true"
     return settings(
-        max_examples=int(os.environ.get("MODEL_EXAMPLES", 30 if ci else 8)),
-        stateful_step_count=int(os.environ.get("MODEL_STEPS", 12)),
+        max_examples=int(os.environ.get("MODEL_EXAMPLES", 10 if ci else 4)),
+        stateful_step_count=int(os.environ.get("MODEL_STEPS", 8 if ci else 6)),
         deadline=None,
         derandomize=ci and os.environ.get("MODEL_RANDOM") != "1",
         database=None,
