@@ -385,7 +385,7 @@ class DataPromise(RuleBasedStateMachine):
 def _profile() -> settings:
     ci = os.environ.get("CI") == "true"
     return settings(
-        max_examples=int(os.environ.get("MODEL_EXAMPLES", 10 if ci else 4)),
+        max_examples=int(os.environ.get("MODEL_EXAMPLES", 8 if ci else 4)),
         stateful_step_count=int(os.environ.get("MODEL_STEPS", 8 if ci else 6)),
         deadline=None,
         derandomize=ci and os.environ.get("MODEL_RANDOM") != "1",
