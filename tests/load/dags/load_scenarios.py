@@ -7,7 +7,9 @@
 - ``sync_truncated_airdrops``: ``/airdrops`` incremental like ``landed_airdrops``, order unknown (run
   with ``max_pages``).
 - ``sync_replaced_quests``: ``/quests`` (80 items, 2 pages) with ``write_disposition: replace``; one
-  request per 8 s, so every sync defers between its two pages.
+  request per 8 s, so every sync defers between its two pages. With ``SYNC_TEST_REPORT_TABLE=1`` the
+  resumed sync first prints the rows its table holds, i.e. what a reader saw during the wait (a reader
+  in another process would lock the DuckDB file against the sync).
 """
 
 import os
@@ -54,6 +56,24 @@ def crash_at_commit(ctx: SyncContext) -> Any:
     return default_handler(ctx)
 
 
+def report_table_on_resume(ctx: SyncContext) -> Any:
+    """The default handler; when asked, a resumed sync first prints how many rows its table holds."""
+    if ctx.checkpoint.deferrals and os.environ.get("SYNC_TEST_REPORT_TABLE") == "1":
+        import duckdb
+
+        from airflow_sync_provider.load.destination import duckdb_path
+
+        load = ctx.config.load
+        assert load is not None
+        with duckdb.connect(str(duckdb_path(load, ctx.source))) as con:
+            found = con.sql(f"select count(*) from {load.dataset}.{load.table}").fetchone()
+        print(f"TABLE DURING THE WAIT: {found[0] if found else None} rows", flush=True)
+    return default_handler(ctx)
+
+
 globals().update(build_sync_dags({"landed_airdrops": CONFIGS["landed_airdrops"]}))
-globals().update(build_sync_dags({k: CONFIGS[k] for k in ("truncated_airdrops", "replaced_quests")}))
+globals().update(build_sync_dags({"truncated_airdrops": CONFIGS["truncated_airdrops"]}))
+globals().update(
+    build_sync_dags({"replaced_quests": CONFIGS["replaced_quests"]}, handler=report_table_on_resume)
+)
 globals().update(build_sync_dags({"crashing_quests": CONFIGS["crashing_quests"]}, handler=crash_at_commit))
