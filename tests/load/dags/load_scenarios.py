@@ -66,7 +66,7 @@ def report_table_on_resume(ctx: SyncContext) -> Any:
         load = ctx.config.load
         assert load is not None
         with duckdb.connect(str(duckdb_path(load, ctx.source))) as con:
-            found = con.sql(f"select count(*) from {load.dataset}.{load.table}").fetchone()
+            found = con.execute(f"select count(*) from {load.dataset}.{load.table}").fetchone()
         print(f"TABLE DURING THE WAIT: {found[0] if found else None} rows", flush=True)
     return default_handler(ctx)
 
