@@ -21,12 +21,21 @@ Above ``rate_limit.LOG_MAX`` live requests the window is bucketed (``policy.buck
 index, request count; bucket ``i`` ends at ``i * width``). Also added without a schema bump: an
 older provider ignores the key and sees an empty window.
 
+The window is kept per writer (``policy.shares``): ``window`` / ``window_buckets`` hold every request
+(what an older provider reads), ``"window_shares": {"3f9a0c1d": [4, [1764390000.5, ...]],
+"b71e04aa": [9, 36.0, [[49011000, 57], ...]]}`` each guard's own: its random tag, then how many
+changes it made to its share and its requests, as a log or as bucket width and counts. What the
+shares do not account for is the share of no known writer (a state written before shares, or by an
+older provider, which drops the key). Added without a schema bump. ``SourceState.window`` is always
+the union of all shares.
+
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -39,7 +48,8 @@ from airflow_sync_provider.config import MAX_WINDOW_ENTRIES
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy import breaker as breaker_policy
 from airflow_sync_provider.policy import rate_limit
-from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
+from airflow_sync_provider.policy import shares as sh
+from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.buckets import Buckets
 from airflow_sync_provider.policy.quota import Quota
 
@@ -61,7 +71,8 @@ class SourceState:
     source: str
     breaker: BreakerSnapshot = field(default_factory=BreakerSnapshot)
     window: rate_limit.Window = ()
-    """A log of request times, or ``Buckets`` for large limits (``rate_limit.fit`` chooses)."""
+    """A log of request times, or ``Buckets`` for large limits (``rate_limit.fit`` chooses): the union
+    of ``shares`` (given ``shares``, this is computed from them)."""
     last_result: dict[str, Any] | None = None
     updated_at: float | None = None
     writer: str | None = None
@@ -73,24 +84,49 @@ class SourceState:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per resource of the source: its ``bookmark`` and ``last_result`` (``resource_state``)."""
     schema_version: int = SCHEMA_VERSION
+    shares: sh.Shares = ()
+    """The window per writer (``policy.shares``); a window given alone is one anonymous share."""
+
+    def __post_init__(self) -> None:
+        if self.shares:
+            object.__setattr__(self, "window", sh.total(self.shares))
+        elif len(self.window):
+            object.__setattr__(self, "shares", (sh.Share(sh.ANONYMOUS, 0, self.window),))
 
     def replace(self, **changes: Any) -> SourceState:
+        """A copy with ``changes``; a new ``window`` without ``shares`` becomes one anonymous share."""
+        if "window" not in changes and "shares" not in changes:  # the window stays: no re-union
+            fields = {f.name for f in dataclasses.fields(self)}
+            unknown = set(changes) - fields
+            if unknown:
+                raise TypeError(f"SourceState has no field(s) {sorted(unknown)}")
+            new = copy.copy(self)
+            for name, value in changes.items():
+                object.__setattr__(new, name, value)
+            return new
+        if "window" in changes and "shares" not in changes:
+            changes["shares"] = ()
+        elif "shares" in changes and "window" not in changes:
+            changes["window"] = ()  # computed from the shares
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
         breaker = dataclasses.asdict(self.breaker)
         breaker["state"] = self.breaker.state.value
-        window = stored_window(self)
+        window = self.window
+        named = {s.writer: _share_json(s.window, s.seq) for s in self.shares if s.writer and len(s.window)}
         body: dict[str, Any] = {
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [] if isinstance(window, Buckets) else list(window),
+            "window": [] if isinstance(window, Buckets) else _rounded(window),
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
         if isinstance(window, Buckets):
             body["window_buckets"] = {"width": window.width, "counts": window.counts}
+        if named:
+            body["window_shares"] = named
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
@@ -174,16 +210,18 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
     # by time, not by list position: a hand-edited or foreign log need not be in order
-    stamps: rate_limit.Window = newest(t for t in (_number(t, "window[]") for t in window) if t is not None)
+    stamps: rate_limit.Window = _log(window, "window")
     if data.get("window_buckets") is not None:
-        stamps = rate_limit.union(_buckets(data["window_buckets"]), stamps)
+        stamps = rate_limit.union(_buckets(data["window_buckets"], "window_buckets"), stamps)
+    named = _shares(data.get("window_shares"))
+    shares = (sh.Share(sh.ANONYMOUS, 0, sh.rest(stamps, named)), *named)
     last = data.get("last_result")
     writer = data.get("writer")
     quota = _quota(data.get("quota"), warn)
     return SourceState(
         source=source,
         breaker=breaker,
-        window=stamps,
+        shares=sh.of(s for s in shares if len(s.window)),
         last_result=last if isinstance(last, dict) else None,
         updated_at=_number(data.get("updated_at"), "updated_at"),
         writer=str(writer)[:250] if writer is not None else None,
@@ -201,29 +239,74 @@ def newest(stamps: Iterable[float]) -> tuple[float, ...]:
     return tuple(ordered[-MAX_WINDOW_ENTRIES:])
 
 
-def _buckets(value: Any) -> Buckets:
+def _log(value: Any, name: str) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list, got {value!r}")
+    return newest(t for t in (_number(t, f"{name}[]") for t in value) if t is not None)
+
+
+def _buckets(value: Any, name: str) -> Buckets:
     if not isinstance(value, dict):
-        raise ValueError(f"window_buckets must be an object, got {value!r}")
-    width = _number(value.get("width"), "window_buckets.width")
+        raise ValueError(f"{name} must be an object, got {value!r}")
+    width = _number(value.get("width"), f"{name}.width")
     counts = value.get("counts")
     if width is None or width <= 0:
-        raise ValueError(f"window_buckets.width must be > 0, got {width!r}")
+        raise ValueError(f"{name}.width must be > 0, got {width!r}")
     merged: dict[int, int] = {}
     for pair in counts if isinstance(counts, list) else [None]:
         if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1]) is int):
-            raise ValueError(f"window_buckets.counts must be [[index, count > 0], ...], got {counts!r}")
+            raise ValueError(f"{name}.counts must be [[index, count > 0], ...], got {counts!r}")
         if pair[1] <= 0:
-            raise ValueError(f"window_buckets.counts must be [[index, count > 0], ...], got {counts!r}")
+            raise ValueError(f"{name}.counts must be [[index, count > 0], ...], got {counts!r}")
         merged[pair[0]] = merged.get(pair[0], 0) + pair[1]
     return Buckets(width, tuple(sorted(merged.items())))
 
 
-def merge(ours: SourceState, theirs: SourceState, *, known: rate_limit.Window = ()) -> SourceState:
+MAX_WRITER_LENGTH = 64
+
+
+def _shares(value: Any) -> list[sh.Share]:
+    """``window_shares``: writer tag -> ``[seq, [time, ...]]`` (a log) or ``[seq, width, [[index,
+    count], ...]]`` (buckets)."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise ValueError(f"window_shares must be an object, got {value!r}")
+    out = []
+    for writer, share in value.items():
+        name = f"window_shares[{writer!r}]"
+        if not writer or len(writer) > MAX_WRITER_LENGTH:
+            raise ValueError(f"{name}: a writer tag must be 1-{MAX_WRITER_LENGTH} characters")
+        if not (isinstance(share, list) and len(share) in (2, 3)):
+            raise ValueError(f"{name} must be [seq, log] or [seq, width, counts], got {share!r}")
+        seq = share[0]
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError(f"{name} seq must be an integer >= 0, got {seq!r}")
+        if len(share) == 2:
+            window: rate_limit.Window = _log(share[1], f"{name} log")
+        else:
+            window = _buckets({"width": share[1], "counts": share[2]}, f"{name} buckets")
+        out.append(sh.Share(writer, seq, window))
+    return out
+
+
+def _share_json(window: rate_limit.Window, seq: int) -> list[Any]:
+    if isinstance(window, Buckets):
+        return [seq, window.width, window.counts]
+    return [seq, _rounded(window)]
+
+
+def _rounded(log: tuple[float, ...]) -> list[float]:
+    return [round(t, sh.DECIMALS) for t in newest(log)]
+
+
+def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings | None = None) -> SourceState:
     """``ours`` about to be saved over a foreign write ``theirs``: keep what both know.
 
-    The window is ours plus the entries the other writer added (``theirs`` minus ``known``, the log
-    as we last read or wrote it); the breaker is the more severe of the two (``breaker.merge``).
-    The newer learned ``quota`` wins; our ``last_result`` and writer stay.
+    The window is the union of both per writer (``shares.merge``: no request of one writer can
+    cancel out another's); the breaker is the more severe of the two (``breaker.merge``, two open
+    ones: the later probe, given ``settings``). The newer learned ``quota`` wins; our
+    ``last_result`` and writer stay.
     """
     quota = ours.quota
     if theirs.quota is not None and (
@@ -231,24 +314,12 @@ def merge(ours: SourceState, theirs: SourceState, *, known: rate_limit.Window = 
     ):
         quota = theirs.quota
     return ours.replace(
-        window=capped(rate_limit.merge(ours.window, theirs.window, known)),
-        breaker=breaker_policy.merge(ours.breaker, theirs.breaker),
+        shares=sh.merge(ours.shares, theirs.shares),
+        breaker=breaker_policy.merge(ours.breaker, theirs.breaker, settings),
         quota=quota,
         bookmark=ours.bookmark if ours.bookmark is not None else theirs.bookmark,
         resources={**theirs.resources, **ours.resources},
     )
-
-
-def capped(window: rate_limit.Window) -> rate_limit.Window:
-    """A log cut to its newest ``MAX_WINDOW_ENTRIES``; buckets as they are."""
-    return window if isinstance(window, Buckets) else newest(window)
-
-
-def stored_window(state: SourceState) -> rate_limit.Window:
-    """The window exactly as ``to_json`` stores it (what a reader of our write gets back)."""
-    if isinstance(state.window, Buckets):
-        return state.window
-    return tuple(round(t, 6) for t in newest(state.window))
 
 
 def _quota(value: Any, warn: Warn) -> Quota | None:

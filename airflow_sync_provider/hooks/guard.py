@@ -6,10 +6,14 @@ result. A slot is stamped when it is taken and re-stamped when the response has 
 ``window + safety_margin`` after that, so the API never sees two requests ``max_requests`` apart
 closer than ``window``.
 
+A slot whose response took longer than the safety margin is re-stamped in the store at once (a crash
+before the next write would otherwise leave the earlier pre-send stamp); a faster one rides on the
+next write.
+
 One writer per source is the rule (the pool ``sync_<source>``, enforced by the operator). Every
 write carries the writer's id, and every write after the first re-reads the state: a write by
-someone else since our last read or write is logged as a warning and merged (union of window
-entries, the more severe breaker) instead of being overwritten.
+someone else since our last read or write is logged as a warning and merged (the union of both
+windows per writer, ``policy.shares``; the more severe breaker) instead of being overwritten.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
-from airflow_sync_provider.policy import breaker, quota, rate_limit
+from airflow_sync_provider.policy import breaker, quota, rate_limit, skew
+from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import SourceState, StateStore, merge, stored_window, variable_key
+from airflow_sync_provider.state import SourceState, StateStore, merge, variable_key
 
 SKEW_TOLERANCE = 1.0
 """Stored times up to this many seconds ahead of the clock are ordinary skew between workers."""
@@ -65,18 +70,19 @@ def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], Non
             changes[name] = now
             if value > now + SKEW_TOLERANCE:
                 fixes.append(f"breaker.{name} {value - now:.0f}s in the future")
-    window, ahead, furthest = rate_limit.clamp_future(state.window, now)
+    _, ahead, furthest = rate_limit.clamp_future(state.window, now)
     if ahead and furthest > SKEW_TOLERANCE:
         fixes.append(f"{ahead} window entries up to {furthest:.0f}s in the future")
     updated_at = state.updated_at
     if updated_at is not None and updated_at > now:
         updated_at = now
-    if not changes and window == state.window and updated_at == state.updated_at:
+    if not changes and not ahead and updated_at == state.updated_at:
         return state
     if fixes:
         warn(f"{variable_key(state.source)}: {'; '.join(fixes)}; set to now")
     breaker_now = dataclasses.replace(b, **changes) if changes else b
-    return state.replace(breaker=breaker_now, window=window, updated_at=updated_at)
+    shares = sh.each(state.shares, lambda w: rate_limit.clamp_future(w, now)[0]) if ahead else state.shares
+    return state.replace(breaker=breaker_now, shares=shares, updated_at=updated_at)
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,11 @@ class SourceGuard:
         self.settings = breaker_settings(config)
         self.writer = writer or f"local/{uuid.uuid4().hex[:12]}"
         """Written into every save (``SourceState.writer``): a sync's ``dag_id/run_id``."""
+        self.tag = uuid.uuid4().hex[:8]
+        """This guard's share of the window (``policy.shares``): random, never another guard's (a
+        resumed or retried run of the same ``dag_id/run_id`` is another guard)."""
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
+        self.margin_seconds = config.rate_limit.margin / timedelta(seconds=1)
         self.hold_seconds = hold_seconds(config)
         self.learned_cap = config.rate_limit.learned_wait_cap / timedelta(seconds=1)
         """How long a learned quota is trusted at most after it was learned (``max_learned_wait``)."""
@@ -119,12 +129,12 @@ class SourceGuard:
         self._warned: set[str] = set()
         loaded = store.load(config.source, on_warning=self._warn_once)
         self._seen = (loaded.writer, loaded.updated_at)  # the last write we read or made
-        self._known = loaded.window  # its window: what a foreign write added is the difference
         self.state: SourceState = clamp_future_times(loaded, clock(), log.warning)
         self.transitions: list[Transition] = []
         self._saved = self.state
         self._pending: float | None = None  # the slot of the request in flight (its pre-send stamp)
         self._warned_limit: int | None = None  # an advertised limit below ours is logged once
+        self._warned_skew = False  # a clock off the API's Date is logged once
 
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
@@ -136,13 +146,13 @@ class SourceGuard:
         self._note(permit.transition, permit.snapshot)
         if decision is None:  # the breaker refused: nothing else changes
             return admission
+        shares = self._fitted(now)
         if not admission.allowed:  # the window refused: a half-open probe taken above goes back
             snapshot = breaker.record_neutral(permit.snapshot)
-            self.state = self.state.replace(breaker=snapshot, window=decision.timestamps)
+            self.state = self.state.replace(breaker=snapshot, shares=shares)
             return admission
-        self.state = self.state.replace(
-            breaker=permit.snapshot, window=decision.timestamps, quota=self._spend_one(now)
-        )
+        shares = sh.take(shares, self.tag, now, like=sh.total(shares) or decision.timestamps)
+        self.state = self.state.replace(breaker=permit.snapshot, shares=shares, quota=self._spend_one(now))
         self._pending = now
         self._save(now)
         return admission
@@ -199,11 +209,15 @@ class SourceGuard:
 
     def record(self, attempt: Attempt) -> None:
         """Hold the attempt's slot from now (its response time); apply its breaker effect; persist
-        when the count or the state changed (the re-stamped slot rides on the next write)."""
+        when the count or the state changed, or when the response took longer than the safety
+        margin (else the re-stamped slot rides on the next write)."""
         now = self.clock()
+        slow = False
         if self._pending is not None:
-            window = rate_limit.restamp(self.state.window, self._pending, now)
-            self.state = self.state.replace(window=window)
+            self._check_clock(attempt, self._pending, now)
+            shares = sh.restamp(self.state.shares, self.tag, self._pending, now)
+            slow = now - self._pending > self.margin_seconds and shares != self.state.shares
+            self.state = self.state.replace(shares=shares)
             self._pending = None
         if attempt.quota is not None and self.config.rate_limit.learn_from_headers:
             self._learn(attempt.quota, now)
@@ -214,14 +228,33 @@ class SourceGuard:
             after, moved = breaker.record_failure(before, self.settings, now, attempt.message[:300])
         else:
             after, moved = breaker.record_neutral(before), None
-        if after == before:
-            return
-        self.state = self.state.replace(breaker=after)
-        self._note(moved, after)
+        if after != before:
+            self.state = self.state.replace(breaker=after)
+            self._note(moved, after)
         # A reset success count in a closed breaker can wait for the final write; the rest cannot.
-        if moved is not None or attempt.effect is BreakerEffect.FAILURE:
+        if slow or moved is not None or attempt.effect is BreakerEffect.FAILURE:
             self._refresh(now)
             self._save(now)
+
+    def _check_clock(self, attempt: Attempt, sent: float, received: float) -> None:
+        """Warn once per sync when the response's ``Date`` shows our clock off the API's by more than the
+        safety margin (``policy.skew``): the window then does not hold at the API across workers."""
+        date = skew.date_of((attempt.headers or {}).get("date"))
+        if date is None or self._warned_skew:
+            return
+        off = skew.offset(date, sent, received)
+        if abs(off) <= self.margin_seconds:
+            return
+        self._warned_skew = True
+        self.log.warning(
+            "%s: this worker's clock is at least %.1fs %s the API's (its Date header), more than "
+            "rate_limit.safety_margin (%gs): requests of different workers can reach the API closer "
+            "than the window; synchronise the worker's clock (NTP)",
+            self.config.source,
+            abs(off),
+            "behind" if off > 0 else "ahead of",
+            self.margin_seconds,
+        )
 
     def finish(self, result: dict[str, Any]) -> None:
         """Store the sync's result with the state (the one write every sync ends with)."""
@@ -336,18 +369,18 @@ class SourceGuard:
             self.writer,
             self.config.source,
         )
-        theirs = clamp_future_times(current.replace(window=()), now, self.log.warning)
-        added, _, _ = rate_limit.clamp_future(rate_limit.added(current.window, self._known), now)
-        merged = merge(self.state, theirs.replace(window=added))
-        limit = self.config.rate_limit.max_requests
-        window = rate_limit.fit(merged.window, now, max_requests=limit, window=self.hold_seconds)
-        self.state = merged.replace(window=window)
+        theirs = clamp_future_times(current, now, self.log.warning)
+        self.state = merge(self.state, theirs, settings=self.settings)
+        self.state = self.state.replace(shares=self._fitted(now))
         self._seen = (current.writer, current.updated_at)
-        self._known = current.window
+
+    def _fitted(self, now: float) -> sh.Shares:
+        """Every share pruned and in the form for our limit."""
+        limit = self.config.rate_limit.max_requests
+        return sh.fit(self.state.shares, now, max_requests=limit, window=self.hold_seconds)
 
     def _save(self, now: float) -> None:
         self.state = self.state.replace(updated_at=now, writer=self.writer)
         self.store.save(self.state)
         self._saved = self.state
         self._seen = (self.writer, now)
-        self._known = stored_window(self.state)

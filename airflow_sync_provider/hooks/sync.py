@@ -431,7 +431,7 @@ class RateLimitedSyncHook(HttpHook):
         return self.get_circuit_breaker_state(source)
 
 
-_KEPT_HEADERS = frozenset({"link", "retry-after", "content-type"})
+_KEPT_HEADERS = frozenset({"link", "retry-after", "content-type", "date"})
 
 
 class _TooLarge(Exception):

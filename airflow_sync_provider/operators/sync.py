@@ -32,13 +32,13 @@ from airflow_sync_provider.handlers import Handler, SyncContext, default_handler
 from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.links import SyncDashboardLink
-from airflow_sync_provider.load.bookkeeping import settle
+from airflow_sync_provider.load.bookkeeping import kept_for_truncation, settle
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
 from airflow_sync_provider.policy import quota, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
-from airflow_sync_provider.results import SyncErrorKind, SyncResult
+from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
 from airflow_sync_provider.state import SourceState
 from airflow_sync_provider.sync_run import Checkpoint, SyncRun
 from airflow_sync_provider.triggers.wait import SyncWaitTrigger
@@ -230,14 +230,14 @@ class RateLimitedSyncOperator(BaseOperator):
         else:
             b = guard.state.breaker
             self.log.info(
-                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %d retries per request",
+                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
                 self._name,
                 b.state.value,
                 b.failure_count,
                 config.circuit_breaker.failure_threshold,
                 100 * guard.window_usage(),
                 config.rate_limit.max_requests,
-                config.max_retries,
+                plural(config.max_retries, "retry", "retries"),
             )
         handler = self.handler or self._default_handler()
         error: SyncAbort | None = None
@@ -246,6 +246,7 @@ class RateLimitedSyncOperator(BaseOperator):
         ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
         try:
             items = items_from_handler_return(handler(ctx))
+            ctx.publish_loads()  # replace: the staged items become the table only now
         except SyncWaitRequired as wait:
             self._defer(context, run, guard, wait)
         except SyncAbort as abort:
@@ -278,8 +279,18 @@ class RateLimitedSyncOperator(BaseOperator):
             full_refresh=full_refresh,
             result=run.result(items=items, error=error),
         )
+        if result.success and kept_for_truncation(run.config, result):
+            self.log.warning(
+                "%s: stopped at max_pages, so the bookmark stays at %r (the pages not read may hold older "
+                "items; set incremental.order: asc if the source returns items in cursor order)",
+                self.source,
+                stored,
+            )
         if bookmark != stored:
-            self.log.info("%s: bookmark %r -> %r", self._name, stored, bookmark)
+            if stored is None:
+                self.log.info("%s: first bookmark %r", self._name, bookmark)
+            else:
+                self.log.info("%s: bookmark %r -> %r", self._name, stored, bookmark)
             guard.state = resource_state.with_bookmark(guard.state, self.resource, bookmark)
         guard.state = resource_state.with_result(guard.state, self.resource, self._payload(result))
         guard.finish(self._payload(result))
@@ -339,9 +350,7 @@ class RateLimitedSyncOperator(BaseOperator):
         if result.success:
             self.log.info("%s", result.summary())
         else:
-            kind = result.error.value if result.error else "UNKNOWN"
-            self.log.warning("✗ %s: %s (retry %d)", result.source, kind, result.retry_count)
-            self.log.warning("%s: %s", kind, result.error_message)
+            self.log.warning("%s", result.summary())
         if guard is not None:
             self._emit_metrics(result, guard)
             if self.on_rate_limited:

@@ -192,12 +192,25 @@ def record_neutral(snap: BreakerSnapshot) -> BreakerSnapshot:
 SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
-def merge(ours: BreakerSnapshot, theirs: BreakerSnapshot) -> BreakerSnapshot:
+def merge(
+    ours: BreakerSnapshot, theirs: BreakerSnapshot, settings: BreakerSettings | None = None
+) -> BreakerSnapshot:
     """Two writers' views of one breaker: the more severe state (open > half-open > closed) wins,
-    with the higher failure count of the two. A tie keeps ``ours``."""
+    with the higher failure count of the two. Two open ones: the later next probe wins (the longer
+    open wait; with no ``settings``, the later ``opened_at`` with the more failed probes). Another
+    tie keeps ``ours``."""
     winner = theirs if SEVERITY[theirs.state] > SEVERITY[ours.state] else ours
+    if ours.state is theirs.state is BreakerState.OPEN and _probes_later(theirs, ours, settings):
+        winner = theirs
     count = max(ours.failure_count, theirs.failure_count)
     return winner if winner.failure_count == count else dataclasses.replace(winner, failure_count=count)
+
+
+def _probes_later(a: BreakerSnapshot, b: BreakerSnapshot, settings: BreakerSettings | None) -> bool:
+    """Does open ``a`` let its next probe through later than open ``b``?"""
+    if settings is not None:
+        return (a.next_probe_at(settings) or 0.0) > (b.next_probe_at(settings) or 0.0)
+    return ((a.opened_at or 0.0), a.failed_probes) > ((b.opened_at or 0.0), b.failed_probes)
 
 
 def reset(snap: BreakerSnapshot, now: float) -> tuple[BreakerSnapshot, Transition | None]:

@@ -112,16 +112,6 @@ def restamp(buckets: Buckets, old: float, new: float) -> Buckets:
     return of(counter, buckets.width)
 
 
-def added(theirs: Buckets, known: Buckets) -> Buckets:
-    """Per bucket, what ``theirs`` holds beyond ``known`` (both on ``theirs``' grid).
-
-    Only increases count: a bucket the other writer emptied (pruned, or a slot it re-stamped
-    out of it) gives nothing, and the re-stamped slot shows up in the bucket it moved to.
-    """
-    mine = dict(regrid(known, theirs.width).counts)
-    return of({i: c - mine.get(i, 0) for i, c in theirs.counts}, theirs.width)
-
-
 def union(ours: Buckets, extra: Buckets) -> Buckets:
     """Every request of both (``extra`` moved onto our grid, each to a bucket ending no earlier)."""
     counter = Counter(dict(ours.counts))

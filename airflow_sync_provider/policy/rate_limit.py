@@ -16,7 +16,6 @@ margin, and stamps each slot with the time its response arrived).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from airflow_sync_provider.policy import buckets as bk
@@ -127,21 +126,6 @@ def restamp(timestamps: Window, old: float, new: float) -> Window:
     return tuple(sorted((*rest, new)))
 
 
-def added(theirs: Window, known: Window | list[float]) -> Window:
-    """What a foreign writer added: ``theirs`` minus ``known`` (the window as we last read or wrote it).
-
-    Logs count as multisets (two requests at one instant both count, an entry both hold counts
-    once); buckets per bucket (``buckets.added``). When the two forms cannot be compared (a log
-    after buckets), all of ``theirs`` counts: more than the truth, never less.
-    """
-    if isinstance(theirs, Buckets):
-        mine = known if isinstance(known, Buckets) else bk.from_times(known, theirs.width)
-        return bk.added(theirs, mine)
-    if isinstance(known, Buckets):
-        return theirs
-    return tuple(sorted((Counter(theirs) - Counter(known)).elements()))
-
-
 def union(ours: Window, extra: Window) -> Window:
     """Every entry of both; buckets if either is bucketed (a log moves onto the buckets' grid)."""
     if isinstance(ours, Buckets):
@@ -149,11 +133,6 @@ def union(ours: Window, extra: Window) -> Window:
     if isinstance(extra, Buckets):
         return bk.union(bk.from_times(ours, extra.width), extra)
     return tuple(sorted((*ours, *extra)))
-
-
-def merge(ours: Window, theirs: Window, known: Window | list[float]) -> Window:
-    """Our window plus what a foreign writer added since ``known`` (see ``added``)."""
-    return union(ours, added(theirs, known))
 
 
 def oldest(timestamps: Window) -> float | None:

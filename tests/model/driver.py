@@ -3,8 +3,8 @@
 Each sync runs through the operator's own ``execute`` / ``execute_complete`` (no copy of its logic): a
 ``TaskDeferred`` is caught and its trigger's checkpoint handed back on resume, as the triggerer does.
 A crash (``Crash``, a ``BaseException``) can be planned at a request's arrival (slot taken, nothing on
-the wire yet / request on the wire, no answer recorded), at the guard's ``record`` or instead of its
-``finish``; the sync is then dropped with whatever its guard had saved.
+the wire yet / request on the wire, no answer recorded), at the guard's ``record`` (before it or right
+after it) or instead of its ``finish``; the sync is then dropped with whatever its guard had saved.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ COLLECTIONS = {
 
 @dataclass(frozen=True)
 class CrashPlan:
-    """Where the worker dies: ``at`` one of before_wire/after_wire/record/finish; ``n``: which one."""
+    """Where the worker dies: ``at`` one of before_wire/after_wire/record/after_record/finish; ``n``:
+    which one."""
 
     at: str
     n: int = 1
@@ -169,7 +170,9 @@ class Driver:
 
         def crashing_record(*args: Any, **kwargs: Any) -> Any:
             self._hit("record")
-            return record(*args, **kwargs)
+            recorded = record(*args, **kwargs)
+            self._hit("after_record")  # the response is recorded (and whatever that wrote); then death
+            return recorded
 
         def crashing_finish(*args: Any, **kwargs: Any) -> Any:
             self._hit("finish")

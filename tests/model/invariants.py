@@ -32,6 +32,7 @@ CHECKS = (
     "reread",
     "explained",
     "truncated",
+    "open_wait",
 )
 EPS = 1e-6
 

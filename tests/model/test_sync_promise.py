@@ -9,9 +9,10 @@ Knobs (environment): ``MODEL_EXAMPLES`` / ``MODEL_STEPS`` (default: a quick run;
 ``CI=true``, where the examples are derandomized unless ``MODEL_RANDOM=1``); for measuring
 examples-to-failure per defect: ``MODEL_ONLY=<check>`` enforces one check alone,
 ``MODEL_FEATURES=a,b`` allows only those feature families (``ALL_FEATURES``) or fault kinds,
-``MODEL_HANDLERS=a,b`` only those handlers, ``MODEL_STATS=<file>`` appends the example number of the
-first violation; ``MODEL_SHRINK=1`` shrinks a failure (slow: minutes; off by default so a failing CI
-run reports at once).
+``MODEL_HANDLERS=a,b`` only those handlers, ``MODEL_RULES=a,b`` only those of issue 17's
+shared-state rules (``race``, ``slow_crash``, ``open_merge``; default all), ``MODEL_STATS=<file>``
+appends the example number of the first violation; ``MODEL_SHRINK=1`` shrinks a failure (slow:
+minutes; off by default so a failing CI run reports at once).
 """
 
 from __future__ import annotations
@@ -93,13 +94,20 @@ crashes = st.one_of(
     st.none(),
     st.none(),
     st.builds(
-        CrashPlan, at=st.sampled_from(["before_wire", "after_wire", "record", "finish"]), n=st.integers(1, 5)
+        CrashPlan,
+        at=st.sampled_from(["before_wire", "after_wire", "record", "after_record", "finish"]),
+        n=st.integers(1, 5),
     ),
 )
 
 
+STATE_RULES = frozenset(os.environ.get("MODEL_RULES", "race,slow_crash,open_merge").split(","))
+"""Issue 17's shared-state rules in play (all by default)."""
+
 OUTSIDE_WRITER = "outside/"
 """The ``writer`` of the syncs outside the pool (their saves may carry a merged breaker)."""
+BY_HAND = f"{OUTSIDE_WRITER}hand/"
+"""The ``writer`` of states a rule writes itself (another deployment's breaker): not judged."""
 
 
 class Violation(AssertionError):
@@ -115,11 +123,29 @@ class WatchedStore(InMemoryStateStore):
         self.problems = problems
         self.explained = 0
         self.merged = False
+        self.previous: str | None = None
+        self.stale = False
+
+    def stale_once(self) -> None:
+        """The next load returns the state as it was before the latest save: the reader read just
+        before that write landed (Variables have no compare-and-set), so its next save goes over it."""
+        self.stale = True
+
+    def load(self, source: str, *, on_warning: Any = None) -> SourceState:
+        if self.stale:
+            self.stale = False
+            self.reads += 1
+            return SourceState.from_json(self.previous, source, on_warning=on_warning)
+        return super().load(source, on_warning=on_warning)
 
     def save(self, state: SourceState, *args: Any, **kwargs: Any) -> None:
-        before = self._breaker_state(state.source)
+        self.previous = self.raw.get(variable_key(state.source))
+        stored = self._stored(state.source)
         super().save(state, *args, **kwargs)
-        after = self._breaker_state(state.source)  # as stored (a store may merge a foreign write)
+        after_state = self._stored(state.source)
+        if not (state.writer or "").startswith(BY_HAND):
+            self._open_wait(stored.breaker, after_state.breaker)
+        before, after = stored.breaker.state, after_state.breaker.state  # as stored
         if (state.writer or "").startswith(OUTSIDE_WRITER):
             self.merged = True  # a writer outside the pool: the next saves may merge its breaker
         if after is before:
@@ -140,8 +166,23 @@ class WatchedStore(InMemoryStateStore):
             ("transitions", f"stored breaker went {before.value} -> {after.value} with no transition")
         )
 
-    def _breaker_state(self, source: str) -> BreakerState:
-        return SourceState.from_json(self.raw.get(variable_key(source)), source).breaker.state
+    def _stored(self, source: str) -> SourceState:
+        return SourceState.from_json(self.raw.get(variable_key(source)), source)
+
+    def _open_wait(self, before: breaker.BreakerSnapshot, after: breaker.BreakerSnapshot) -> None:
+        """An open breaker that stays open never lets its next probe through earlier (issue 17 item 12:
+        a merge of two open states keeps the later probe, whichever writer set it)."""
+        if before.state is not BreakerState.OPEN or after.state is not BreakerState.OPEN:
+            return
+        settings = breaker_settings(base_config(1))
+        was, now = before.next_probe_at(settings), after.next_probe_at(settings)
+        if was is not None and now is not None and now < was:
+            self.problems.append(
+                (
+                    "open_wait",
+                    f"an open breaker's next probe moved earlier, {was:.0f} -> {now:.0f}, while open",
+                )
+            )
 
 
 class SyncPromise(RuleBasedStateMachine):
@@ -333,6 +374,77 @@ class SyncPromise(RuleBasedStateMachine):
             self.api.sender = (-1, 0)
         guard.finish(run.result(items=0, error=error).to_dict())
         stale.status = "done"
+
+    def _send_each(self, run: SyncRun, sync: Sync, paths: list[str]) -> None:
+        """``run`` requests ``paths`` in order as ``sync`` until one is refused or fails."""
+        self.api.sender = (sync.id, sync.limit)
+        try:
+            for path in paths:
+                run.request("GET", path)
+        except (SyncAbort, SyncWaitRequired):
+            pass
+        finally:
+            self.api.sender = (-1, 0)
+
+    @precondition(lambda self: self.deferred is None and "outside" in FEATURES and "race" in STATE_RULES)
+    @rule(requests=st.integers(1, 6), gap=st.sampled_from([0.0, 0.0, 0.2, 1.0]))
+    def race(self, requests: int, gap: float) -> None:
+        """Issue 17 item 10: a writer outside the pool reads the state just before a pooled sync's slot
+        write lands, and writes its own slot over it ``gap`` s later (0: the same instant; the same
+        bucket when bucketed); the pooled sync then goes on. Its requests are judged at its own limit:
+        a merge that lets the two slots cancel out admits one too many."""
+        pooled = self._new_sync("hourly", "default", None, None)
+        stale = self._new_sync("hourly", "default", None, None)
+        self.outside.add(stale.id)
+        runs = []
+        for sync, writer in ((pooled, f"race/{pooled.id}"), (stale, f"{OUTSIDE_WRITER}{stale.id}")):
+            guard = self.hook.open_guard(sync.config, log=LOG, writer=writer)
+            runs.append(
+                SyncRun(sync.config, self.hook, guard, clock=self.clock, sleep=self.clock.advance, log=LOG)
+            )
+        self._send_each(runs[0], pooled, ["/detail/race-0"])
+        self.clock.advance(gap)
+        self.store.stale_once()
+        self._send_each(runs[1], stale, ["/detail/race-stale"])
+        self._send_each(runs[0], pooled, [f"/detail/race-{k}" for k in range(1, requests)])
+        for run, sync in zip(runs, (pooled, stale), strict=True):
+            run.guard.finish(run.result(items=0, error=None).to_dict())
+            sync.status = "done"
+
+    @precondition(lambda self: self.deferred is None and "slow_crash" in STATE_RULES)
+    @rule(handler=st.sampled_from(USED_HANDLERS), seconds=st.sampled_from([5.0, 20.0]))
+    def slow_crash(self, handler: str, seconds: float) -> None:
+        """Issue 17 item 11: the first request takes ``seconds`` to reach the API (more than the 1 s
+        margin), its response is recorded, and the worker dies at once (OOM during the load)."""
+        self._append([Reply("ok", out=seconds)])
+        self._run(self._new_sync("hourly", handler, None, None), CrashPlan("after_record", 1))
+
+    @precondition(lambda self: self.deferred is None and "open_merge" in STATE_RULES)
+    @rule(failed_probes=st.integers(1, 4))
+    def open_merge(self, failed_probes: int) -> None:
+        """Issue 17 item 12: a pooled sync reads an open breaker; before it writes, a writer outside the
+        pool writes the breaker open after ``failed_probes`` failed probes (a longer open wait). The
+        sync's write must keep the later probe (the ``open_wait`` check)."""
+        now = self.clock()
+        short = breaker.BreakerSnapshot(BreakerState.OPEN, 2, opened_at=now, last_error="outside: 503")
+        state = self._stored()
+        self.store.save(state.replace(breaker=short, writer=f"{BY_HAND}open-1", updated_at=now))
+        sync = self._new_sync("hourly", "default", None, None)
+        guard = self.hook.open_guard(sync.config, log=LOG, writer=f"open_merge/{sync.id}")
+        self.clock.advance(1.0)
+        longer = breaker.BreakerSnapshot(
+            BreakerState.OPEN,
+            4,
+            opened_at=self.clock(),
+            last_error="outside: 503",
+            failed_probes=failed_probes,
+        )
+        state = self._stored()
+        self.store.save(state.replace(breaker=longer, writer=f"{BY_HAND}open-2", updated_at=self.clock()))
+        admission = guard.admit()  # refused: the breaker is open
+        assert not admission.allowed
+        guard.finish({"success": False, "error": admission.kind.value if admission.kind else None})
+        sync.status = "done"
 
     # -- invariants ------------------------------------------------------------------------------------
 

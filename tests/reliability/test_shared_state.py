@@ -158,16 +158,21 @@ def test_a_sync_alone_never_sees_a_foreign_write() -> None:
 
 
 def test_a_slot_is_re_stamped_to_its_response_time_in_the_next_write() -> None:
-    """Pre-send stamp first (crash safety), the response time with the write the sync makes anyway."""
+    """Pre-send stamp first (crash safety), the response time with the write the sync makes anyway,
+    or at once when the response took longer than the margin (1 s; issue 17 item 11)."""
     store, clock = InMemoryStateStore(), Clock()
     guard = SourceGuard(config(60), store, clock=clock, log=Log(), writer="dag_a/run_1")
     assert guard.admit().allowed
     assert stored(store).window == (T0,)  # written before the request is sent
-    clock.now += 2.5  # the response arrives
+    clock.now += 0.75  # the response arrives within the margin
     guard.record(OK)  # a success in a closed breaker writes nothing
     assert (store.writes, stored(store).window) == (1, (T0,))
+    assert guard.admit().allowed
+    clock.now += 2.5  # a slow response: its re-stamp is written at once
+    guard.record(OK)
+    assert (store.writes, stored(store).window) == (3, (T0 + 0.75, T0 + 3.25))
     clock.now += 1
     guard.finish({"success": True})
-    assert (store.writes, stored(store).window) == (2, (T0 + 2.5,))
+    assert (store.writes, stored(store).window) == (4, (T0 + 0.75, T0 + 3.25))
     # held for the window plus the margin (1 s) from the response: the hour's 61st slot frees then
     assert guard.hold_seconds == 3601.0

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_sync_provider.policy.rate_limit import WindowDecision, acquire, merge, prune, restamp, usage
+from airflow_sync_provider.policy.rate_limit import WindowDecision, acquire, prune, restamp, usage
 
 T0 = 1_764_390_000.0
 EPS = 1e-6
@@ -261,13 +261,3 @@ def test_held_slots_keep_the_spacing_at_the_api_at_or_above_the_window():
 def test_restamp_moves_one_entry_and_keeps_order():
     assert restamp((1.0, 2.0, 2.0, 5.0), 2.0, 6.0) == (1.0, 2.0, 5.0, 6.0)
     assert restamp((1.0,), 3.0, 4.0) == (1.0,)  # not there (pruned): nothing to move
-
-
-def test_merge_adds_what_the_other_writer_added_since_our_read():
-    known = (1.0, 2.0)  # the log as we last read or wrote it
-    assert merge((*known, 3.0), (*known, 4.0), known) == (1.0, 2.0, 3.0, 4.0)
-    # another request at the very instant of ours counts too (not a copy of ours: it was not known)
-    assert merge((1.0, 5.0), (1.0, 5.0), (1.0,)) == (1.0, 5.0, 5.0)
-    # entries the other writer pruned or never read change nothing; ours stay
-    assert merge((1.0, 6.0), (), known) == (1.0, 6.0)
-    assert merge((), (7.0, 7.0), (7.0,)) == (7.0,)

@@ -10,6 +10,7 @@ import pytest
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.quota import Quota
+from airflow_sync_provider.policy.shares import ANONYMOUS, Share
 from airflow_sync_provider.state import (
     SCHEMA_VERSION,
     InMemoryStateStore,
@@ -353,10 +354,19 @@ def test_writer_round_trips_and_is_optional():
 
 def test_merge_unites_windows_and_keeps_the_severe_breaker_and_our_result():
     opened = BreakerSnapshot(state=BreakerState.OPEN, failure_count=5, opened_at=10.0)
-    theirs = SourceState("points", breaker=opened, window=(1.0, 2.0, 3.0), writer="other", updated_at=9.0)
-    ours = SourceState("points", window=(1.0, 2.5, 4.0), last_result={"success": True}, writer="me")
-    # we had read (1.0, 2.0), our pre-send stamp; 2.0 has since moved to our response time 2.5
-    merged = merge(ours, theirs, known=(1.0, 2.0))
+    old = Share(ANONYMOUS, 0, (1.0,))
+    # they hold our share as we first wrote it (2.0, our pre-send stamp) and one request of their own
+    theirs = SourceState(
+        "points",
+        breaker=opened,
+        shares=(old, Share("me", 1, (2.0,)), Share("them", 1, (3.0,))),
+        writer="other",
+    )
+    # we have since re-stamped 2.0 to our response time 2.5 and taken 4.0
+    ours = SourceState(
+        "points", shares=(old, Share("me", 3, (2.5, 4.0))), last_result={"success": True}, writer="me"
+    )
+    merged = merge(ours, theirs)
     assert merged.window == (1.0, 2.5, 3.0, 4.0)
     assert merged.breaker == opened
     assert (merged.last_result, merged.writer) == ({"success": True}, "me")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.buckets import Buckets
-from airflow_sync_provider.policy.rate_limit import LOG_MAX, acquire, added, fit, merge, restamp
+from airflow_sync_provider.policy.rate_limit import LOG_MAX, acquire, fit, restamp
 
 T0 = 1_764_390_000.0
 HOUR = 3600.0
@@ -76,37 +76,6 @@ def test_restamp_moves_one_request_to_its_response_bucket():
     assert len(moved) == 2
     assert dict(moved.counts) == {bk.index_of(T0, 10.0): 1, bk.index_of(T0 + 25, 10.0): 1}
     assert restamp(moved, T0 + 100.0, T0 + 200.0) == moved  # nothing there: no-op
-
-
-def test_merge_of_buckets_adds_only_what_the_other_writer_added():
-    known = bk.from_times([T0, T0 + 1, T0 + 50], 10.0)
-    theirs = bk.add(bk.add(known, T0 + 60), T0 + 61)  # two of theirs
-    ours = bk.add(known, T0 + 70)  # one of ours
-    merged = merge(ours, theirs, known)
-    assert isinstance(merged, Buckets) and len(merged) == 6
-
-
-def test_merge_never_undercounts_when_the_other_writer_pruned_and_re_stamped():
-    known = bk.from_times([T0, T0 + 55.0], 10.0)
-    theirs = bk.prune(known, T0 + 65.0, 60.0)  # pruned our T0 bucket
-    theirs = bk.add(theirs, T0 + 65.0)  # took a slot ...
-    theirs = bk.restamp(theirs, T0 + 65.0, T0 + 80.0)  # ... and held it to its response
-    extra = added(theirs, known)
-    assert len(extra) == 1 and extra.counts[0][0] == bk.index_of(T0 + 80.0, 10.0)
-
-
-def test_merge_of_a_log_after_buckets_counts_all_of_theirs():
-    known = bk.from_times([T0, T0 + 1], 10.0)
-    theirs = (T0 + 10.0, T0 + 10.0, T0 + 30.0)  # a writer with a small limit turned it into a log
-    assert added(theirs, known) == theirs
-    assert len(merge(known, theirs, known)) == 5  # more than the truth (3), never less
-
-
-def test_merge_of_buckets_after_a_log_compares_on_their_grid():
-    known = (T0, T0 + 1.0)
-    theirs = bk.add(bk.from_times(known, 10.0), T0 + 20.0)
-    assert len(added(theirs, known)) == 1
-    assert len(merge(known, theirs, known)) == 3
 
 
 def test_future_buckets_are_clamped_to_now():
@@ -182,59 +151,6 @@ def test_never_more_than_the_limit_in_any_window_in_either_form(steps, round_tri
             assert len(window.counts) <= PER_WINDOW + 2
         else:
             assert len(window) <= LOG_MAX_SMALL
-
-
-# --- property: a merge never undercounts ----------------------------------------------------------------
-#
-# Two writers start from the same stored window (``known``); each takes slots, re-stamps some to their
-# response times, prunes, and may switch form (a limit on the other side of log_max). Merging theirs
-# into ours must count, at every later instant, at least as many live requests as really are live.
-
-writer_ops = st.lists(
-    st.tuples(st.sampled_from([1.0, 4.0, 13.0, 30.0]), st.sampled_from([0.0, 3.0, 9.0]), st.booleans()),
-    max_size=12,
-)
-
-
-def run_writer(
-    window: rate_limit.Window, now: float, ops, limit: int
-) -> tuple[rate_limit.Window, list[float]]:
-    sent: list[float] = []
-    for dt, delay, keep in ops:
-        now += dt
-        window = fit(
-            window, now, max_requests=limit, window=WINDOW, log_max=LOG_MAX_SMALL, per_window=PER_WINDOW
-        )
-        window = bk.add(window, now) if isinstance(window, Buckets) else (*window, now)
-        if keep:
-            window = restamp(window, now, now + delay)
-            now += delay
-        sent.append(now)
-    return window, sent
-
-
-@settings(max_examples=200, deadline=None, database=None)
-@given(
-    base=st.lists(st.sampled_from([0.0, 2.0, 5.0, 20.0, 41.0]), max_size=10),
-    base_bucketed=st.booleans(),
-    ours_ops=writer_ops,
-    theirs_ops=writer_ops,
-    limits=st.tuples(st.sampled_from([3, 50]), st.sampled_from([3, 50])),
-)
-def test_a_merge_never_undercounts(base, base_bucketed, ours_ops, theirs_ops, limits):
-    start = T0 + 45.0
-    base_times = [T0 + b for b in base]
-    known: rate_limit.Window = (
-        bk.from_times(base_times, WIDTH) if base_bucketed else tuple(sorted(base_times))
-    )
-    ours, ours_sent = run_writer(known, start, ours_ops, limits[0])
-    theirs, theirs_sent = run_writer(known, start, theirs_ops, limits[1])
-    merged = merge(ours, theirs, known)
-    truth = base_times + ours_sent + theirs_sent
-    latest = max(truth, default=start)
-    for k in range(0, 80, 2):
-        t = latest + k
-        assert len(rate_limit.prune(merged, t, WINDOW)) >= sum(1 for r in truth if r > t - WINDOW), t
 
 
 @settings(max_examples=200, deadline=None, database=None)

@@ -1,0 +1,143 @@
+"""A shared window kept per writer, so that merging two writers' copies is a true union.
+
+Each guard (one sync run) has a short random tag and keeps its own requests in its own ``Share``,
+with ``seq``, the number of changes it made to it. Only the owner adds to a share or re-stamps an
+entry in it; anyone may prune it (time) or move it to another form (log / buckets), which never moves
+an entry earlier. So of two copies of one writer's share the one with the higher ``seq`` holds every
+request of the other, and copies with equal ``seq`` differ only by pruning and form: their per-entry
+maximum (multiset union) is the share. ``merge`` takes that per writer, and no request of one
+writer can ever cancel out a request of another, whatever their times or buckets.
+
+Entries of an unknown writer (a state stored before shares, a window built without one) form the
+share of ``ANONYMOUS``; no guard ever adds to it, it is only pruned.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from airflow_sync_provider.policy import buckets as bk
+from airflow_sync_provider.policy import rate_limit
+from airflow_sync_provider.policy.buckets import Buckets
+from airflow_sync_provider.policy.rate_limit import Window
+
+ANONYMOUS = ""
+DECIMALS = 6
+"""Stamps are rounded to microseconds, as stored: a share read back equals the one written."""
+
+
+@dataclass(frozen=True)
+class Share:
+    writer: str
+    seq: int
+    window: Window
+
+
+Shares = tuple[Share, ...]
+"""At most one share per writer, ordered by writer."""
+
+
+def of(shares: Iterable[Share]) -> Shares:
+    """Shares ordered by writer (the stored order). An empty one is kept: its ``seq`` must not restart
+    (a writer whose share emptied by time and who then takes a slot must still beat older copies);
+    the store leaves empty shares out."""
+    return tuple(sorted(shares, key=lambda s: s.writer))
+
+
+def total(shares: Shares) -> Window:
+    """Every request of every writer in one window (buckets if any share is bucketed)."""
+    window: Window = ()
+    for share in shares:
+        window = rate_limit.union(window, share.window)
+    return window
+
+
+def rest(whole: Window, named: Iterable[Share]) -> Window:
+    """What of ``whole`` (every request, as stored) no share in ``named`` accounts for: the anonymous
+    share. Never negative; when the forms cannot be compared (hand-edited), all of ``whole``: more
+    than the truth, never less."""
+    theirs = total(tuple(named))
+    if isinstance(whole, Buckets):
+        grid = (
+            bk.regrid(theirs, whole.width)
+            if isinstance(theirs, Buckets)
+            else bk.from_times(theirs, whole.width)
+        )
+        return bk.of(Counter(dict(whole.counts)) - Counter(dict(grid.counts)), whole.width)
+    if isinstance(theirs, Buckets):
+        return whole
+    return tuple(sorted((Counter(whole) - Counter(theirs)).elements()))
+
+
+def own(shares: Shares, writer: str) -> Share:
+    return next((s for s in shares if s.writer == writer), Share(writer, 0, ()))
+
+
+def put(shares: Shares, share: Share) -> Shares:
+    """``share`` in place of its writer's."""
+    return of((*(s for s in shares if s.writer != share.writer), share))
+
+
+def take(shares: Shares, writer: str, now: float, *, like: Window) -> Shares:
+    """``writer`` made a request at ``now`` (entered in the form of ``like``, the total window)."""
+    mine, now = own(shares, writer), round(now, DECIMALS)
+    window = same_form(mine.window, like, now)
+    grown = bk.add(window, now) if isinstance(window, Buckets) else tuple(sorted((*window, now)))
+    return put(shares, Share(writer, mine.seq + 1, grown))
+
+
+def restamp(shares: Shares, writer: str, old: float, new: float) -> Shares:
+    """``writer``'s request stamped ``old`` is held from ``new`` (its response time)."""
+    mine = own(shares, writer)
+    moved = rate_limit.restamp(mine.window, round(old, DECIMALS), round(new, DECIMALS))
+    if moved == mine.window:
+        return shares
+    return put(shares, Share(writer, mine.seq + 1, moved))
+
+
+def each(shares: Shares, change: Callable[[Window], Window]) -> Shares:
+    """Every share's window changed by ``change`` (prune, form, clamp: never a new request)."""
+    return of(Share(s.writer, s.seq, change(s.window)) for s in shares)
+
+
+def fit(shares: Shares, now: float, *, max_requests: int, window: float) -> Shares:
+    """Every share pruned and in the form ``rate_limit.fit`` gives the total (one grid for all)."""
+    form = rate_limit.fit(total(shares), now, max_requests=max_requests, window=window)
+    return each(shares, lambda w: same_form(rate_limit.prune(w, now, window), form, now))
+
+
+def same_form(window: Window, like: Window, now: float) -> Window:
+    """``window`` as buckets on ``like``'s grid when ``like`` is bucketed, else as a log."""
+    if isinstance(like, Buckets):
+        if isinstance(window, Buckets):
+            return bk.regrid(window, like.width)
+        return bk.from_times(window, like.width)
+    if isinstance(window, Buckets):
+        return bk.to_times(window, now)
+    return window
+
+
+def merge(ours: Shares, theirs: Shares) -> Shares:
+    """Per writer, the copy with the higher ``seq``; equal ``seq``: the per-entry maximum of both."""
+    mine = {s.writer: s for s in ours}
+    merged = dict(mine)
+    for share in theirs:
+        kept = mine.get(share.writer)
+        if kept is None or share.seq > kept.seq:
+            merged[share.writer] = share
+        elif share.seq == kept.seq:
+            merged[share.writer] = Share(share.writer, share.seq, _most(kept.window, share.window))
+    return of(merged.values())
+
+
+def _most(a: Window, b: Window) -> Window:
+    """Per entry (a time, or a bucket on ``a``'s grid) the larger count of the two: two copies of
+    the same requests united without counting any twice."""
+    if isinstance(a, Buckets) or isinstance(b, Buckets):
+        width = a.width if isinstance(a, Buckets) else b.width  # type: ignore[union-attr]
+        grid_a = a if isinstance(a, Buckets) else bk.from_times(a, width)
+        grid_b = bk.regrid(b, width) if isinstance(b, Buckets) else bk.from_times(b, width)
+        return bk.of(Counter(dict(grid_a.counts)) | Counter(dict(grid_b.counts)), width)
+    return tuple(sorted((Counter(a) | Counter(b)).elements()))
