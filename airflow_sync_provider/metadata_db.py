@@ -41,7 +41,7 @@ def _sqlite_file(url: str) -> Path | None:
 def missing_db_message(environ: Mapping[str, str], command: str, cwd: Path) -> str | None:
     """What to set, when the metadata DB the CLI would use is a SQLite file that does not exist."""
     home_env = environ.get("AIRFLOW_HOME")
-    home = Path(home_env or "~/airflow").expanduser()
+    home = Path(home_env).expanduser() if home_env else Path(environ.get("HOME") or Path.home()) / "airflow"
     url = _configured_url(environ, home)
     path = _sqlite_file(url) if url else None
     if path is None or path.exists():
