@@ -86,8 +86,17 @@ class SimHook(RateLimitedSyncHook):
     def url_for(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else f"http://api.invalid{path_or_url}"
 
+    @property
+    def named_secrets(self) -> dict[str, str]:
+        return {}  # no connection: nothing to hide
+
     def send(
-        self, config: SyncConfig, method: str, url: str, params: Mapping[str, Any] | None = None
+        self,
+        config: SyncConfig,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        **request: Any,
     ) -> Attempt:
         return self.api.answer(self.clock())
 
