@@ -154,7 +154,7 @@ def test_credentials_never_leak_into_messages_results_state_or_logs(
         assert demo.requests("sponsored"), "the request must have reached the server"
     assert messages, "at least one attempt was made"
     logs = caplog.text + capsys.readouterr().out  # the operator's task logger writes to stdout here
-    assert "| GET /sponsored" in logs and "(attempt 1)" in logs, "the run's log lines were captured"
+    assert "GET /sponsored" in logs and "(attempt 1)" in logs, "the run's log lines were captured"
     texts = [
         *messages,
         str(outcome.error),
