@@ -406,8 +406,10 @@ class SyncPromise(RuleBasedStateMachine):
         self.clock.advance(gap)
         self.store.stale_once()
         self._send_each(runs[1], stale, ["/detail/race-stale"])
+        self.store.merged = True  # the pooled sync's next save merges the stale writer's breaker
         self._send_each(runs[0], pooled, [f"/detail/race-{k}" for k in range(1, requests)])
         for run, sync in zip(runs, (pooled, stale), strict=True):
+            self.store.merged = True  # so may each closing save (two writers' failures, one breaker)
             run.guard.finish(run.result(items=0, error=None).to_dict())
             sync.status = "done"
 
