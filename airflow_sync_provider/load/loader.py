@@ -3,7 +3,9 @@
 The items are a generator over our guarded pages, so every request still passes the window and the
 breaker. A wait that defers the sync (or an abort) ends the generator early: the pages fetched so far
 are committed first, then the wait/abort goes on, so a resumed sync continues after pages that are
-already committed.
+already committed. dlt gets the items in lists of up to ``BATCH_ITEMS`` (one extract step per list,
+not per item), and lands them in load files of at most ``FILE_MAX_ITEMS`` rows loaded one after
+another, so a sync's memory does not grow with its number of items.
 
 ``append``/``merge`` commit into the table itself. ``replace`` never swaps the table for a partial
 fetch: its items are staged (as JSON text, in the same table name of the dataset ``<dataset>_pending``)
