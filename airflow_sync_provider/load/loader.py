@@ -3,7 +3,9 @@
 The items are a generator over our guarded pages, so every request still passes the window and the
 breaker. A wait that defers the sync (or an abort) ends the generator early: the pages fetched so far
 are committed first, then the wait/abort goes on, so a resumed sync continues after pages that are
-already committed.
+already committed. dlt gets the items in lists of up to ``BATCH_ITEMS`` (one extract step per list,
+not per item), and lands them in load files of at most ``FILE_MAX_ITEMS`` rows loaded one after
+another, so a sync's memory does not grow with its number of items.
 
 ``append``/``merge`` commit into the table itself. ``replace`` never swaps the table for a partial
 fetch: its items are staged (as JSON text, in the same table name of the dataset ``<dataset>_pending``)
@@ -29,6 +31,14 @@ from airflow_sync_provider.exceptions import SyncAbort, SyncProviderError, SyncW
 from airflow_sync_provider.load.incremental import Cursor, highest, later
 
 EXTRA_HINT = "pip install 'airflow-sync-provider[load]'"
+BATCH_ITEMS = 1000
+"""Items handed to dlt's extract per step: a list, not one pipe step per item."""
+FILE_MAX_ITEMS = 2000
+"""Rows per dlt load file (``NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS`` overrides): with one load worker,
+the destination parses one bounded ``INSERT ... VALUES`` file at a time, so memory stays flat in the
+number of items (one file of a whole sync grew DuckDB's memory by ~20 KB per item)."""
+LOAD_WORKERS = 1
+"""Load files loaded one after another (dlt's default, 20 in parallel, holds 20 files' statements at once)."""
 PENDING_SUFFIX = "_pending"
 """Dataset suffix of the staged ``replace`` items (not ``_staging``: dlt uses that one itself)."""
 
@@ -45,6 +55,7 @@ def import_dlt() -> Any:
     """
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+    os.environ.setdefault("NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS", str(FILE_MAX_ITEMS))
     try:
         import dlt
     except ImportError as exc:
@@ -55,24 +66,43 @@ def import_dlt() -> Any:
 
 
 class _Feed:
-    """Iterate ``items`` for dlt; stop quietly at a wait/abort and remember it; count and track the cursor."""
+    """Hand ``items`` to dlt in lists of up to ``BATCH_ITEMS``; count them and track the cursor.
 
-    def __init__(self, items: Iterable[Any], cursor_field: str | None) -> None:
+    A wait/abort raised while fetching ends the feed quietly (remembered in ``stopped``) after the
+    batch in hand is handed over, so every item fetched before a deferral is committed.
+    """
+
+    def __init__(self, items: Iterable[Any], cursor_field: str | None, batch: int = BATCH_ITEMS) -> None:
         self._items = items
         self._cursor_field = cursor_field
+        self._batch = batch
         self.count = 0
         self.cursor_max: Cursor | None = None
         self.stopped: SyncWaitRequired | SyncAbort | None = None
 
-    def __iter__(self) -> Iterator[Any]:
+    def _taken(self, batch: list[Any]) -> list[Any]:
+        self.count += len(batch)
+        if self._cursor_field is not None:
+            self.cursor_max = highest(batch, self._cursor_field, self.cursor_max)
+        return batch
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        batch: list[Any] = []
         try:
             for item in self._items:
-                self.count += 1
-                if self._cursor_field is not None:
-                    self.cursor_max = highest((item,), self._cursor_field, self.cursor_max)
-                yield item
+                batch.append(item)
+                if len(batch) >= self._batch:
+                    yield self._taken(batch)
+                    batch = []
         except (SyncWaitRequired, SyncAbort) as stop:
             self.stopped = stop
+        if batch:
+            yield self._taken(batch)
+
+    def rows(self, row: Any) -> Iterator[list[Any]]:
+        """The batches with ``row`` applied to each item (``replace``'s staged form)."""
+        for batch in self:
+            yield [row(item) for item in batch]
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -156,7 +186,7 @@ class Loader:
 
         staged: dict[str, Any] = self.progress.setdefault("staged", {})
         feed = _Feed(items, None)
-        rows = ({"item": json.typed_dumps(item)} for item in feed)
+        rows = feed.rows(lambda item: {"item": json.typed_dumps(item)})
         resource = self._dlt.resource(
             rows,
             name=table,
@@ -187,7 +217,7 @@ class Loader:
                 pipeline.abort_packages()
             else:
                 pipeline.normalize()
-                info = pipeline.load()
+                info = pipeline.load(workers=LOAD_WORKERS)
                 if info.has_failed_jobs:
                     raise SyncLoadError(f"loading into {target} failed: {info.load_packages}")
         except SyncLoadError:
