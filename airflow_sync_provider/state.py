@@ -49,6 +49,7 @@ from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.buckets import Buckets
+from airflow_sync_provider.policy.log import Log
 from airflow_sync_provider.policy.quota import Quota
 
 SCHEMA_VERSION = 1
@@ -68,7 +69,7 @@ class SourceState:
 
     source: str
     breaker: BreakerSnapshot = field(default_factory=BreakerSnapshot)
-    window: rate_limit.Window = ()
+    window: rate_limit.Window = field(default_factory=Log)
     """A log of request times, or ``Buckets`` for large limits (``rate_limit.fit`` chooses): the union
     of ``shares`` (given ``shares``, this is computed from them)."""
     last_result: dict[str, Any] | None = None
@@ -84,6 +85,7 @@ class SourceState:
     """The window per writer (``policy.shares``); a window given alone is one anonymous share."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "window", rate_limit.as_window(self.window))
         if self.shares:
             object.__setattr__(self, "window", sh.total(self.shares))
         elif len(self.window):
@@ -109,18 +111,15 @@ class SourceState:
     def to_json(self) -> str:
         breaker = dataclasses.asdict(self.breaker)
         breaker["state"] = self.breaker.state.value
-        window = self.window
-        named = {s.writer: _share_json(s.window, s.seq) for s in self.shares if s.writer and len(s.window)}
+        named = {s.writer: s.window.share_json(s.seq) for s in self.shares if s.writer and len(s.window)}
         body: dict[str, Any] = {
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [] if isinstance(window, Buckets) else _rounded(window),
+            **self.window.serialise(keep=MAX_WINDOW_ENTRIES),
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
-        if isinstance(window, Buckets):
-            body["window_buckets"] = {"width": window.width, "counts": window.counts}
         if named:
             body["window_shares"] = named
         if self.writer is not None:
@@ -204,7 +203,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
     # by time, not by list position: a hand-edited or foreign log need not be in order
-    stamps: rate_limit.Window = _log(window, "window")
+    stamps: rate_limit.Window = Log(_log(window, "window"))
     if data.get("window_buckets") is not None:
         stamps = rate_limit.union(_buckets(data["window_buckets"], "window_buckets"), stamps)
     named = _shares(data.get("window_shares"))
@@ -276,21 +275,11 @@ def _shares(value: Any) -> list[sh.Share]:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ValueError(f"{name} seq must be an integer >= 0, got {seq!r}")
         if len(share) == 2:
-            window: rate_limit.Window = _log(share[1], f"{name} log")
+            window: rate_limit.Window = Log(_log(share[1], f"{name} log"))
         else:
             window = _buckets({"width": share[1], "counts": share[2]}, f"{name} buckets")
         out.append(sh.Share(writer, seq, window))
     return out
-
-
-def _share_json(window: rate_limit.Window, seq: int) -> list[Any]:
-    if isinstance(window, Buckets):
-        return [seq, window.width, window.counts]
-    return [seq, _rounded(window)]
-
-
-def _rounded(log: tuple[float, ...]) -> list[float]:
-    return [round(t, sh.DECIMALS) for t in newest(log)]
 
 
 def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings | None = None) -> SourceState:
