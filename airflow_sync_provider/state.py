@@ -83,6 +83,13 @@ class SourceState:
     schema_version: int = SCHEMA_VERSION
     shares: sh.Shares = ()
     """The window per writer (``policy.shares``); a window given alone is one anonymous share."""
+    extra_windows: tuple[tuple[float, sh.Shares], ...] = ()
+    """The further windows of ``rate_limit.extra_windows`` (issue 19): per window length in seconds,
+    its requests per writer, ordered by length. Empty shares are left out when stored."""
+
+    def extra(self, seconds: float) -> sh.Shares:
+        """The shares of the further window of ``seconds`` (none yet: empty)."""
+        return next((shares for length, shares in self.extra_windows if length == seconds), ())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", rate_limit.as_window(self.window))
@@ -122,6 +129,13 @@ class SourceState:
         }
         if named:
             body["window_shares"] = named
+        extra = {
+            format(length, "g"): {s.writer: s.window.share_json(s.seq) for s in shares if len(s.window)}
+            for length, shares in self.extra_windows
+        }
+        extra = {length: shares for length, shares in extra.items() if shares}
+        if extra:
+            body["extra_windows"] = extra
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
@@ -210,6 +224,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     shares = (sh.Share(sh.ANONYMOUS, 0, sh.rest(stamps, named)), *named)
     last = data.get("last_result")
     writer = data.get("writer")
+    extra = _extra_windows(data.get("extra_windows"))
     quota = _quota(data.get("quota"), warn)
     return SourceState(
         source=source,
@@ -220,7 +235,23 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         writer=str(writer)[:250] if writer is not None else None,
         quota=quota,
         bookmark=_bookmark(data.get("bookmark")),
+        extra_windows=extra,
     )
+
+
+def _extra_windows(value: Any) -> tuple[tuple[float, sh.Shares], ...]:
+    """``extra_windows``: window length in seconds -> shares as in ``window_shares``."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError(f"extra_windows must be an object, got {value!r}")
+    out = []
+    for key, shares in value.items():
+        length = _number(float(key), "extra_windows key")
+        if length is None or length <= 0:
+            raise ValueError(f"extra_windows keys must be window lengths > 0, got {key!r}")
+        out.append((length, sh.of(_shares(shares, f"extra_windows[{key!r}]"))))
+    return tuple(sorted(out, key=lambda pair: pair[0]))
 
 
 def newest(stamps: Iterable[float]) -> tuple[float, ...]:
@@ -257,16 +288,16 @@ def _buckets(value: Any, name: str) -> Buckets:
 MAX_WRITER_LENGTH = 64
 
 
-def _shares(value: Any) -> list[sh.Share]:
+def _shares(value: Any, field_name: str = "window_shares") -> list[sh.Share]:
     """``window_shares``: writer tag -> ``[seq, [time, ...]]`` (a log) or ``[seq, width, [[index,
     count], ...]]`` (buckets)."""
     if value is None:
         return []
     if not isinstance(value, dict):
-        raise ValueError(f"window_shares must be an object, got {value!r}")
+        raise ValueError(f"{field_name} must be an object, got {value!r}")
     out = []
     for writer, share in value.items():
-        name = f"window_shares[{writer!r}]"
+        name = f"{field_name}[{writer!r}]"
         if not writer or len(writer) > MAX_WRITER_LENGTH:
             raise ValueError(f"{name}: a writer tag must be 1-{MAX_WRITER_LENGTH} characters")
         if not (isinstance(share, list) and len(share) in (2, 3)):
@@ -300,6 +331,10 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
         breaker=breaker_policy.merge(ours.breaker, theirs.breaker, settings),
         quota=quota,
         bookmark=ours.bookmark if ours.bookmark is not None else theirs.bookmark,
+        extra_windows=tuple(
+            (length, sh.merge(ours.extra(length), theirs.extra(length)))
+            for length in sorted({n for n, _ in (*ours.extra_windows, *theirs.extra_windows)})
+        ),
     )
 
 

@@ -122,6 +122,11 @@ class SourceGuard:
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
         self.margin_seconds = config.rate_limit.margin / timedelta(seconds=1)
         self.hold_seconds = hold_seconds(config)
+        self.extra_holds = tuple(
+            (w, (w.window + config.rate_limit.margin) / timedelta(seconds=1))
+            for w in config.rate_limit.extra_windows
+        )
+        """The further windows (``rate_limit.extra_windows``) and how long each holds a slot."""
         self.learned_cap = config.rate_limit.learned_wait_cap / timedelta(seconds=1)
         """How long a learned quota is trusted at most after it was learned (``max_learned_wait``)."""
         self.learned_long_wait: quota.Quota | None = None
@@ -152,7 +157,10 @@ class SourceGuard:
             self.state = self.state.replace(breaker=snapshot, shares=shares)
             return admission
         shares = sh.take(shares, self.tag, now, like=sh.total(shares) or decision.timestamps)
-        self.state = self.state.replace(breaker=permit.snapshot, shares=shares, quota=self._spend_one(now))
+        extra = tuple((length, self._take(length, fitted, now)) for length, fitted in self._extra_fitted(now))
+        self.state = self.state.replace(
+            breaker=permit.snapshot, shares=shares, quota=self._spend_one(now), extra_windows=extra
+        )
         self._pending = now
         self._save(now)
         return admission
@@ -174,6 +182,8 @@ class SourceGuard:
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
         learned = self.learned_quota(now)
         decision, message = self._window(learned, now)
+        if decision.granted:
+            decision, message = self._extra_room(now, decision, message)
         spent = quota.wait(learned, now, self.learned_cap)
         if spent > 0 and spent >= decision.wait:  # nothing is left at the API until its reset
             message = f"{quota.SPENT} (remaining 0); it resets in {spent:.1f}s{self._capped(learned, now)}"
@@ -207,6 +217,31 @@ class SourceGuard:
         )
         return decision, message
 
+    def _extra_fitted(self, now: float) -> tuple[tuple[float, sh.Shares], ...]:
+        """Every further window's shares pruned and in its form (buckets above ``LOG_MAX``)."""
+        return tuple(
+            (w.seconds, sh.fit(self.state.extra(w.seconds), now, max_requests=w.max_requests, window=hold))
+            for w, hold in self.extra_holds
+        )
+
+    def _extra_room(
+        self, now: float, granted: rate_limit.WindowDecision, message: str
+    ) -> tuple[rate_limit.WindowDecision, str]:
+        """``granted`` unless a further window is full: then the longest wait among the full ones."""
+        worst: tuple[float, str] | None = None
+        for w, hold in self.extra_holds:
+            total = sh.total(self.state.extra(w.seconds))
+            wait = total.room(now, max_requests=w.max_requests, window=hold)
+            if wait > 0 and (worst is None or wait > worst[0]):
+                text = (
+                    f"rate limit window full ({w.max_requests} requests per {w.seconds:.0f}s, "
+                    f"rate_limit.extra_windows); next slot in {wait:.1f}s"
+                )
+                worst = (wait, text)
+        if worst is None:
+            return granted, message
+        return rate_limit.WindowDecision(False, self.state.window, worst[0]), worst[1]
+
     def record(self, attempt: Attempt) -> None:
         """Hold the attempt's slot from now (its response time); apply its breaker effect; persist
         when the count or the state changed, or when the response took longer than the safety
@@ -217,7 +252,11 @@ class SourceGuard:
             self._check_clock(attempt, self._pending, now)
             shares = sh.restamp(self.state.shares, self.tag, self._pending, now)
             slow = now - self._pending > self.margin_seconds and shares != self.state.shares
-            self.state = self.state.replace(shares=shares)
+            extra = tuple(
+                (length, sh.restamp(theirs, self.tag, self._pending, now))
+                for length, theirs in self.state.extra_windows
+            )
+            self.state = self.state.replace(shares=shares, extra_windows=extra)
             self._pending = None
         if attempt.quota is not None and self.config.rate_limit.learn_from_headers:
             self._learn(attempt.quota, now)
@@ -323,10 +362,20 @@ class SourceGuard:
         return self.state.breaker.state is BreakerState.OPEN
 
     def window_usage(self) -> float:
-        limit = self.config.rate_limit
-        return rate_limit.usage(
-            self.state.window, self.clock(), max_requests=limit.max_requests, window=self.hold_seconds
-        )
+        """The fullest window's usage (the tightest of ``rate_limit`` and its ``extra_windows``)."""
+        limit, now = self.config.rate_limit, self.clock()
+        hold = self.hold_seconds
+        usages = [rate_limit.usage(self.state.window, now, max_requests=limit.max_requests, window=hold)]
+        for w, hold in self.extra_holds:
+            total = sh.total(self.state.extra(w.seconds))
+            usages.append(rate_limit.usage(total, now, max_requests=w.max_requests, window=hold))
+        return max(usages)
+
+    def _take(self, length: float, fitted: sh.Shares, now: float) -> sh.Shares:
+        """Our slot at ``now`` in the further window of ``length`` seconds (in the form ``fit`` chose)."""
+        w, hold = next((w, hold) for w, hold in self.extra_holds if w.seconds == length)
+        form = rate_limit.fit(sh.total(fitted), now, max_requests=w.max_requests, window=hold)
+        return sh.take(fitted, self.tag, now, like=form)
 
     def _note(self, moved: Transition | None, snapshot: breaker.BreakerSnapshot) -> None:
         if moved is None:
