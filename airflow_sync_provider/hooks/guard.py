@@ -55,6 +55,19 @@ def hold_seconds(config: SyncConfig) -> float:
     return (limit.window + limit.margin) / timedelta(seconds=1)
 
 
+def tightest_window(state: SourceState, config: SyncConfig, now: float) -> tuple[int, int, float]:
+    """The fullest of the source's windows (``rate_limit`` and its ``extra_windows``): requests in it,
+    its limit and its length in seconds (the first on a tie). What the attempt line, the metric
+    ``sync.rate_limit.usage``, ``states`` and the dashboard show."""
+    limit = config.rate_limit
+    margin = limit.margin / timedelta(seconds=1)
+    first = limit.window / timedelta(seconds=1)
+    windows = [(state.window, limit.max_requests, first)]
+    windows += [(sh.total(state.extra(w.seconds)), w.max_requests, w.seconds) for w in limit.extra_windows]
+    counted = [(window.in_window(now, length + margin), most, length) for window, most, length in windows]
+    return max(counted, key=lambda c: c[0] / c[1])
+
+
 def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], None]) -> SourceState:
     """Stored times in the future (clock skew, hand-edited state) are clamped to ``now``, with a warning.
 
@@ -363,13 +376,8 @@ class SourceGuard:
 
     def window_usage(self) -> float:
         """The fullest window's usage (the tightest of ``rate_limit`` and its ``extra_windows``)."""
-        limit, now = self.config.rate_limit, self.clock()
-        hold = self.hold_seconds
-        usages = [rate_limit.usage(self.state.window, now, max_requests=limit.max_requests, window=hold)]
-        for w, hold in self.extra_holds:
-            total = sh.total(self.state.extra(w.seconds))
-            usages.append(rate_limit.usage(total, now, max_requests=w.max_requests, window=hold))
-        return max(usages)
+        requests, limit, _ = tightest_window(self.state, self.config, self.clock())
+        return requests / limit
 
     def _take(self, length: float, fitted: sh.Shares, now: float) -> sh.Shares:
         """Our slot at ``now`` in the further window of ``length`` seconds (in the form ``fit`` chose)."""

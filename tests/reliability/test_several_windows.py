@@ -114,3 +114,22 @@ def test_a_day_window_of_250000_keeps_the_state_under_8_kb() -> None:
     assert len(raw.encode()) < 8 * 1024, len(raw.encode())
     stored = SourceState.from_json(raw, "crm")
     assert sum(len(s.window) for s in stored.extra(DAY)) == 240_100
+
+
+def test_states_and_the_attempt_line_show_the_fullest_window() -> None:
+    from airflow_sync_provider.operations import describe
+
+    store, clock = InMemoryStateStore(), Clock()
+    cfg = config((5, 10.0), (12, 3600.0))
+    guard = SourceGuard(cfg, store, clock=clock, log=Log(), writer="run")
+    for _ in range(3):  # 3/5 of the 10 s window, 3/12 of the hour
+        assert guard.admit().allowed
+        guard.record(OK)
+    clock.now += 20  # the 10 s window is empty again, the hour holds 3 of 12
+    shown = describe(guard.state, cfg, clock.now)
+    assert (shown["window_requests"], shown["window_max_requests"], shown["window_seconds"]) == (
+        3,
+        12,
+        3600.0,
+    )
+    assert guard.window_usage() == 0.25
