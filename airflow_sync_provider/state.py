@@ -27,6 +27,10 @@ shares do not account for is the share of no known writer (a state written befor
 older provider, which drops the key). Added without a schema bump. ``SourceState.window`` is always
 the union of all shares.
 
+The further windows of ``rate_limit.extra_windows`` (issue 19) are kept the same way under
+``"extra_windows": {"86400": {"3f9a0c1d": [4, 864.01, [[2083334, 57], ...]]}}``: per window length in
+seconds, the shares as in ``window_shares``. Added without a schema bump (an older provider drops it).
+
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
 """
