@@ -1,5 +1,6 @@
 # The two commands a fresh machine needs (see README):
 #   make demo   -> build .venv if missing, run Airflow (api-server, scheduler, dag-processor, triggerer) + the demo API with our DAGs
+#   make stop   -> stop what an earlier `make demo` left running (the PID file .airflow/demo.pid)
 #   make test   -> build .venv if missing, run the whole test suite
 PYTHON ?= python3.11
 VENV   := .venv
@@ -7,7 +8,7 @@ UV     := $(VENV)/bin/uv
 PY     := $(VENV)/bin/python
 UV_VERSION := 0.9.30
 
-.PHONY: demo test lint venv bench clean
+.PHONY: demo stop test lint venv bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(PY) -m airflow_sync_provider.demo.up
+
+stop: venv
+	$(PY) -m airflow_sync_provider.demo.up --stop
 
 test: venv
 	$(PY) -m pytest -ra -n 2 --dist loadfile --durations=20

@@ -20,7 +20,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
+
+from airflow_sync_provider.metadata_db import missing_db_message
 
 DEFAULT_CONNECTION_URL = "http://127.0.0.1:8765"
 DEMO_URL_ENV = "SYNC_DEMO_URL"
@@ -264,6 +267,11 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
+    typed = " ".join(argv if argv is not None else sys.argv[1:])
+    missing = missing_db_message(os.environ, typed, Path.cwd())
+    if missing is not None:  # checked before Airflow is imported: importing it creates ~/airflow
+        print(f"error: {missing}", file=err)
+        return EXIT_FAILED
     if quiet_airflow and not args.verbose:
         # Airflow logs info lines (e.g. "creating dag run"); show only its warnings. Must happen
         # before the first airflow import, which configures logging.
@@ -288,7 +296,18 @@ def main(
         return EXIT_FAILED
 
 
+def _leave_out_the_checkout() -> None:
+    """``python -m`` puts the working directory first on ``sys.path``. In this project's checkout its
+    build metadata (``airflow_sync_provider.egg-info``) sits there beside the installed package's, so
+    Airflow found our plugin twice ("Plugin 'sync_provider' already registered"). The installed package
+    is all the CLI needs."""
+    cwd = Path.cwd()
+    if (cwd / "airflow_sync_provider.egg-info").is_dir():
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != cwd]
+
+
 def run(argv: Sequence[str] | None = None) -> None:
+    _leave_out_the_checkout()
     try:
         code = main(argv, quiet_airflow=True)
         sys.stdout.flush()

@@ -75,7 +75,7 @@ class SyncResult:
         )
 
     def summary(self) -> str:
-        """The original design's one-line summary: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT``.
+        """One line: ``✓ src: 42 items in 1234 ms`` / ``✗ src: TIMEOUT: <message>``.
 
         Loaded items say where they went (``42 items -> duckdb sync.src``); a truncated sync says so
         (``... in 1234 ms (truncated at max_pages)``).
@@ -83,6 +83,12 @@ class SyncResult:
         if self.success:
             where = f" -> {self.destination}" if self.destination else ""
             cut = " (truncated at max_pages)" if self.truncated else ""
-            return f"✓ {self.source}: {self.items_processed} items{where} in {self.duration_ms} ms{cut}"
+            items = plural(self.items_processed, "item")
+            return f"✓ {self.source}: {items}{where} in {self.duration_ms} ms{cut}"
         kind = self.error.value if self.error else "UNKNOWN"
-        return f"✗ {self.source}: {kind} (retry {self.retry_count}): {self.error_message}"
+        return f"✗ {self.source}: {kind}: {self.error_message}"  # the message says how many retries
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """``1 item``, ``2 items``, ``0 items`` (``many`` for irregular plurals: ``retries``)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"

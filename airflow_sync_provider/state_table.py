@@ -6,18 +6,35 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-COLUMNS = ("source", "breaker", "failures", "opened at", "next probe", "window", "API left", "last result")
+from airflow_sync_provider.results import plural
+
+COLUMNS = (
+    "source",
+    "breaker",
+    "failures",
+    "opened at (UTC)",
+    "next probe (UTC)",
+    "window",
+    "API left",
+    "last result",
+)
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Airflow's own (its UI and logs)
 
 
 def _when(epoch: float | None) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime(TIME_FORMAT) if epoch else "-"
+
+
+def format_utc(epoch: float) -> str:
+    """``2026-12-05 01:24:27 UTC``: a time in a sentence (warnings, console lines)."""
+    return f"{_when(epoch)} UTC"
 
 
 def _last(result: dict[str, Any] | None) -> str:
     if not result:
         return "-"
     if result.get("success"):
-        return f"ok, {result.get('items_processed')} items"
+        return f"ok, {plural(int(result.get('items_processed') or 0), 'item')}"
     return str(result.get("error") or "failed")
 
 

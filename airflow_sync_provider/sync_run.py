@@ -25,7 +25,7 @@ from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import CrossHostRedirect, RateLimitedSyncHook
 from airflow_sync_provider.policy.backoff import retry_delay
-from airflow_sync_provider.results import SyncErrorKind, SyncResult
+from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
 
 SECOND = timedelta(seconds=1)
 
@@ -268,7 +268,7 @@ class SyncRun:
             failures = self.guard.state.breaker.failure_count
             raise SyncAbort(kind, f"{attempt.message}; circuit breaker opened after {failures} failures")
         if cp.retry >= cfg.max_retries:
-            raise SyncAbort(kind, f"{attempt.message}; gave up after {cp.retry} retries")
+            raise SyncAbort(kind, f"{attempt.message}; gave up after {plural(cp.retry, 'retry', 'retries')}")
         b = cfg.backoff
         delay = retry_delay(
             cp.retry,
@@ -312,19 +312,21 @@ class SyncRun:
             )
 
     def _log_attempt(self, method: str, url: str, attempt: Attempt) -> None:
+        """One line per request on the wire; a failed one at WARNING, its URL once."""
         b = self.guard.state.breaker
         threshold = self.config.circuit_breaker.failure_threshold
         said = attempt.quota.remaining if attempt.quota is not None else None
-        self.log.info(
-            "%s | breaker %s %d/%d | window %.0f%%%s | %s %s (attempt %d)",
+        verdict, request = _verdict(attempt), f"{method} {self.hook.redact(url, self.config)}"
+        failed = not attempt.ok and attempt.redirect_to is None
+        (self.log.warning if failed else self.log.info)(
+            "%s | breaker %s %d/%d | window %.0f%%%s%s (attempt %d)",
             _verdict(attempt),
             b.state.value,
             b.failure_count,
             threshold,
             100 * self.guard.window_usage(),
             "" if said is None else f" | API {said} left",
-            method,
-            self.hook.redact(url, self.config),
+            "" if request in verdict else f" | {request}",  # a failure's message names the request
             self.checkpoint.retry + 1,
         )
 

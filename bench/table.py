@@ -263,6 +263,46 @@ def _load(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _bulk(r: dict[str, Any]) -> list[Row]:
+    seconds, rss, rate = r["seconds"], r["peak_rss_mb"], r["rows_per_s"]
+    ratio, per_page, one_page = (
+        r["ratio_ours_vs_dlt_alone"],
+        r["variable_calls_per_page"],
+        r["variable_calls_per_sync_1_page"],
+    )
+    sizes = " / ".join(f"{_num(items)}" for items in r["peak_rss_items"].values())
+    return [
+        (
+            f"bulk: {r['pages']:,} pages x {r['page_size']} items into DuckDB (merge), s",
+            _num(seconds["ours"], 1),
+            f"{_num(seconds['dlt_alone'], 1)} (dlt rest_api) / {_num(seconds['plain'], 1)} (requests + dlt)",
+            _num(ratio),
+            f"≤ 1.2 ({_verdict(ratio <= 1.2)})",
+        ),
+        (
+            "bulk: rows per s",
+            _num(rate["ours"], 0),
+            f"{_num(rate['dlt_alone'], 0)} (dlt rest_api)",
+            _num(rate["ours"] / rate["dlt_alone"]),
+            "—",
+        ),
+        (
+            "bulk: Variable calls per extra page / per 1-page sync",
+            f"{_num(per_page)} / {_num(one_page)}",
+            "—",
+            "—",
+            f"≤ 0.25 / ≤ 3 ({_verdict(per_page <= 0.25 and one_page <= 3)})",
+        ),
+        (
+            f"bulk: peak RSS MB at {sizes} items (ours)",
+            " / ".join(_num(mb, 0) for mb in rss.values()),
+            "—",
+            _num(r["peak_rss_ratio"]),
+            f"≤ 1.3 ({_verdict(r['peak_rss_ratio'] <= 1.3)})",
+        ),
+    ]
+
+
 def _scale(r: dict[str, Any]) -> list[Row]:
     ms = r["dashboard_ms_1000_sources"]
     out: list[Row] = [
@@ -307,6 +347,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "state": _state,
     "jitter": _jitter,
     "load": _load,
+    "bulk": _bulk,
     "scale": _scale,
 }
 

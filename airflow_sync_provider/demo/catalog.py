@@ -2,7 +2,9 @@
 
 Every item is a pure function of ``(source, index)``, so pages are identical across runs and processes;
 only ``changes`` (``DemoServer.touch``) move an item's ``updated_at`` forward. ``updated_since`` keeps
-the items with ``updated_at >=`` it (incremental syncs).
+the items with ``updated_at >=`` it (incremental syncs). The ``bulk`` source is for throughput and memory
+benchmarks: ``?total=N`` sets its size (default and cap ``BULK_MAX_TOTAL``), and its items are cheap
+arithmetic of the index, generated per request, never stored.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ SOURCE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 GENERIC_TOTAL = 30
+BULK_SOURCE = "bulk"
+BULK_MAX_TOTAL = 1_000_000
 
 TOTALS: dict[str, int] = {
     "airdrops": 120,
@@ -81,7 +85,10 @@ def is_source_name(name: str) -> bool:
     return SOURCE_PATTERN.fullmatch(name) is not None
 
 
-def total_for(source: str) -> int:
+def total_for(source: str, size: int | None = None) -> int:
+    """Items of ``source``; ``size`` (the ``total`` query) applies to ``bulk`` only."""
+    if source == BULK_SOURCE:
+        return size or BULK_MAX_TOTAL
     return TOTALS.get(source, GENERIC_TOTAL)
 
 
@@ -102,6 +109,8 @@ def make_item(source: str, index: int, changes: Mapping[int, str] | None = None)
 
 
 def _make_item(source: str, index: int) -> dict[str, Any]:
+    if source == BULK_SOURCE:
+        return _bulk_item(index)
     rng = random.Random(f"{source}:{index}")
     item_id = f"{source}-{index + 1:04d}"
     project = rng.choice(_PROJECTS)
@@ -182,6 +191,26 @@ def _item_fields(
     }
 
 
+def _bulk_item(index: int) -> dict[str, Any]:
+    """Item ``index`` of ``bulk``: a few microseconds, no seeded generator (100,000 items per sync)."""
+    return {
+        "id": f"{BULK_SOURCE}-{index + 1:07d}",
+        "name": f"{_PROJECTS[index % len(_PROJECTS)]} #{index + 1}",
+        "chain": _CHAINS[index % len(_CHAINS)],
+        "value": (index * 7919) % 10_000,
+        "updated_at": _ts(_EPOCH + timedelta(minutes=index)),
+    }
+
+
+def parse_total(raw: str | None) -> int | None:
+    """``total`` query value of ``bulk``: its size, 1..``BULK_MAX_TOTAL`` (None: the default)."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= BULK_MAX_TOTAL:
+        raise PageError("total", raw, f"must be an integer from 1 to {BULK_MAX_TOTAL}")
+    return int(raw)
+
+
 def parse_limit(raw: str | None) -> int:
     """``limit`` query value: default 50, clamped to 200; not a positive integer -> PageError."""
     if raw is None or raw == "":
@@ -217,15 +246,17 @@ def get_page(
     limit: str | None,
     updated_since: str | None = None,
     changes: Mapping[int, str] | None = None,
+    size_of_bulk: int | None = None,
 ) -> Page:
     since = parse_since(updated_since)
     size = parse_limit(limit)
+    every = total_for(source, size_of_bulk)
     if since is None:
-        indices: list[int] | range = range(total_for(source))
+        indices: list[int] | range = range(every)
     else:
         indices = [
             i
-            for i in range(total_for(source))
+            for i in range(every)
             if datetime.fromisoformat(make_item(source, i, changes)["updated_at"]) >= since
         ]
     total = len(indices)
@@ -243,18 +274,22 @@ def render_page(
     loop_cursor: str | None = None,
     updated_since: str | None = None,
     changes: Mapping[int, str] | None = None,
+    total: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The JSON body of a page and its headers: an RFC 8288 ``Link: <...>; rel="next"`` if there is one.
 
-    ``loop_cursor`` forces ``next_cursor`` (and the Link) to that cursor, whatever the page.
+    ``loop_cursor`` forces ``next_cursor`` (and the Link) to that cursor, whatever the page. ``total``
+    (the query value) sizes the ``bulk`` source and is carried into the Link.
     """
-    page = get_page(source, cursor, limit, updated_since, changes)
+    size_of_bulk = parse_total(total) if source == BULK_SOURCE else None
+    page = get_page(source, cursor, limit, updated_since, changes, size_of_bulk)
     payload = page.body()
     if loop_cursor is not None:
         payload["next_cursor"] = loop_cursor
     headers: dict[str, str] = {}
     if payload["next_cursor"] is not None:
         since = f"&updated_since={quote(updated_since)}" if updated_since else ""
+        since += f"&total={size_of_bulk}" if size_of_bulk else ""
         headers["Link"] = (
             f'<{base_url}/{source}?cursor={payload["next_cursor"]}&limit={page.limit}{since}>; rel="next"'
         )

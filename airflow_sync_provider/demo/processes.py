@@ -39,10 +39,13 @@ class Child:
 
 
 class Processes:
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], logs: Path, on_start: Callable[[list[Child]], None] | None = None
+    ) -> None:
         self.env = env
         self.logs = logs
         self.children: list[Child] = []
+        self._on_start = on_start  # called with every child after each start (the demo's PID file)
 
     def log_path(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -61,6 +64,8 @@ class Processes:
             )
         child = Child(name, proc, path, port)
         self.children.append(child)
+        if self._on_start is not None:
+            self._on_start(self.children)
         return child
 
     def run(self, name: str, cmd: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Demo HTTP API on loopback: paginated sources, a runtime fault switch and a request log for tests.
 
 ``DemoServer`` runs it in a daemon thread; ``python -m airflow_sync_provider.demo serve`` in the foreground.
-Endpoints: ``GET /<source>``, ``GET /healthz``, ``/_admin/faults`` and ``/_admin/requests``.
+Endpoints: ``GET /<source>``, ``GET /offset/<source>`` and ``GET /after/<source>`` (``styles``),
+``GET /healthz``, ``/_admin/faults`` and ``/_admin/requests``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_sync_provider.demo import styles
 from airflow_sync_provider.demo.catalog import PageError, is_source_name, now_ts, render_page
 from airflow_sync_provider.demo.faults import Fault, FaultError, FaultRegistry, effect, parse_fault
 from airflow_sync_provider.demo.quota import QuotaRegistry, parse_quota
@@ -227,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- data ------------------------------------------------------------------------------------------
 
     def _data(self, path: str) -> Fault | None:
-        source = path[1:] if is_source_name(path[1:]) else None
+        style, source = styles.route(path)
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
@@ -245,13 +247,15 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(429, {"error": "quota exceeded", "source": source}, quota_headers)
                 else:
                     fault = self.server.demo._faults.take(source)
-                    self._serve(source, fault, quota_headers)
+                    self._serve(source, fault, quota_headers, style)
             aborted = False
         finally:
             self.server.demo._log.end(entry, self._status, fault, aborted=aborted)
         return fault
 
-    def _serve(self, source: str, fault: Fault | None, extra_headers: dict[str, str]) -> None:
+    def _serve(
+        self, source: str, fault: Fault | None, extra_headers: dict[str, str], style: str | None = None
+    ) -> None:
         stopping = self.server.demo._stopping
         plan = effect(fault, source)
         if plan.delay and stopping.wait(plan.delay):
@@ -261,9 +265,20 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 cursor, limit = self._param("cursor"), self._param("limit")
                 since, changes = self._param("updated_since"), self.server.demo.changes(source)
-                body, headers = render_page(
-                    source, cursor, limit, self._base_url(), plan.loop_cursor, since, changes
-                )
+                if style is not None:
+                    query = {name: self._param(name) for name in self._query}
+                    body, headers = styles.render(style, source, query, changes), {}
+                else:
+                    body, headers = render_page(
+                        source,
+                        cursor,
+                        limit,
+                        self._base_url(),
+                        plan.loop_cursor,
+                        since,
+                        changes,
+                        self._param("total"),
+                    )
             except PageError as exc:
                 self._json(400, {"error": str(exc), "field": exc.field, "value": exc.value})
                 return

@@ -1,8 +1,10 @@
-"""The demo console's event lines: a run that failed or did not sync, a breaker that opened or closed.
+"""The demo console's event lines: a run that failed or did not sync, a breaker that opened or closed,
+a review (human-in-the-loop) that waits for an answer.
 
-``EventWatcher.poll()`` makes two cheap REST calls (the runs that ended since the last poll, and the
-``sync_state_*`` Variables) and returns one line per new event; ``make demo`` calls it every few
-seconds. ``fetch(path)`` is an authenticated GET returning the decoded JSON, so tests pass a fake.
+``EventWatcher.poll()`` makes three cheap REST calls (the runs that ended since the last poll, the
+``sync_state_*`` Variables, the unanswered reviews) and returns one line per new event; ``make demo``
+calls it every few seconds. A breaker that closed also reads its DAG, to say when its next run is.
+``fetch(path)`` is an authenticated GET returning the decoded JSON, so tests pass a fake.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from airflow_sync_provider.state import VARIABLE_PREFIX
+from airflow_sync_provider.state_table import format_utc
 
 Fetch = Callable[[str], Any]
 
@@ -28,9 +31,26 @@ class EventWatcher:
         self._since = datetime.fromtimestamp(now(), UTC)
         self._seen_runs: set[tuple[str, str]] = set()
         self._breakers: dict[str, str] = {}
+        self._reviews: set[str] = set()
 
     def poll(self) -> list[str]:
-        return [*self._runs(), *self._breaker_changes()]
+        return [*self._runs(), *self._breaker_changes(), *self._waiting_reviews()]
+
+    def _waiting_reviews(self) -> list[str]:
+        query = urlencode({"response_received": "false", "ti_state": "deferred", "limit": 100})
+        body = self._fetch(f"/api/v2/dags/~/dagRuns/~/hitlDetails?{query}") or {}
+        lines = []
+        for detail in body.get("hitl_details", []):
+            ti = detail.get("task_instance") or {}
+            key = str(ti.get("id") or (ti.get("dag_id"), ti.get("dag_run_id"), ti.get("task_id")))
+            if key in self._reviews:
+                continue
+            self._reviews.add(key)
+            lines.append(
+                f"✋ {ti.get('dag_id', '?')}: a review waits for your answer: {detail.get('subject', '')} "
+                "(Browse → Required Actions)"
+            )
+        return lines
 
     def _runs(self) -> list[str]:
         since = self._since
@@ -70,14 +90,29 @@ class EventWatcher:
                 lines.append(self._breaker_line(source, state, breaker))
         return lines
 
-    @staticmethod
-    def _breaker_line(source: str, state: str, breaker: dict[str, Any]) -> str:
+    def _next_run(self, source: str) -> str:
+        """When the source's DAG runs next, as a clause: `its next run is at ...`."""
+        try:
+            dag = self._fetch(f"/api/v2/dags/sync_{source}") or {}
+        except Exception:  # the api-server is busy: the line is still worth printing
+            return "syncing again at its next run"
+        if dag.get("is_paused"):
+            return f"sync_{source} is paused: no run until it is unpaused"
+        due = dag.get("next_dagrun_run_after")
+        if not due:
+            return f"no run is scheduled: trigger sync_{source} to sync now"
+        at = datetime.fromisoformat(str(due).replace("Z", "+00:00")).timestamp()
+        if at <= self._now():
+            return "syncing again: its next run is due now"
+        return f"its next run is at {format_utc(at)} (trigger sync_{source} to sync sooner)"
+
+    def _breaker_line(self, source: str, state: str, breaker: dict[str, Any]) -> str:
         if state == "open":
             count = breaker.get("failure_count", "?")
             return f"⚡ breaker of {source} OPENED after {count} failed requests: its runs send nothing now"
         if state == "half-open":
             return f"◐ breaker of {source} half-open: the next request is a probe"
-        return f"✓ breaker of {source} closed: syncing again"
+        return f"✓ breaker of {source} closed: {self._next_run(source)}"
 
 
 def first_sentence(note: str) -> str:

@@ -118,7 +118,7 @@ class Loader:
             self.pipeline.extract(resource)
             skip = feed.count == 0 or (isinstance(feed.stopped, SyncAbort) and disposition == "replace")
             if skip:
-                self.pipeline.drop_pending_packages()
+                self.pipeline.abort_packages()
             else:
                 self.pipeline.normalize()
                 info = self.pipeline.load()

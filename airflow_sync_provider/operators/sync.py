@@ -38,7 +38,7 @@ from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
 from airflow_sync_provider.policy import quota, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
-from airflow_sync_provider.results import SyncErrorKind, SyncResult
+from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
 from airflow_sync_provider.state import SourceState
 from airflow_sync_provider.sync_run import Checkpoint, SyncRun
 from airflow_sync_provider.triggers.wait import SyncWaitTrigger
@@ -198,14 +198,14 @@ class RateLimitedSyncOperator(BaseOperator):
         else:
             b = guard.state.breaker
             self.log.info(
-                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %d retries per request",
+                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
                 self.source,
                 b.state.value,
                 b.failure_count,
                 config.circuit_breaker.failure_threshold,
                 100 * guard.window_usage(),
                 config.rate_limit.max_requests,
-                config.max_retries,
+                plural(config.max_retries, "retry", "retries"),
             )
         handler = self.handler or default_handler
         error: SyncAbort | None = None
@@ -247,7 +247,10 @@ class RateLimitedSyncOperator(BaseOperator):
             result=run.result(items=items, error=error),
         )
         if bookmark != stored:
-            self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
+            if stored is None:
+                self.log.info("%s: first bookmark %r", self.source, bookmark)
+            else:
+                self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
             guard.state = guard.state.replace(bookmark=bookmark)
         guard.finish(result.to_dict())
         return self._report(context, result, error, guard)
@@ -306,9 +309,7 @@ class RateLimitedSyncOperator(BaseOperator):
         if result.success:
             self.log.info("%s", result.summary())
         else:
-            kind = result.error.value if result.error else "UNKNOWN"
-            self.log.warning("✗ %s: %s (retry %d)", result.source, kind, result.retry_count)
-            self.log.warning("%s: %s", kind, result.error_message)
+            self.log.warning("%s", result.summary())
         if guard is not None:
             self._emit_metrics(result, guard)
             if self.on_rate_limited:

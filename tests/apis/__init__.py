@@ -4,28 +4,42 @@ Every emulation is a loopback HTTP server (``EmulatedApi``) that logs each reque
 headers, JSON or form body) and can answer one request 429 with ``Retry-After`` (``throttle_at``), so
 a test can defer a sync in the middle of a pagination and check where the resume starts.
 
-- ``Stripe`` (docs.stripe.com/api/pagination): ``GET /v1/customers``, bearer secret key, ``limit``
-  1..100 (default 10), ``starting_after`` = an object id, newest first; ``{"object": "list", "url",
-  "has_more", "data"}``; an unknown id is a 400 ``resource_missing``.
+- ``Stripe`` (docs.stripe.com/api/pagination, /rate-limits): ``GET /v1/customers``, bearer secret key,
+  ``limit`` 1..100 (default 10), ``starting_after`` = an object id, newest first, ``created[gte]``;
+  ``{"object": "list", "url", "has_more", "data"}``; an unknown id is a 400 ``resource_missing``; no
+  rate-limit headers on success, a 429 ``rate_limit`` error when throttled.
 - ``Zendesk`` (developer.zendesk.com, cursor pagination): ``GET /api/v2/tickets.json`` with basic auth,
   ``page[size]`` (max 100) and ``page[after]``; ``{"tickets", "meta": {"has_more", "after_cursor",
   "before_cursor"}, "links": {"next", "prev"}}`` with full-URL links; ``next`` stays set on the last
-  page, so only ``meta.has_more`` says stop.
+  page, so only ``meta.has_more`` says stop. Every answer carries the account's quota (``X-Rate-Limit:
+  700``, ``X-Rate-Limit-Remaining``) and the list endpoints' ``ratelimit-limit/-remaining/-reset``.
 - ``Notion`` (developers.notion.com, query a database): ``POST /v1/databases/<id>/query`` with a bearer
   token and a ``Notion-Version`` header, ``start_cursor`` and ``page_size`` (max 100) in the JSON body;
-  ``{"object": "list", "results", "next_cursor", "has_more"}``.
+  ``{"object": "list", "results", "next_cursor", "has_more"}``; errors are ``{"object": "error",
+  "status", "code"}`` (429 ``rate_limited`` with ``Retry-After``).
 - ``Jira`` (REST API v3 search): ``GET /rest/api/3/search`` with basic auth, ``jql``, ``startAt``,
-  ``maxResults`` (capped at 50, echoed); ``{"startAt", "maxResults", "total", "issues"}``.
+  ``maxResults`` (capped at 50, echoed); ``{"startAt", "maxResults", "total", "issues"}``; a 429 carries
+  ``Retry-After`` and ``RateLimit-Reason``.
 - ``GitHub`` (docs.github.com, using pagination in the REST API): ``GET /user/repos`` and
   ``GET /repos/<owner>/<repo>/issues`` with a bearer token, ``per_page`` (max 100) and ``page`` (from
   1); a ``Link`` header with ``rel="next"`` and ``rel="last"`` (absolute URLs) while pages remain; a
-  repository it does not know is a 404 ``Not Found``.
+  repository it does not know is a 404 ``Not Found``. Every answer carries ``X-RateLimit-Limit: 5000``,
+  ``-Remaining``, ``-Used``, ``-Reset`` (epoch) and ``-Resource: core``.
 - ``OAuthReports``: an OAuth2 client-credentials API (RFC 6749 section 4.4 and RFC 6750):
   ``POST /oauth/token`` (form ``grant_type=client_credentials``, ``scope``; client id and secret as
   basic auth; ``401 invalid_client`` otherwise) returns ``{"access_token", "token_type": "Bearer",
   "expires_in"}``; ``GET /v1/reports?page=N&per_page=M`` (pages from 1, ``total_pages``) needs a
   live token (``401`` with ``WWW-Authenticate: Bearer error="invalid_token"`` otherwise);
-  ``revoke_tokens()`` invalidates every token issued so far.
+  ``revoke_tokens()`` invalidates every token issued so far. Reports answers carry the IETF draft's
+  ``RateLimit-Limit: 120``, ``-Remaining``, ``-Reset`` and ``RateLimit-Policy: 120;w=60``.
+- ``Harvest`` (help.getharvest.com/api-v2, pagination and rate limiting): a page-number API.
+  ``GET /v2/time_entries`` with a bearer token, ``Harvest-Account-Id`` and a ``User-Agent`` (400 without
+  one), ``page`` (from 1), ``per_page`` (1..2000, more is a 422) and ``updated_since`` (ISO 8601);
+  ``{"time_entries", "per_page", "total_pages", "total_entries", "next_page", "previous_page", "page",
+  "links"}``; 100 requests per 15 seconds, a 429 with ``Retry-After``.
+
+Every emulation answers a throttled request (``throttle_at``) as that API documents its 429, always with
+``Retry-After: 30``.
 """
 
 from __future__ import annotations
@@ -33,7 +47,10 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -59,11 +76,14 @@ class Seen:
 
 class EmulatedApi:
     """A loopback server; subclasses answer in ``answer``. ``throttle_at(n)`` answers the n-th request
-    (1-based, counted over the whole log) 429 with ``Retry-After: 30``."""
+    (1-based, counted over the whole log) 429 with ``Retry-After: 30`` (or ``retry_after``)."""
 
     def __init__(self) -> None:
         self.log: list[Seen] = []
-        self._throttle: set[int] = set()
+        self._throttle: dict[int, int] = {}
+        self._quota: tuple[int, float, Callable[[], float]] | None = None
+        self.admitted: list[float] = []
+        self.refused = 0
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -80,8 +100,14 @@ class EmulatedApi:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def throttle_at(self, n: int) -> None:
-        self._throttle.add(n)
+    def enforce(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        """Refuse (this API's 429, ``Retry-After`` = the window) a request that would be the
+        ``limit + 1``-th within ``window`` seconds of ``clock``: the API's documented quota, enforced.
+        ``admitted`` holds the admitted requests' times, ``refused`` counts the refusals."""
+        self._quota = (limit, window, clock)
+
+    def throttle_at(self, n: int, retry_after: int = 30) -> None:
+        self._throttle[n] = retry_after
 
     def requests(self, path_prefix: str = "/") -> list[Seen]:
         return [s for s in self.log if s.path.startswith(path_prefix)]
@@ -90,11 +116,30 @@ class EmulatedApi:
         with self._lock:
             self.log.append(seen)
             if len(self.log) in self._throttle:
-                return Answer(429, {"error": "rate limited"}, {"Retry-After": "30"})
-            return self.answer(seen)
+                refused = self.rate_limited()
+                wait = str(self._throttle[len(self.log)])
+                return Answer(429, refused.body, {**refused.headers, "Retry-After": wait})
+            if self._quota is not None:
+                limit, window, clock = self._quota
+                now = clock()
+                if sum(1 for t in self.admitted if t > now - window) >= limit:
+                    self.refused += 1
+                    refused = self.rate_limited()
+                    return Answer(429, refused.body, {**refused.headers, "Retry-After": f"{window:g}"})
+                self.admitted.append(now)
+            answer = self.answer(seen)
+            return Answer(answer.status, answer.body, {**self.quota_headers(), **answer.headers})
 
     def answer(self, seen: Seen) -> Answer:
         raise NotImplementedError
+
+    def rate_limited(self) -> Answer:
+        """This API's documented 429 (``Retry-After: 30`` is added)."""
+        return Answer(429, {"error": "rate limited"})
+
+    def quota_headers(self) -> dict[str, str]:
+        """The rate-limit headers this API sends with every answer (none unless it documents some)."""
+        return {}
 
 
 def basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
@@ -182,6 +227,11 @@ class Stripe(EmulatedApi):
         more = start + limit < len(rows)
         return Answer(200, {"object": "list", "url": "/v1/customers", "has_more": more, "data": page})
 
+    def rate_limited(self) -> Answer:
+        message = "Too many requests hit the API too quickly."
+        error = {"type": "invalid_request_error", "code": "rate_limit", "message": message}
+        return Answer(429, {"error": error})
+
 
 class Zendesk(EmulatedApi):
     """``/api/v2/tickets.json``: ``count`` tickets; basic auth ``user``/``token``."""
@@ -193,9 +243,27 @@ class Zendesk(EmulatedApi):
         self.credentials = (user, token)
         self.tickets = [{"id": i, "subject": f"ticket {i}"} for i in range(1, count + 1)]
 
+    limit = 700
+    """The account's requests a minute (Enterprise; the emulation never refuses on its own)."""
+
+    def quota_headers(self) -> dict[str, str]:
+        remaining = str(max(0, self.limit - len(self.log)))
+        return {
+            "X-Rate-Limit": str(self.limit),
+            "X-Rate-Limit-Remaining": remaining,
+            "ratelimit-limit": str(self.limit),
+            "ratelimit-remaining": remaining,
+            "ratelimit-reset": "41",
+        }
+
+    def rate_limited(self) -> Answer:
+        return Answer(429, {"error": "APIRateLimitExceeded"}, {"X-Rate-Limit-Remaining": "0"})
+
     def answer(self, seen: Seen) -> Answer:
         if basic_auth(seen.headers) != self.credentials:
             return error_answer(401, error="Couldn't authenticate you")
+        if seen.path != "/api/v2/tickets.json":
+            return error_answer(404, error="InvalidEndpoint", description="Not found")
         size = min(int(seen.query.get("page[size]", 100)), 100)
         after = seen.query.get("page[after]")
         start = 0 if after is None else int(base64.b64decode(after).decode()) + 1
@@ -221,6 +289,11 @@ class Zendesk(EmulatedApi):
         )
 
 
+def notion_error(status: int, code: str) -> Answer:
+    """Notion's error object: ``{"object": "error", "status", "code", "message"}``."""
+    return Answer(status, {"object": "error", "status": status, "code": code, "message": code})
+
+
 class Notion(EmulatedApi):
     """``POST /v1/databases/<database>/query``: ``count`` pages; ``token`` as a bearer token."""
 
@@ -236,11 +309,11 @@ class Notion(EmulatedApi):
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.token:
-            return error_answer(401, object="error", status=401, code="unauthorized")
+            return notion_error(401, "unauthorized")
         if "Notion-Version" not in seen.headers:
-            return error_answer(400, object="error", status=400, code="missing_version")
+            return notion_error(400, "missing_version")
         if seen.method != "POST" or seen.path != f"/v1/databases/{self.database}/query":
-            return error_answer(404, object="error", status=404, code="object_not_found")
+            return notion_error(404, "object_not_found")
         body = seen.body or {}
         size = min(int(body.get("page_size", 100)), 100)
         cursor = body.get("start_cursor")
@@ -249,6 +322,9 @@ class Notion(EmulatedApi):
         more = start + size < len(self.pages)
         following = self.pages[start + size]["id"] if more else None
         return Answer(200, {"object": "list", "results": page, "next_cursor": following, "has_more": more})
+
+    def rate_limited(self) -> Answer:
+        return notion_error(429, "rate_limited")
 
 
 class Jira(EmulatedApi):
@@ -269,6 +345,11 @@ class Jira(EmulatedApi):
         page = self.issues[start : start + size]
         return Answer(200, {"startAt": start, "maxResults": size, "total": len(self.issues), "issues": page})
 
+    def rate_limited(self) -> Answer:
+        return Answer(
+            429, {"errorMessages": ["Rate limit exceeded."]}, {"RateLimit-Reason": "jira-burst-based"}
+        )
+
 
 class GitHub(EmulatedApi):
     """``repos``: repository full name -> issue count; ``token`` as a bearer token."""
@@ -282,6 +363,19 @@ class GitHub(EmulatedApi):
         self.issues = {
             name: [{"number": n, "repo": name} for n in range(count, 0, -1)] for name, count in repos.items()
         }
+
+    def quota_headers(self) -> dict[str, str]:
+        used = len(self.log)
+        return {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": str(5000 - used),
+            "X-RateLimit-Used": str(used),
+            "X-RateLimit-Reset": str(int(time.time()) + 3600),
+            "X-RateLimit-Resource": "core",
+        }
+
+    def rate_limited(self) -> Answer:
+        return error_answer(429, message="API rate limit exceeded")
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.token:
@@ -321,7 +415,7 @@ class OAuthReports(EmulatedApi):
         super().__init__()
         self.client = (client_id, secret)
         self.expires_in = expires_in
-        self.reports = [{"id": i} for i in range(1, count + 1)]
+        self.reports = [{"id": i, "title": f"report {i}"} for i in range(1, count + 1)]
         self.live: set[str] = set()
         self.issued: list[str] = []
 
@@ -331,6 +425,15 @@ class OAuthReports(EmulatedApi):
 
     def token_calls(self) -> list[Seen]:
         return self.requests("/oauth/token")
+
+    def quota_headers(self) -> dict[str, str]:
+        remaining = max(0, 120 - len(self.requests("/v1/")))
+        return {
+            "RateLimit-Limit": "120",
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": "60",
+            "RateLimit-Policy": "120;w=60",
+        }
 
     def answer(self, seen: Seen) -> Answer:
         if seen.path == "/oauth/token":
@@ -360,3 +463,69 @@ class OAuthReports(EmulatedApi):
         rows = self.reports[(page - 1) * per_page : page * per_page]
         total_pages = -(-len(self.reports) // per_page)
         return Answer(200, {"reports": rows, "page": page, "total_pages": total_pages})
+
+
+T0 = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def _hours_after(start: datetime, hours: int) -> str:
+    return (start + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Harvest(EmulatedApi):
+    """``/v2/time_entries``: ``count`` time entries, page-numbered; ``token`` as a bearer token."""
+
+    def __init__(self, count: int, token: str = "2165448.pt.AbCdEf", account: str = "174528") -> None:
+        super().__init__()
+        self.token, self.account = token, account
+        self.entries = [
+            {"id": 636_700_000 + i, "hours": round(0.25 * i, 2), "updated_at": _hours_after(T0, i)}
+            for i in range(1, count + 1)
+        ]
+
+    def touch(self, entry_id: int, updated_at: str) -> None:
+        """An entry edited at ``updated_at`` (``updated_since`` finds it again)."""
+        for entry in self.entries:
+            if entry["id"] == entry_id:
+                entry["updated_at"] = updated_at
+
+    def rate_limited(self) -> Answer:
+        return error_answer(429, error="rate_limited", error_description="Too many requests")
+
+    def answer(self, seen: Seen) -> Answer:
+        if not seen.headers.get("User-Agent"):
+            return error_answer(400, error="missing_user_agent")
+        if bearer(seen.headers) != self.token or seen.headers.get("Harvest-Account-Id") != self.account:
+            return error_answer(401, error="invalid_token", error_description="The access token is invalid")
+        if seen.path != "/v2/time_entries":
+            return error_answer(404, error="not_found")
+        per_page = int(seen.query.get("per_page", 2000))
+        if not 1 <= per_page <= 2000:
+            return error_answer(422, message="per_page must be between 1 and 2000")
+        since = seen.query.get("updated_since", "")
+        rows = [e for e in self.entries if e["updated_at"] >= since]
+        page = int(seen.query.get("page", 1))
+        total_pages = max(1, -(-len(rows) // per_page))
+
+        def link(n: int) -> str:
+            query = {k: v for k, v in seen.query.items() if k != "page"}
+            return f"{self.url}{seen.path}?{urlencode({**query, 'page': n})}"
+
+        return Answer(
+            200,
+            {
+                "time_entries": rows[(page - 1) * per_page : page * per_page],
+                "per_page": per_page,
+                "total_pages": total_pages,
+                "total_entries": len(rows),
+                "next_page": page + 1 if page < total_pages else None,
+                "previous_page": page - 1 if page > 1 else None,
+                "page": page,
+                "links": {
+                    "first": link(1),
+                    "next": link(page + 1) if page < total_pages else None,
+                    "previous": link(page - 1) if page > 1 else None,
+                    "last": link(total_pages),
+                },
+            },
+        )

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_sync_provider.demo.catalog import GENERIC_TOTAL, TOTALS, get_page, make_item
+from airflow_sync_provider.demo.catalog import BULK_MAX_TOTAL, GENERIC_TOTAL, TOTALS, get_page, make_item
 from airflow_sync_provider.demo.faults import FaultError
 from airflow_sync_provider.demo.server import DemoServer
 
@@ -126,6 +126,24 @@ def test_items_are_deterministic_and_realistic(demo: DemoServer) -> None:
     assert {item["status"] for item in first["items"]} == {"pending"}
     assert get(demo, "/airdrops").json()["next_cursor"] == "50"  # default limit 50
     assert get_page("airdrops", None, "500").limit == 200  # max limit
+
+
+def test_bulk_source_is_sized_by_total_and_carries_it_in_the_link(demo: DemoServer) -> None:
+    url: str | None = f"{demo.url}/bulk?limit=200&total=450"
+    ids: list[str] = []
+    while url:
+        response = requests.get(url, timeout=5)
+        assert response.json()["total"] == 450
+        ids += [item["id"] for item in response.json()["items"]]
+        url = response.links.get("next", {}).get("url")
+        assert url is None or url.endswith("&total=450")
+    assert ids == [make_item("bulk", i)["id"] for i in range(450)]
+    assert len(set(ids)) == 450
+    assert get(demo, "/bulk?limit=1").json()["total"] == BULK_MAX_TOTAL  # default size
+    assert get(demo, "/airdrops?total=5").json()["total"] == TOTALS["airdrops"]  # bulk only
+    for bad in ("0", "x", str(BULK_MAX_TOTAL + 1)):
+        response = get(demo, f"/bulk?total={bad}")
+        assert (response.status_code, response.json()["field"]) == (400, "total")
 
 
 @pytest.mark.parametrize(

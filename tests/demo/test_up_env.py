@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from airflow_sync_provider.demo.up import _env
+from airflow_sync_provider.demo.up import _env, write_config
 
 # starlette's own words (starlette/testclient.py, when httpx2 is not installed)
 WARN_CHECK = (
@@ -47,3 +47,27 @@ def test_the_httpx_deprecation_is_filtered_in_the_demo_only(tmp_path: Path) -> N
     quiet = subprocess.run([sys.executable, "-c", WARN_CHECK], env=env, capture_output=True, text=True)
     assert "starlette.testclient` is deprecated" in noisy.stderr
     assert quiet.returncode == 0 and "deprecated" not in quiet.stderr
+
+
+def test_the_home_config_names_the_dags_folder_and_db_for_the_banner_commands(tmp_path: Path) -> None:
+    """``AIRFLOW_HOME=.airflow python -m airflow_sync_provider states`` reads the demo's sources and DB."""
+    home, dags = tmp_path / "home", tmp_path / "dags"
+    home.mkdir()
+    env = {"AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    write_config(home, dags)
+    code = "from airflow.configuration import conf; print(conf.get('core', 'dags_folder')); " + (
+        "print(conf.get('database', 'sql_alchemy_conn'))"
+    )
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert got.stdout.split() == [str(dags), f"sqlite:///{home}/airflow.db?timeout=30"]
+
+    # a home Airflow wrote its defaults into (an earlier demo): only these two lines change
+    (home / "airflow.cfg").write_text(
+        f"[core]\n# where DAGs are\ndags_folder = {home}/dags\nparallelism = 32\n\n"
+        f"[database]\nsql_alchemy_conn = sqlite:///{home}/airflow.db\n"
+    )
+    write_config(home, dags)
+    assert (home / "airflow.cfg").read_text() == (
+        f"[core]\n# where DAGs are\ndags_folder = {dags}\nparallelism = 32\n\n"
+        f"[database]\nsql_alchemy_conn = sqlite:///{home}/airflow.db?timeout=30\n"
+    )

@@ -89,7 +89,7 @@ def test_a_deferral_without_a_triggerer_times_out_and_frees_the_pool(
 
     log = cluster.task_log(SOURCE, run_id, "sync")
     assert f"{SOURCE}: deferring for 4.0s" in log and "unless resumed within 7s" in log
-    assert f"✗ {SOURCE}: TIMEOUT (retry 1)" in log
+    assert f"✗ {SOURCE}: TIMEOUT: the wait of " in log
     result = xcom(cluster, run_id, "return_value")
     assert (result["success"], result["error"], result["retry_count"]) == (False, "TIMEOUT", 1)
     assert "did not end within the deferral timeout of 7s" in result["error_message"]

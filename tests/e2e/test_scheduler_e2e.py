@@ -61,6 +61,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, demo: DemoServer) -> Itera
         yield c
 
 
+def breaker_warning(cluster: AirflowCluster, dag_id: str, *, present: bool, timeout: float = 60) -> str:
+    """The DAG's breaker warning (REST API) once it is ``present`` (or gone: ""); the scheduler's
+    listener writes it within its period (10 s) of a run ending."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = cluster.api("GET", "/api/v2/dagWarnings", params={"dag_id": dag_id}).json()
+        found = [w["message"] for w in body["dag_warnings"] if w["message"].startswith("Circuit breaker")]
+        if bool(found) == present:
+            return found[0] if found else ""
+        assert time.monotonic() < deadline, (
+            f"breaker warning of {dag_id} never {'came' if present else 'went'}"
+        )
+        time.sleep(1)
+
+
 def test_scheduled_runs_happen(cluster: AirflowCluster, demo: DemoServer) -> None:
     cluster.wait_for_dag("sync_ticker")
     deadline = time.monotonic() + 150
@@ -109,6 +124,9 @@ def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
         assert state["breaker"]["state"] == "open"
         assert state["breaker"]["failure_count"] == 2
         assert len(demo.requests("airdrops")) == 2  # first try + 1 retry, then the breaker opened
+        warning = breaker_warning(cluster, "sync_airdrops", present=True)
+        assert warning.startswith("Circuit breaker of airdrops is open since "), warning
+        assert "the next probe may go at " in warning and "Sync breakers" in warning
 
         demo.clear_requests()
         second = cluster.trigger("sync_airdrops")
@@ -128,6 +146,8 @@ def test_outage_opens_breaker_next_run_fast_fails_admin_reset_closes(
     assert tis["reset_breaker_airdrops"]["pool"] == "sync_airdrops"
     state = json.loads(cluster.variable("sync_state_airdrops") or "{}")
     assert (state["breaker"]["state"], state["breaker"]["failure_count"]) == ("closed", 0)
+
+    assert breaker_warning(cluster, "sync_airdrops", present=False) == ""
 
     third = cluster.trigger("sync_airdrops")
     assert cluster.wait_for_run("sync_airdrops", third)["state"] == "success"

@@ -457,3 +457,65 @@ def test_max_sync_duration_counts_the_time_spent_deferred(env: Env) -> None:
     assert out.error is not None and out.error.kind == SyncErrorKind.TIMEOUT
     assert "max_sync_duration=60s" in str(out.error)
     assert len(env.demo.requests()) == 2
+
+
+# -- log lines -------------------------------------------------------------------------------------
+
+
+def logged(capfd: pytest.CaptureFixture[str], marker: str) -> list[tuple[str, str]]:
+    """(level, message) of the operator's log lines containing ``marker`` (structlog writes to stdout)."""
+    found = []
+    for line in capfd.readouterr().out.splitlines():
+        _, sep, rest = line.partition(" [")
+        if sep and marker in rest:
+            level, _, message = rest.partition("] ")
+            found.append((level.strip(), message.rsplit(" [airflow.task", 1)[0]))
+    return found
+
+
+def test_a_failed_attempt_is_a_warning_naming_its_url_once(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    env.demo.set_fault("outage", source="sponsored", count=1)
+    out = env.sync(fast_config(max_retries=1))
+    assert out.error is None
+    (failed_level, failed), (ok_level, ok) = logged(capfd, "(attempt ")
+    assert (failed_level, ok_level) == ("warning", "info")
+    assert failed.startswith("HTTP_ERROR (GET /sponsored -> 503 Service Unavailable) | breaker closed 1/")
+    assert failed.count("/sponsored") == 1 and failed.endswith("% (attempt 1)"), failed
+    assert ok.startswith("ok | breaker closed 0/") and ok.endswith("| GET /sponsored (attempt 2)"), ok
+
+
+def test_the_result_line_says_what_failed_once_without_retry_0(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    env.seed("sponsored", breaker=BreakerSnapshot(state=BreakerState.OPEN, opened_at=T0, failure_count=5))
+    env.sync(fast_config())
+    lines = logged(capfd, "✗ sponsored")
+    assert len(lines) == 1, lines
+    level, line = lines[0]
+    assert level == "warning" and line.startswith("✗ sponsored: CIRCUIT_BREAKER_OPEN: "), line
+    assert "retry" not in line
+
+
+def test_the_success_line_counts_one_item_as_one_item(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    def one_item(ctx: Any) -> int:
+        ctx.request()
+        return 1
+
+    env.sync(fast_config(), handler=one_item)
+    assert next(line for _, line in logged(capfd, "✓ sponsored")).startswith("✓ sponsored: 1 item in ")
+
+
+def test_a_sync_that_gives_up_says_how_many_retries_once(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    env.demo.set_fault("outage", source="sponsored")
+    env.sync(fast_config(max_retries=1))
+    [(level, line)] = logged(capfd, "✗ sponsored")
+    assert level == "warning" and line.startswith("✗ sponsored: HTTP_ERROR: GET /sponsored -> 503 "), line
+    assert line.endswith("; gave up after 1 retry") and line.count("retr") == 1, line
+
+
+def test_the_start_line_says_one_retry_in_the_singular(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    env.sync(fast_config(max_retries=1))
+    [(_, line)] = logged(capfd, "Syncing sponsored")
+    assert line.endswith("| up to 1 retry per request"), line

@@ -6,6 +6,7 @@ Waits go to a fake clock; the loads are real (dlt + DuckDB under a temporary ``A
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.handlers import SyncContext
-from airflow_sync_provider.load_config import LoadConfig
+from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint
 from tests.hook import FakeClock, Sleeps, connect, fast_config, make_hook, sync_once
@@ -118,3 +119,32 @@ def test_without_dlt_a_load_fails_naming_the_extra(home: Path, monkeypatch: pyte
     assert outcome.error is not None and outcome.error.kind is SyncErrorKind.HANDLER_ERROR
     assert "SyncLoadError" in str(outcome.error)
     assert "pip install 'airflow-sync-provider[load]'" in str(outcome.error)
+
+
+def test_a_load_with_nothing_to_land_warns_nothing(home: Path) -> None:
+    """An empty load drops dlt's pending package without dlt's "drop_pending_packages is deprecated"
+    warning, which ended up in every skipped or failed task's log."""
+
+    def nothing(ctx: SyncContext) -> int:
+        ctx.load([])
+        return 0
+
+    clock = FakeClock()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = sync_once(make_hook(clock), merged(), clock=clock, sleep=Sleeps(clock), handler=nothing)
+    assert outcome.error is None
+    assert not [w for w in caught if "deprecated" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_the_first_bookmark_is_logged_as_first_not_as_a_move_from_none(
+    home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    inc = IncrementalConfig(cursor_field="updated_at", param="updated_since")
+    config = merged(incremental=inc)
+    clock = FakeClock()
+    hook = make_hook(clock)
+    sync_once(hook, config, clock=clock, sleep=Sleeps(clock))
+    first = [line for line in capfd.readouterr().out.splitlines() if "bookmark" in line]
+    assert any("airdrops: first bookmark '" in line for line in first), first
+    assert not any("None" in line for line in first), first

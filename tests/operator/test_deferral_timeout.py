@@ -111,7 +111,7 @@ def test_a_timed_out_deferral_ends_as_timeout_with_its_result_recorded(
     )
     assert result["error_message"].startswith(message)
     assert stored(store, "sponsored").last_result == result  # the state Variable has it too
-    assert "✗ sponsored: TIMEOUT (retry 1)" in capfd.readouterr().out
+    assert "✗ sponsored: TIMEOUT: the wait of 120s" in capfd.readouterr().out
 
 
 def test_a_timed_out_deferral_without_its_record_still_ends_as_timeout(api: ScriptedServer) -> None:

@@ -72,7 +72,7 @@ def task_log(run: DagTestRun, task_id: str) -> str:
 
 
 def attempt_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if re.search(r"\| window \d+% \| \S+ .*\(attempt \d+\)", line)]
+    return [line for line in log.splitlines() if re.search(r"\| window \d+%.*\(attempt \d+\)", line)]
 
 
 def read_state(variables: Any, source: str) -> dict[str, Any]:
@@ -339,15 +339,15 @@ def test_timeout_and_not_found_fail_the_task(demo: DemoServer, variables: Any) -
 
     assert len(demo.requests("op_timeout")) == 2  # first try + max_retries=1
     timeout_log = task_log(run, "timeout")
-    assert "✗ op_timeout: TIMEOUT (retry 1)" in timeout_log
+    assert "✗ op_timeout: TIMEOUT: " in timeout_log
     assert len(attempt_lines(timeout_log)) == 2
     last = read_state(variables, "op_timeout")["last_result"]
     assert (last["error"], last["retry_count"], last["success"]) == ("TIMEOUT", 1, False)
-    assert "gave up after 1 retries" in last["error_message"]
+    assert "gave up after 1 retry" in last["error_message"]
 
     assert [e["status"] for e in demo.requests("op_not_found")] == [404]
     not_found_log = task_log(run, "not_found")
-    assert "✗ op_not_found: HTTP_ERROR (retry 0)" in not_found_log
+    assert "✗ op_not_found: HTTP_ERROR: GET " in not_found_log
     state = read_state(variables, "op_not_found")
     assert (state["last_result"]["error"], state["last_result"]["retry_count"]) == ("HTTP_ERROR", 0)
     assert (state["breaker"]["state"], state["breaker"]["failure_count"]) == ("closed", 1)

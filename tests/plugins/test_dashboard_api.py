@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,6 +60,9 @@ class ApiServer:
         return requests.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
 
 
+ENCODED_ERROR = "GET /airdrops?updated_since=2026-12-05T01%3A24%3A27Z&limit=50 -> 503 Service Unavailable"
+
+
 def seed_states(now: float) -> None:
     """Open, half-open, busy-window and healthy sources, plus a Variable-only one."""
     from airflow.models import Variable
@@ -91,7 +95,7 @@ def seed_states(now: float) -> None:
                 BreakerState.OPEN,
                 failure_count=5,
                 opened_at=now - 60,
-                last_error="GET /airdrops -> 503 Service Unavailable",
+                last_error=ENCODED_ERROR,
                 last_failure_at=now - 60,
             ),
             last_result=failed,
@@ -234,7 +238,7 @@ def test_states_list_every_default_source_and_variable_only_ones(api_server: Api
 
     airdrops = states["airdrops"]
     assert (airdrops["state"], airdrops["failure_count"], airdrops["failure_threshold"]) == ("open", 5, 5)
-    assert airdrops["last_error"] == "GET /airdrops -> 503 Service Unavailable"
+    assert airdrops["last_error"] == ENCODED_ERROR  # as recorded; the page decodes it
     reset_timeout = DEFAULT_SYNC_CONFIGS["airdrops"].circuit_breaker.reset_timeout.total_seconds()
     assert airdrops["next_probe_at"] == pytest.approx(airdrops["opened_at"] + reset_timeout, abs=1e-3)
     assert airdrops["last_result"]["error"] == "http_error"
@@ -492,6 +496,12 @@ def test_page_renders_in_headless_chromium(api_server: ApiServer, tmp_path: Path
     assert order == sorted(order), order
     assert "sent by the first run after that" in dom.stdout  # a probe is allowed, the next run sends it
     assert "earlier, before the breaker closed: GET /yield -&gt; 502 Bad Gateway" in dom.stdout
+    # the last error decoded, on one line, the whole text in its tooltip; times as Airflow shows them
+    airdrops_row = dom.stdout[dom.stdout.index('<tr id="airdrops"') :].split("</tr>", 1)[0]
+    shown = "GET /airdrops?updated_since=2026-12-05T01:24:27Z&amp;limit=50 -&gt; 503 Service Unavailable"
+    assert f'<td class="one-line small last-error" title="{shown}">{shown}</td>' in airdrops_row, airdrops_row
+    assert re.search(r'<td class="when">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>', airdrops_row), airdrops_row
+    assert "<th>Opened at (UTC)</th>" in dom.stdout and " AM" not in dom.stdout and " PM" not in dom.stdout
     # the API's own remaining count under sponsored's window bar, and only there
     assert dom.stdout.count('class="api-left') == 1
     sponsored_row = dom.stdout[dom.stdout.index('<tr id="sponsored"') :].split("</tr>", 1)[0]

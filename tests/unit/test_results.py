@@ -123,12 +123,16 @@ def test_summary_of_a_truncated_success_says_so():
 
 
 def test_summary_of_a_failure():
-    assert FAILED.summary() == "✗ airdrops: TIMEOUT (retry 3): read timed out after 30s"
+    assert FAILED.summary() == "✗ airdrops: TIMEOUT: read timed out after 30s"  # the message says the retries
 
 
 def test_summary_of_a_failure_without_kind():
     result = SyncResult("quests", False, 0, 5, None, "?", 0, "2025-01-01T00:00:00+00:00")
-    assert result.summary() == "✗ quests: UNKNOWN (retry 0): ?"
+    assert result.summary() == "✗ quests: UNKNOWN: ?"
+
+
+def test_summary_of_one_item_says_item():
+    assert dataclasses.replace(OK, items_processed=1).summary() == "✓ airdrops: 1 item in 1234 ms"
 
 
 def test_error_kind_has_exactly_the_eight_members_of_the_design():

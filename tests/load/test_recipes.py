@@ -1,0 +1,295 @@
+"""Every recipe of docs/recipes.md, as written there, against a local emulation of its API (tests.apis).
+
+Each test reads the recipe's YAML and connection out of the document (``tests.load.recipes``), points
+the connection at the emulation (host, port, secrets only), and syncs through the real operator with
+the document's rate limit, paginator, selector and load. The emulation answers one request in the
+middle of the pagination 429 with ``Retry-After: 30``: the task defers, the checkpoint goes through
+JSON as the trigger carries it, and the resumed sync must send exactly the throttled request again
+(never page 1). The DuckDB table is then compared row by row with the API's collection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.exceptions import SyncWaitRequired
+from airflow_sync_provider.hooks.oauth2 import TOKENS
+from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
+from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.sync_run import Checkpoint
+from tests.apis import EmulatedApi, Harvest, Jira, Notion, OAuthReports, Seen, Stripe, Zendesk
+from tests.hook import FakeClock, Sleeps, SyncOutcome, sync_once
+from tests.load.recipes import Recipe, connection_env, local, recipe, sections
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("dlt")
+
+
+@dataclass
+class Synced:
+    outcome: SyncOutcome
+    deferrals: list[float]
+
+
+@pytest.fixture(autouse=True)
+def _home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    TOKENS._tokens.clear()
+    yield
+    TOKENS._tokens.clear()
+
+
+class Runner:
+    """Syncs one recipe against ``api`` until done, resuming after each deferral from a JSON
+    round-tripped checkpoint; keeps its state store and clock across syncs (a bookmark persists)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, rec: Recipe, api: EmulatedApi, **secrets: str):
+        self.rec, self.clock, self.store = rec, FakeClock(), InMemoryStateStore()
+        conn = local(rec.connection, api.url, **secrets)
+        for name, value in connection_env(rec.config.conn_id, conn).items():
+            monkeypatch.setenv(name, value)
+
+    def sync(self) -> Synced:
+        hook = RateLimitedSyncHook(conn_id=self.rec.config.conn_id, store=self.store, clock=self.clock)
+        sleeps, deferrals = Sleeps(self.clock), []
+        checkpoint = Checkpoint(started_at=self.clock())
+        while len(deferrals) < 5:
+            try:
+                out = sync_once(hook, self.rec.config, clock=self.clock, sleep=sleeps, checkpoint=checkpoint)
+                return Synced(out, deferrals)
+            except SyncWaitRequired as waited:
+                deferrals.append(waited.seconds)
+                checkpoint = Checkpoint.from_dict(json.loads(json.dumps(checkpoint.to_dict())))
+                self.clock.advance(waited.seconds)
+        raise AssertionError("did not finish within 5 deferrals")
+
+    def rows(self, columns: str) -> list[tuple[Any, ...]]:
+        load = self.rec.config.load
+        assert load is not None
+        path = Path(load.path.replace("{source}", self.rec.config.source))
+        path = path if path.is_absolute() else Path(_airflow_home()) / path
+        with duckdb.connect(str(path), read_only=True) as con:
+            return con.sql(f"select {columns} from {load.dataset}.{load.table} order by id").fetchall()
+
+
+def _airflow_home() -> str:
+    import os
+
+    return os.environ["AIRFLOW_HOME"]
+
+
+def same_request(a: Seen, b: Seen) -> bool:
+    return (a.method, a.path, a.query, a.body) == (b.method, b.path, b.query, b.body)
+
+
+def assert_resumed_at_the_throttled_request(api: EmulatedApi, throttled: int) -> None:
+    """Request ``throttled`` (1-based) was answered 429; the next one is the same request, and no
+    other request repeats (nothing re-read from page 1)."""
+    log = api.log
+    assert same_request(log[throttled - 1], log[throttled])
+    others = [s for i, s in enumerate(log) if i != throttled]
+    for i, seen in enumerate(others):
+        assert not any(same_request(seen, other) for other in others[i + 1 :]), seen
+
+
+def test_the_document_has_every_recipe_and_the_two_placeholders() -> None:
+    headings = list(sections())
+    for start in ("Stripe", "Zendesk", "Notion", "Jira", "A page-number API", "An OAuth2"):
+        assert sum(h.startswith(start) for h in headings) == 1, start
+    assert [h for h in headings if "PLACEHOLDER" in h] == [
+        "HubSpot: three objects under one quota (PLACEHOLDER: filled from branch resources18)",
+        "GitHub: issues per repository, parent/child (PLACEHOLDER: filled from branch resources18)",
+    ]
+
+
+def test_stripe_recipe_lands_every_customer_and_then_only_new_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = recipe("Stripe")
+    with Stripe(250) as api:
+        runner = Runner(monkeypatch, rec, api, password=api.key)
+        api.throttle_at(2)
+        first = runner.sync()
+        assert first.outcome.error is None and first.deferrals == [30.0]
+        assert_resumed_at_the_throttled_request(api, 2)
+        assert [s.query.get("starting_after") for s in api.log] == [None, "cus_0151", "cus_0151", "cus_0051"]
+        assert runner.rows("id, created") == sorted((c["id"], c["created"]) for c in api.customers)
+
+        newest = {"id": "cus_0251", "object": "customer", "created": 1_700_000_251}
+        api.customers.insert(0, newest)
+        second = runner.sync()
+        assert second.outcome.error is None and second.outcome.result.items_processed == 2
+
+    # the bookmark is the highest created landed; gte reads that customer again, merged not duplicated
+    assert api.log[-1].query == {"limit": "100", "created[gte]": "1700000250"}
+    assert runner.rows("id, created") == sorted((c["id"], c["created"]) for c in api.customers)
+    assert len(runner.rows("id")) == 251
+
+
+def test_zendesk_recipe_follows_links_next_until_has_more_is_false(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = recipe("Zendesk")
+    with Zendesk(250) as api:
+        user, token = api.credentials
+        runner = Runner(monkeypatch, rec, api, login=user, password=token)
+        api.throttle_at(3)
+        synced = runner.sync()
+
+    assert synced.outcome.error is None and synced.deferrals == [30.0]
+    assert_resumed_at_the_throttled_request(api, 3)
+    assert len(api.log) == 4  # 3 pages + the 429: the last page's next link is not followed
+    assert {s.query["page[size]"] for s in api.log} == {"100"}
+    assert runner.rows("id, subject") == [(t["id"], t["subject"]) for t in api.tickets]
+    quota = synced.outcome.guard.state.quota  # the account's quota, read from ratelimit-* headers
+    assert quota is not None and (quota.limit, quota.remaining) == (700, 696)
+
+
+def test_notion_recipe_posts_the_cursor_and_resumes_with_the_same_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = recipe("Notion")
+    with Notion(250) as api:
+        runner = Runner(monkeypatch, rec, api, password=api.token)
+        api.throttle_at(2)
+        synced = runner.sync()
+
+    assert synced.outcome.error is None and synced.deferrals == [30.0]
+    assert_resumed_at_the_throttled_request(api, 2)
+    assert [s.body.get("start_cursor") for s in api.log] == [None, "page-100", "page-100", "page-200"]
+    assert all(s.headers["Notion-Version"] == "2022-06-28" for s in api.log)
+    assert runner.rows("id, object") == [(p["id"], p["object"]) for p in api.pages]
+
+
+def test_jira_recipe_pages_by_start_at_until_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = recipe("Jira")
+    with Jira(120) as api:
+        user, token = api.credentials
+        runner = Runner(monkeypatch, rec, api, login=user, password=token)
+        api.throttle_at(2)
+        synced = runner.sync()
+
+    assert synced.outcome.error is None and synced.deferrals == [30.0]
+    assert_resumed_at_the_throttled_request(api, 2)
+    assert [s.query["startAt"] for s in api.log] == ["0", "50", "50", "100"]
+    assert runner.rows("id, key") == sorted((i["id"], i["key"]) for i in api.issues)
+
+
+def test_page_number_recipe_lands_harvest_entries_and_then_only_updated_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = recipe("A page-number API")
+    with Harvest(250) as api:
+        runner = Runner(monkeypatch, rec, api, password=api.token)
+        api.throttle_at(3)
+        first = runner.sync()
+        assert first.outcome.error is None and first.deferrals == [30.0]
+        assert_resumed_at_the_throttled_request(api, 3)
+        assert [s.query.get("page") for s in api.log] == ["1", "2", "3", "3"]
+        assert all(s.headers["User-Agent"] == "Data sync (data-team@example.com)" for s in api.log)
+        assert runner.rows("id, hours") == [(e["id"], e["hours"]) for e in api.entries]
+
+        newest = max(e["updated_at"] for e in api.entries)
+        api.touch(636_700_007, "2027-02-01T10:00:00Z")
+        api.entries[6]["hours"] = 9.5
+        second = runner.sync()
+
+    # the newest entry (updated_since is inclusive) and the one touched since
+    assert second.outcome.error is None and second.outcome.result.items_processed == 2
+    assert api.log[-1].query == {"per_page": "100", "updated_since": newest, "page": "1"}
+    assert runner.rows("id, hours") == [(e["id"], e["hours"]) for e in api.entries]
+
+
+def test_oauth2_recipe_fetches_one_token_and_resumes_at_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = recipe("An OAuth2")
+    with OAuthReports(250) as api:
+        client_id, secret = api.client
+        runner = Runner(monkeypatch, rec, api, login=client_id, password=secret)
+        api.throttle_at(3)  # page 2 (request 1 is the token call)
+        synced = runner.sync()
+
+    assert synced.outcome.error is None and synced.deferrals == [30.0]
+    assert_resumed_at_the_throttled_request(api, 3)
+    assert [s.path for s in api.log] == ["/oauth/token"] + ["/v1/reports"] * 4
+    assert api.token_calls()[0].body == {"grant_type": "client_credentials", "scope": "reports:read"}
+    assert [s.query["page"] for s in api.requests("/v1/reports")] == ["1", "2", "2", "3"]
+    assert runner.rows("id, title") == [(r["id"], r["title"]) for r in api.reports]
+    quota = synced.outcome.guard.state.quota  # RateLimit-Policy: 120;w=60
+    assert quota is not None and (quota.limit, quota.window) == (120, 60)
+
+
+WRONG = "wrong-secret-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("heading", "api", "secrets", "status"),
+    [
+        ("Stripe", lambda: Stripe(3), {"password": WRONG}, 401),
+        ("Zendesk", lambda: Zendesk(3), {"login": "agent@example.com/token", "password": WRONG}, 401),
+        ("Notion", lambda: Notion(3), {"password": WRONG}, 401),
+        ("Jira", lambda: Jira(3), {"login": "me@example.com", "password": WRONG}, 401),
+        ("A page-number API", lambda: Harvest(3), {"password": WRONG}, 401),
+        ("An OAuth2", lambda: OAuthReports(3), {"login": "reports-client", "password": WRONG}, 401),
+    ],
+)
+def test_a_refused_credential_ends_the_recipes_sync_at_once_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch, heading: str, api: Any, secrets: dict[str, str], status: int
+) -> None:
+    """Each API's documented 401 for a bad key: one request, no retry, no deferral, the secret nowhere
+    in the result."""
+    rec = recipe(heading)
+    with api() as server:
+        runner = Runner(monkeypatch, rec, server, **secrets)
+        synced = runner.sync()
+
+    assert synced.outcome.error is not None and synced.deferrals == []
+    assert str(status) in str(synced.outcome.error)
+    assert len(server.log) == 1
+    assert WRONG not in json.dumps(synced.outcome.result.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("heading", "make_api", "count", "limit", "window", "secret"),
+    [
+        ("Stripe", lambda: Stripe(2600), 2600, 25, 1.0, "key"),  # 26 pages: 25 a second
+        ("Notion", lambda: Notion(1000), 1000, 3, 1.0, "token"),  # 10 pages: 3 a second
+    ],
+)
+def test_the_recipes_rate_limit_keeps_under_the_apis_documented_quota(
+    monkeypatch: pytest.MonkeyPatch,
+    heading: str,
+    make_api: Any,
+    count: int,
+    limit: int,
+    window: float,
+    secret: str,
+) -> None:
+    """The API enforces its documented quota on the sync's clock; the recipe's ``rate_limit`` makes
+    the sync wait its turn, so the API never refuses (counted at the server) and every item lands."""
+    rec = recipe(heading)
+    with make_api() as api:
+        runner = Runner(monkeypatch, rec, api, password=getattr(api, secret))
+        api.enforce(limit, window, runner.clock)
+        synced = runner.sync()
+
+    assert synced.outcome.error is None and api.refused == 0
+    busiest = max(sum(1 for t in api.admitted if s <= t < s + window) for s in api.admitted)
+    assert busiest == limit  # as fast as the quota allows, never faster
+    assert len(runner.rows("id")) == count
+
+
+def test_without_the_recipes_rate_limit_the_api_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above can fail: the Notion recipe with 100 a second instead of 3 is refused."""
+    rec = recipe("Notion")
+    fast = SyncConfig.from_dict({"rate_limit": {"max_requests": 100}}, base=rec.config)
+    faster = dataclasses.replace(rec, config=fast)
+    with Notion(1000) as api:
+        runner = Runner(monkeypatch, faster, api, password=api.token)
+        api.enforce(3, 1.0, runner.clock)
+        runner.sync()
+
+    assert api.refused > 0
