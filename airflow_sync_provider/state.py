@@ -91,6 +91,10 @@ class SourceState:
     """The further windows of ``rate_limit.extra_windows`` (issue 19): per window length in seconds,
     its requests per writer, ordered by length. Empty shares are left out when stored."""
 
+    learned_windows: tuple[tuple[float, int, float], ...] = ()
+    """Windows the API advertised (``RateLimit-Policy``) longer than ours: (seconds, limit, trusted
+    until); their requests are kept in ``extra_windows`` from when they were learned."""
+
     def extra(self, seconds: float) -> sh.Shares:
         """The shares of the further window of ``seconds`` (none yet: empty)."""
         return next((shares for length, shares in self.extra_windows if length == seconds), ())
@@ -140,6 +144,8 @@ class SourceState:
         extra = {length: shares for length, shares in extra.items() if shares}
         if extra:
             body["extra_windows"] = extra
+        if self.learned_windows:
+            body["learned_windows"] = [list(w) for w in self.learned_windows]
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
@@ -240,7 +246,29 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         quota=quota,
         bookmark=_bookmark(data.get("bookmark")),
         extra_windows=extra,
+        learned_windows=_learned_windows(data.get("learned_windows"), warn),
     )
+
+
+def _learned_windows(value: Any, warn: Warn) -> tuple[tuple[float, int, float], ...]:
+    """``learned_windows``: ``[[seconds, limit, until], ...]``; malformed: dropped (learned again)."""
+    if value is None:
+        return ()
+    try:
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list, got {value!r}")
+        out = []
+        for item in value:
+            if not (isinstance(item, list) and len(item) == 3):
+                raise ValueError(f"each must be [seconds, limit, until], got {item!r}")
+            seconds, limit, until = (_number(v, "learned_windows[]") for v in item)
+            if not (seconds and seconds > 0 and limit and limit >= 1 and limit == int(limit) and until):
+                raise ValueError(f"each must be [seconds > 0, limit >= 1, until], got {item!r}")
+            out.append((seconds, int(limit), until))
+    except ValueError as exc:
+        warn(f"learned_windows is malformed ({exc}); they are dropped and learned again")
+        return ()
+    return tuple(sorted(out))
 
 
 def _extra_windows(value: Any) -> tuple[tuple[float, sh.Shares], ...]:
@@ -335,6 +363,16 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
         breaker=breaker_policy.merge(ours.breaker, theirs.breaker, settings),
         quota=quota,
         bookmark=ours.bookmark if ours.bookmark is not None else theirs.bookmark,
+        learned_windows=tuple(
+            sorted(
+                {
+                    n: (n, limit, until)
+                    for n, limit, until in sorted(
+                        (*ours.learned_windows, *theirs.learned_windows), key=lambda w: w[2]
+                    )
+                }.values()
+            )
+        ),
         extra_windows=tuple(
             (length, sh.merge(ours.extra(length), theirs.extra(length)))
             for length in sorted({n for n, _ in (*ours.extra_windows, *theirs.extra_windows)})
