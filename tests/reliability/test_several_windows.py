@@ -99,10 +99,16 @@ def test_a_day_window_of_250000_keeps_the_state_under_8_kb() -> None:
     store, clock = InMemoryStateStore(), Clock()
     cfg = config((100, 10.0), (250_000, DAY))
     guard = SourceGuard(cfg, store, clock=clock, log=Log(), writer="run")
-    # a day's worth of requests already in the day window (three writers), then a full 10 s burst
-    times = [T0 - DAY + 1 + i * (DAY - 20) / 240_000 for i in range(240_000)]
+    # a day's worth of requests already in the day window, by 24 hourly runs (a share each), then a
+    # full 10 s burst
     width = (DAY + guard.margin_seconds) / 100
-    day = tuple(sh.Share(w, 1, bk.from_times(times[k::3], width)) for k, w in enumerate(("a1", "b2", "c3")))
+    hour = 3600.0
+    day = tuple(
+        sh.Share(
+            f"run{k:02d}", 1, bk.from_times((T0 - DAY + k * hour + i * 0.36 for i in range(10_000)), width)
+        )
+        for k in range(24)
+    )
     guard.state = guard.state.replace(extra_windows=((DAY, day),))
     for _ in range(100):
         assert guard.admit().allowed
