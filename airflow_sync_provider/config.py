@@ -21,7 +21,7 @@ from airflow_sync_provider import adaptive_config, window_limits
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
+from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
 from airflow_sync_provider.policy.quota import RESET_FORMS
 from airflow_sync_provider.window_limits import WindowLimit
 
@@ -427,6 +427,7 @@ class SyncConfig:
         spec = self.request_spec  # checks method, params, json, paginator and data_selector together
         object.__setattr__(self, "method", spec.method)
         object.__setattr__(self, "params", dict(spec.params))
+        check_load_with_incremental(self.load, self.incremental)
 
     @property
     def request_spec(self) -> EndpointConfig:

@@ -4,9 +4,10 @@ Every deferral has a timeout of its wait plus a margin. Pools count deferred tas
 a deferred sync whose triggerer is down would keep the source's one pool slot forever. When the
 timeout passes, Airflow's scheduler (``check_trigger_timeouts``) drops the trigger and schedules the
 task again with ``next_method="__fail__"`` and ``next_kwargs={"error": "Trigger timeout"}``; the
-checkpoint the trigger carried is lost, which is why a small progress record (no URLs, no secrets)
-is pushed to XCom before deferring: the operator's ``resume_execution`` reads it back and ends the
-sync as ``TIMEOUT`` with its result written like any other.
+checkpoint the trigger carried is lost, which is why a small progress record (no URLs, no secrets;
+counters and the committed loads, ``Checkpoint.load``) is pushed to XCom before deferring: the
+operator's ``resume_execution`` reads it back and ends the sync as ``TIMEOUT`` with its result
+written like any other (``items_loaded``: the items its loads committed before the deferral).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def progress_record(cp: Checkpoint, wait: SyncWaitRequired, timeout: timedelta) 
         "pages": cp.pages,
         "truncated": cp.truncated,
         "deferrals": cp.deferrals,
+        "load": dict(cp.load),
         "wait": wait.seconds,
         "reason": wait.reason,
         "timeout": timeout.total_seconds(),
@@ -57,7 +59,7 @@ def is_deferral_timeout(next_method: str, next_kwargs: Mapping[str, Any] | None)
 def timed_out(record: Mapping[str, Any] | None, now: float) -> tuple[Checkpoint, SyncAbort]:
     """The checkpoint to report from and the ``TIMEOUT`` error of a deferral nobody resumed."""
     record = record if isinstance(record, Mapping) else {}
-    names = ("retry_count", "requests_sent", "items", "pages", "truncated", "deferrals")
+    names = ("retry_count", "requests_sent", "items", "pages", "truncated", "deferrals", "load")
     checkpoint = Checkpoint(
         started_at=float(record.get("started_at", now)),
         **{name: record[name] for name in names if name in record},

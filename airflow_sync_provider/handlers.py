@@ -40,7 +40,7 @@ from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.endpoint_pages import check_first_page, endpoint_pages, items_of, items_problem
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
-from airflow_sync_provider.load.incremental import Cursor, highest, with_lag
+from airflow_sync_provider.load.incremental import Cursor, highest, value_to_send
 from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
@@ -79,12 +79,13 @@ class SyncContext:
         self._loader: Any = None
 
     def incremental_params(self) -> dict[str, Any]:
-        """``{param: bookmark - lag}`` (or ``initial_value``) for the first request; {} if not incremental."""
+        """``{param: bookmark - lag}`` (or ``initial_value``; never below it) for the first request; {} if
+        not incremental."""
         inc = self.config.incremental
         if inc is None:
             return {}
-        value = self.bookmark if self.bookmark is not None else inc.initial_value
-        return {} if value is None else {inc.param: with_lag(value, inc.lag)}
+        value = value_to_send(self.bookmark, inc.initial_value, inc.lag)
+        return {} if value is None else {inc.param: value}
 
     def load(
         self,
@@ -96,19 +97,28 @@ class SyncContext:
     ) -> int:
         """Land ``items`` (a list, or a generator over ``pages()``) in the source's destination.
 
-        Returns the items committed. Items fetched before a wait are committed before the sync defers.
+        Returns the items committed. Items fetched before a wait are committed before the sync defers;
+        under ``replace`` they are staged, and swapped in only when the whole sync succeeds.
         """
+        loader = self._get_loader()
+        committed = loader.load(
+            items, table=table, write_disposition=write_disposition, primary_key=primary_key
+        )
+        return int(committed)
+
+    def _get_loader(self) -> Any:
         if self._loader is None:
             from airflow_sync_provider.load.loader import Loader, SyncLoadError
 
             if self.config.load is None:
                 raise SyncLoadError(f"{self.source}: ctx.load needs a load section in the source's config")
             self._loader = Loader(self.config, self.checkpoint.load, self._run.log)
-        return int(
-            self._loader.load(
-                items, table=table, write_disposition=write_disposition, primary_key=primary_key
-            )
-        )
+        return self._loader
+
+    def publish_loads(self) -> None:
+        """After the handler succeeded: swap in the tables this sync staged under ``replace``."""
+        if self.checkpoint.load.get("staged"):
+            self._get_loader().publish(truncated=self.checkpoint.truncated)
 
     def note_cursor(self, items: Iterable[Any]) -> None:
         """Record the highest incremental cursor of ``items`` handled without ``load`` (kept on success)."""

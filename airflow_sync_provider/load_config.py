@@ -15,6 +15,7 @@ from airflow_sync_provider.exceptions import SyncConfigError
 
 DESTINATIONS = ("duckdb", "postgres")
 WRITE_DISPOSITIONS = ("append", "merge", "replace")
+ORDERS = ("asc",)
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CONN_ID = re.compile(r"^[\w.\-]{1,250}$")
 DEFAULT_DUCKDB_PATH = "sync_data/{source}.duckdb"
@@ -93,7 +94,12 @@ class IncrementalConfig:
     """Fetch only what changed: send the bookmark (highest ``cursor_field`` loaded) in ``param``.
 
     ``lag`` is subtracted from a timestamp bookmark (ISO-8601) or a numeric one (seconds) before it is
-    sent, so late writes at the source are fetched again (``merge`` on the primary key dedups them).
+    sent, so late writes at the source are fetched again (``merge`` on the primary key dedups them);
+    what is sent never goes below ``initial_value``.
+
+    ``order``: ``asc`` declares that the source returns items in ascending ``cursor_field`` order, so a
+    sync stopped at ``max_pages`` has seen every item up to its last cursor and may advance the bookmark
+    to it. ``None`` (the default, order unknown): a truncated sync keeps the bookmark.
     """
 
     prefix: ClassVar[str] = "incremental"
@@ -101,6 +107,7 @@ class IncrementalConfig:
     param: str
     initial_value: str | int | float | None = None
     lag: timedelta = timedelta(0)
+    order: Literal["asc"] | None = None
 
     def __post_init__(self) -> None:
         p = self.prefix
@@ -121,6 +128,21 @@ class IncrementalConfig:
         )
         ok = isinstance(self.lag, timedelta) and self.lag >= timedelta(0)
         _check(ok, f"{p}.lag", self.lag, "must be a timedelta >= 0")
+        order = self.order
+        _check(order is None or order in ORDERS, f"{p}.order", order, "must be asc or null (order unknown)")
+
+
+def check_load_with_incremental(load: LoadConfig | None, incremental: IncrementalConfig | None) -> None:
+    """Refuse ``load.write_disposition: replace`` with ``incremental``: each run would replace the whole
+    table with only the items changed since the bookmark."""
+    if load is not None and incremental is not None and load.write_disposition == "replace":
+        raise SyncConfigError(
+            "load.write_disposition",
+            "replace",
+            "cannot be combined with incremental (a run fetches only what changed since the bookmark, "
+            "so replace would leave only those items in the table): use merge or append, or remove "
+            "incremental",
+        )
 
 
 def _one_of(options: tuple[str, ...]) -> str:

@@ -22,10 +22,13 @@ def settle(
     """The result with ``items_loaded``/``destination``/``bookmark``, and the bookmark to store.
 
     The bookmark moves only when the sync succeeded, i.e. after every load of it committed; a full
-    refresh sets it to the highest cursor it saw (or keeps it when it saw none).
+    refresh sets it to the highest cursor it saw (or keeps it when it saw none). A sync stopped at
+    ``max_pages`` (``truncated``) keeps it, since the pages it did not read may hold items below what it
+    saw, unless the source declares ``incremental.order: asc`` (then everything up to its last cursor
+    was read).
     """
     bookmark = stored
-    if config.incremental is not None and result.success:
+    if config.incremental is not None and result.success and not kept_for_truncation(config, result):
         seen = progress.get("cursor_max")
         bookmark = (seen if seen is not None else stored) if full_refresh else later(stored, seen)
     return (
@@ -37,3 +40,9 @@ def settle(
         ),
         bookmark,
     )
+
+
+def kept_for_truncation(config: SyncConfig, result: SyncResult) -> bool:
+    """Whether a truncated sync keeps the bookmark: the source's order is unknown (not ``asc``)."""
+    inc = config.incremental
+    return inc is not None and result.truncated and inc.order != "asc"

@@ -31,6 +31,10 @@ def postgres_url(conn_id: str) -> str:
     return f"postgresql://{user}{password}@{conn.host or 'localhost'}{port}/{conn.schema or 'postgres'}"
 
 
+REPLACE_STRATEGY = "insert-from-staging"
+"""dlt's ``replace`` that truncates and inserts in one transaction: a reader sees the old or the new table."""
+
+
 def make_destination(load: LoadConfig, source: str) -> Any:
     """A dlt destination object (dlt must be importable)."""
     from dlt import destinations
@@ -38,6 +42,6 @@ def make_destination(load: LoadConfig, source: str) -> Any:
     if load.destination == "duckdb":
         path = duckdb_path(load, source)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return destinations.duckdb(str(path))
+        return destinations.duckdb(str(path), replace_strategy=REPLACE_STRATEGY)
     assert load.conn_id is not None  # LoadConfig requires it for postgres
-    return destinations.postgres(credentials=postgres_url(load.conn_id))
+    return destinations.postgres(credentials=postgres_url(load.conn_id), replace_strategy=REPLACE_STRATEGY)

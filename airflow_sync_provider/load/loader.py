@@ -2,9 +2,18 @@
 
 The items are a generator over our guarded pages, so every request still passes the window and the
 breaker. A wait that defers the sync (or an abort) ends the generator early: the pages fetched so far
-are loaded first (an abort under ``replace`` loads nothing), then the wait/abort goes on, so a resumed
-sync continues after pages that are already committed. Progress lives in ``Checkpoint.load``:
-``loaded`` (items committed), ``cursor_max`` (highest incremental cursor committed) and ``replaced``.
+are committed first, then the wait/abort goes on, so a resumed sync continues after pages that are
+already committed.
+
+``append``/``merge`` commit into the table itself. ``replace`` never swaps the table for a partial
+fetch: its items are staged (as JSON text, in the same table name of the dataset ``<dataset>_pending``)
+and ``publish`` swaps them in, in one destination transaction (dlt's ``insert-from-staging``), only
+when the whole sync succeeded and was not truncated. A sync that aborts, times out or is killed leaves
+the table as it was; staged pages survive a deferral, so the resumed sync does not fetch them again.
+
+Progress lives in ``Checkpoint.load``: ``loaded`` (items committed to their tables), ``cursor_max``
+(highest incremental cursor committed), ``staged`` (``replace`` tables: items staged, primary key)
+and ``replaced`` (tables swapped in by this sync).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from airflow_sync_provider.exceptions import SyncAbort, SyncProviderError, SyncW
 from airflow_sync_provider.load.incremental import Cursor, highest, later
 
 EXTRA_HINT = "pip install 'airflow-sync-provider[load]'"
+PENDING_SUFFIX = "_pending"
+"""Dataset suffix of the staged ``replace`` items (not ``_staging``: dlt uses that one itself)."""
 
 
 class SyncLoadError(SyncProviderError):
@@ -72,7 +83,7 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 class Loader:
-    """One sync's dlt pipeline (working files in a temporary directory, removed by ``close``)."""
+    """One sync's dlt pipelines (working files in a temporary directory, removed by ``close``)."""
 
     def __init__(self, config: SyncConfig, progress: dict[str, Any], log: Any) -> None:
         if config.load is None:
@@ -82,15 +93,26 @@ class Loader:
         self.progress = progress
         self.log = log
         self._dlt = import_dlt()
+        self._workdir = tempfile.mkdtemp(prefix=f"sync_{config.source}_dlt_")
+        self.pipeline = self._pipeline(self.settings.dataset)
+        self._pending: Any = None
+
+    def _pipeline(self, dataset: str, suffix: str = "") -> Any:
         from airflow_sync_provider.load.destination import make_destination
 
-        self._workdir = tempfile.mkdtemp(prefix=f"sync_{config.source}_dlt_")
-        self.pipeline = self._dlt.pipeline(
-            pipeline_name=f"sync_{config.source}",
-            destination=make_destination(self.settings, config.source),
-            dataset_name=self.settings.dataset,
+        return self._dlt.pipeline(
+            pipeline_name=f"sync_{self.config.source}{suffix}",
+            destination=make_destination(self.settings, self.config.source),
+            dataset_name=dataset,
             pipelines_dir=self._workdir,
         )
+
+    @property
+    def pending(self) -> Any:
+        """The pipeline of the staged ``replace`` items (dataset ``<dataset>_pending``)."""
+        if self._pending is None:
+            self._pending = self._pipeline(self.settings.dataset + PENDING_SUFFIX, PENDING_SUFFIX)
+        return self._pending
 
     def load(
         self,
@@ -100,28 +122,72 @@ class Loader:
         write_disposition: str | None = None,
         primary_key: str | Sequence[str] | None = None,
     ) -> int:
-        """Load ``items`` into ``dataset.table``; return how many were committed."""
+        """Load ``items`` into ``dataset.table``; return how many were committed (``replace``: staged)."""
         cfg, progress = self.settings, self.progress
         table = table or cfg.table
         disposition = write_disposition or cfg.write_disposition
-        if disposition == "replace" and table in progress.get("replaced", []):
-            disposition = "append"  # a resumed sync adds to the table it already replaced
         keys = primary_key if primary_key is not None else (cfg.primary_key if table == cfg.table else ())
+        keys = [keys] if isinstance(keys, str) else list(keys)
         inc = self.config.incremental
-        feed = _Feed(items, inc.cursor_field if inc is not None and table == cfg.table else None)
+        tracked = inc is not None and table == cfg.table
+        if disposition == "replace":
+            if tracked:
+                raise SyncLoadError(
+                    f"write_disposition replace on {cfg.target(table)} cannot be combined with incremental "
+                    "(the table would hold only the items changed since the bookmark)"
+                )
+            return self._stage(items, table, keys)
+        feed = _Feed(items, inc.cursor_field if tracked and inc is not None else None)
         resource = self._dlt.resource(
-            iter(feed), name=table, write_disposition=disposition, primary_key=list(keys) or None
+            iter(feed), name=table, write_disposition=disposition, primary_key=keys or None
         )
-        target = cfg.target(table)
-        skip = False
+        committed = self._commit(self.pipeline, resource, feed, cfg.target(table), skip=False)
+        if committed:
+            progress["loaded"] = progress.get("loaded", 0) + committed
+            progress["cursor_max"] = later(progress.get("cursor_max"), feed.cursor_max)
+            self.log.info("Loaded %d items into %s", committed, cfg.target(table))
+        if feed.stopped is not None:
+            raise feed.stopped
+        return committed
+
+    def _stage(self, items: Iterable[Any], table: str, keys: list[str]) -> int:
+        """``replace``: commit the items to the pending table (the sync's first batch replaces it)."""
+        from dlt.common.json import json
+
+        staged: dict[str, Any] = self.progress.setdefault("staged", {})
+        feed = _Feed(items, None)
+        rows = ({"item": json.typed_dumps(item)} for item in feed)
+        resource = self._dlt.resource(
+            rows,
+            name=table,
+            write_disposition="append" if table in staged else "replace",
+            columns={"item": {"data_type": "text"}},
+        )
+        target = f"{self.settings.target(table)} (staged in {self.settings.dataset}{PENDING_SUFFIX})"
+        committed = self._commit(self.pending, resource, feed, target, skip=True)
+        if committed:
+            entry = staged.setdefault(table, {"items": 0, "primary_key": keys})
+            entry["items"] += committed
+            self.log.info(
+                "Staged %d items for %s: swapped in only when the whole sync succeeds",
+                committed,
+                self.settings.target(table),
+            )
+        if feed.stopped is not None:
+            raise feed.stopped
+        return committed
+
+    def _commit(self, pipeline: Any, resource: Any, feed: _Feed, target: str, *, skip: bool) -> int:
+        """Extract ``resource`` and load it, unless it is empty or (with ``skip``) an abort stopped it."""
+        drop = False
         try:
-            self.pipeline.extract(resource)
-            skip = feed.count == 0 or (isinstance(feed.stopped, SyncAbort) and disposition == "replace")
-            if skip:
-                self.pipeline.abort_packages()
+            pipeline.extract(resource)
+            drop = feed.count == 0 or (skip and isinstance(feed.stopped, SyncAbort))
+            if drop:
+                pipeline.abort_packages()
             else:
-                self.pipeline.normalize()
-                info = self.pipeline.load()
+                pipeline.normalize()
+                info = pipeline.load()
                 if info.has_failed_jobs:
                     raise SyncLoadError(f"loading into {target} failed: {info.load_packages}")
         except SyncLoadError:
@@ -131,16 +197,59 @@ class Loader:
             if isinstance(cause, SyncWaitRequired | SyncAbort):
                 raise cause from None
             raise SyncLoadError(f"loading into {target} failed: {type(cause).__name__}: {cause}") from exc
-        committed = 0 if skip else feed.count
-        if committed:
-            progress["loaded"] = progress.get("loaded", 0) + committed
-            progress["cursor_max"] = later(progress.get("cursor_max"), feed.cursor_max)
-            if disposition == "replace":
-                progress["replaced"] = sorted({*progress.get("replaced", []), table})
-            self.log.info("Loaded %d items into %s", committed, target)
-        if feed.stopped is not None:
-            raise feed.stopped
-        return committed
+        return 0 if drop else feed.count
+
+    def publish(self, *, truncated: bool) -> int:
+        """Swap every staged ``replace`` table in (one transaction each); return the items swapped in.
+
+        Called once the handler succeeded. A truncated sync (``max_pages``) swaps nothing: the table
+        keeps its last complete snapshot.
+        """
+        staged: dict[str, Any] = self.progress.get("staged") or {}
+        if not staged:
+            return 0
+        if truncated:
+            self.log.warning(
+                "%s: stopped at max_pages, so %s keep their last complete snapshot (replace never swaps "
+                "a table for a partial fetch)",
+                self.config.source,
+                ", ".join(self.settings.target(t) for t in sorted(staged)),
+            )
+            return 0
+        total = 0
+        for table in sorted(staged):
+            entry = staged[table]
+            feed = _Feed(self._staged_items(table), None)
+            resource = self._dlt.resource(
+                iter(feed), name=table, write_disposition="replace", primary_key=entry["primary_key"] or None
+            )
+            target = self.settings.target(table)
+            swapped = self._commit(self.pipeline, resource, feed, target, skip=False)
+            del staged[table]
+            self.progress["loaded"] = self.progress.get("loaded", 0) + swapped
+            self.progress["replaced"] = sorted({*self.progress.get("replaced", []), table})
+            self.log.info("Replaced %s with the %d items of this sync", target, swapped)
+            self._clear_staged(table)
+            total += swapped
+        return total
+
+    def _staged_items(self, table: str) -> Iterator[Any]:
+        from dlt.common.json import json
+
+        with self.pending.sql_client() as client:
+            name = client.make_qualified_table_name(table)
+            with client.execute_query(f"SELECT item FROM {name}") as cursor:
+                while rows := cursor.fetchmany(1000):
+                    for (item,) in rows:
+                        yield json.typed_loads(item)
+
+    def _clear_staged(self, table: str) -> None:
+        """Empty the pending table (best effort: the next ``replace`` sync replaces it anyway)."""
+        try:
+            with self.pending.sql_client() as client:
+                client.execute_sql(f"DELETE FROM {client.make_qualified_table_name(table)}")
+        except Exception as exc:
+            self.log.warning("Could not empty the staged items of %s: %s", table, exc)
 
     def close(self) -> None:
         shutil.rmtree(self._workdir, ignore_errors=True)

@@ -32,7 +32,7 @@ from airflow_sync_provider.handlers import Handler, SyncContext, default_handler
 from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.links import SyncDashboardLink
-from airflow_sync_provider.load.bookkeeping import settle
+from airflow_sync_provider.load.bookkeeping import kept_for_truncation, settle
 from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
@@ -214,6 +214,7 @@ class RateLimitedSyncOperator(BaseOperator):
         ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
         try:
             items = items_from_handler_return(handler(ctx))
+            ctx.publish_loads()  # replace: the staged items become the table only now
         except SyncWaitRequired as wait:
             self._defer(context, run, guard, wait)
         except SyncAbort as abort:
@@ -246,6 +247,13 @@ class RateLimitedSyncOperator(BaseOperator):
             full_refresh=full_refresh,
             result=run.result(items=items, error=error),
         )
+        if result.success and kept_for_truncation(run.config, result):
+            self.log.warning(
+                "%s: stopped at max_pages, so the bookmark stays at %r (the pages not read may hold older "
+                "items; set incremental.order: asc if the source returns items in cursor order)",
+                self.source,
+                stored,
+            )
         if bookmark != stored:
             if stored is None:
                 self.log.info("%s: first bookmark %r", self.source, bookmark)

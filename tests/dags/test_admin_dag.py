@@ -171,7 +171,9 @@ def test_show_states_run_prints_a_table_of_every_source(installed_dags: None, va
     assert run.returncode == 0, run.output[-4000:]
     assert run.state == "success", run.output[-4000:]
     assert re.search(
-        r"source\s+breaker\s+failures\s+opened at \(UTC\)\s+next probe \(UTC\)\s+window\s+API left\s+last result", run.output
+        r"source\s+breaker\s+failures\s+opened at \(UTC\)\s+next probe \(UTC\)"
+        r"\s+window\s+API left\s+last result",
+        run.output,
     )
     rows = {
         m.group(1): m.group(0)

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def database(source: str) -> Path:
 
 @pytest.fixture
 def fresh(variables: Any) -> Iterator[Any]:
-    for source in ("landed_airdrops", "crashing_quests"):
+    for source in ("landed_airdrops", "crashing_quests", "truncated_airdrops", "replaced_quests"):
         database(source).unlink(missing_ok=True)
     yield variables
 
@@ -169,3 +170,57 @@ def test_a_load_killed_before_it_commits_keeps_the_bookmark_and_the_next_run_lan
     assert since_params(demo, "quests") == [start]
     assert rows("crashing_quests") == newer
     assert bookmark(fresh, "crashing_quests") == max(newer.values())
+
+
+def test_a_truncated_sync_keeps_the_bookmark_so_the_pages_it_did_not_read_land_next_time(
+    demo: DemoServer, fresh: Any
+) -> None:
+    """Page 1 holds the newest item (a touched item keeps its place in id order); ``max_pages=1``: the
+    sync succeeds truncated and keeps the bookmark (order unknown), so the next sync lands pages 2-3."""
+    stamp = demo.touch("airdrops", [3])
+    first = run("sync_truncated_airdrops", demo, conf={"max_pages": 1})
+    assert first.state == "success", first.output[-4000:]
+    assert len(rows("truncated_airdrops")) == 50
+    assert bookmark(fresh, "truncated_airdrops") is None
+    assert "stopped at max_pages, so the bookmark stays at None" in first.output
+
+    second = run("sync_truncated_airdrops", demo)
+    assert second.state == "success", second.output[-4000:]
+    assert rows("truncated_airdrops") == catalog("airdrops", demo.changes("airdrops"))
+    assert bookmark(fresh, "truncated_airdrops") == stamp
+
+
+def test_replace_with_a_deferral_never_shows_a_partial_table_even_when_the_resumed_sync_aborts(
+    demo: DemoServer, fresh: Any
+) -> None:
+    """Yesterday's sync replaced the table with all 80 items. Today page 1 is staged, the sync defers
+    for the window, the resumed sync aborts (page 2 is gone): the table holds yesterday's 80 rows during
+    the wait (as the resumed sync finds it) and after."""
+    first = run("sync_replaced_quests", demo)
+    assert first.state == "success", first.output[-4000:]
+    full = catalog("quests")
+    assert rows("replaced_quests") == full
+    assert "deferring" in first.output
+
+    demo.clear_requests()
+    stop = threading.Event()
+
+    def break_page_two() -> None:
+        """Once page 1 is served (the sync then stages it and defers), page 2 is gone."""
+        while not stop.wait(0.05):
+            if demo.requests("quests"):
+                demo.set_fault("not_found", source="quests", count=5)
+                return
+
+    watcher = threading.Thread(target=break_page_two, daemon=True)
+    watcher.start()
+    try:
+        second = run("sync_replaced_quests", demo, SYNC_TEST_REPORT_TABLE="1")
+    finally:
+        stop.set()
+        watcher.join()
+    assert second.state != "success", second.output[-4000:]
+    assert "TABLE DURING THE WAIT: 80 rows" in second.output, second.output[-4000:]  # during the wait
+    assert rows("replaced_quests") == full  # and after
+    assert "Staged 50 items" in second.output and "Replaced" not in second.output
+    assert "Replaced duckdb sync.replaced_quests with the 80 items" in first.output

@@ -145,3 +145,69 @@ def test_full_refresh_param_is_validated() -> None:
     assert full_refresh_requested({}) is False
     with pytest.raises(SyncConfigError, match=r"params\.full_refresh"):
         full_refresh_requested({"full_refresh": "yes"})
+
+
+# -- issue 17 ---------------------------------------------------------------------------------------
+
+
+def test_incremental_order_is_asc_or_absent_and_round_trips() -> None:
+    config = cfg(incremental={**INC, "order": "asc"})
+    assert config.incremental is not None and config.incremental.order == "asc"
+    assert SyncConfig.from_dict(config.to_dict()) == config
+    assert cfg(incremental=INC).incremental.order is None  # type: ignore[union-attr]
+    with pytest.raises(SyncConfigError) as err:
+        cfg(incremental={**INC, "order": "ascending"})
+    assert err.value.field == "incremental.order" and "'ascending'" in str(err.value)
+
+
+def test_replace_with_incremental_is_refused_naming_both_fields() -> None:
+    with pytest.raises(SyncConfigError) as err:
+        cfg(load={"write_disposition": "replace"}, incremental=INC)
+    assert err.value.field == "load.write_disposition"
+    assert "incremental" in str(err.value) and "replace" in str(err.value)
+    data = {"load": {"write_disposition": "replace"}, "sources": {"mine": {"incremental": INC}}}
+    with pytest.raises(SyncConfigError, match=r"load\.write_disposition .*incremental"):
+        configs_from_mapping(data)  # a top-level replace meets a source's incremental
+    assert cfg(load={"write_disposition": "replace"}).load is not None  # replace alone is fine
+
+
+def test_digit_string_cursors_compare_as_numbers_and_keep_their_type() -> None:
+    assert later("99", "100") == "100" and later("100", "99") == "100"
+    assert highest([{"v": "99"}, {"v": "100"}, {"v": "7"}], "v") == "100"
+    assert later("20260102", "20260101") == "20260102"
+    assert with_lag("1770000000", timedelta(minutes=5)) == "1769999700"
+    assert later("b", "a") == "b"  # other text still compares as text
+
+
+def test_integer_cursors_with_lag_stay_integers_and_never_go_below_initial_value() -> None:
+    from airflow_sync_provider.load.incremental import value_to_send
+
+    sent = with_lag(1770000000, timedelta(minutes=5))
+    assert sent == 1769999700 and type(sent) is int
+    assert type(with_lag(1770000000, timedelta(seconds=1.5))) is int
+    assert with_lag(1.5, timedelta(seconds=1)) == 0.5
+    lag = timedelta(minutes=5)
+    assert value_to_send(None, 0, lag) == 0 and type(value_to_send(None, 0, lag)) is int
+    assert value_to_send(100, 0, lag) == 0
+    assert value_to_send(1770000000, 0, lag) == 1769999700
+    assert value_to_send("2026-01-01T00:02:00Z", "2026-01-01T00:00:00Z", lag) == "2026-01-01T00:00:00Z"
+    assert value_to_send(None, None, lag) is None and value_to_send(5, None, lag) == -295
+
+
+def truncated(success: bool = True) -> SyncResult:
+    return dataclass_replace(result(success), truncated=True)
+
+
+def test_a_truncated_sync_keeps_the_bookmark_unless_the_source_declares_ascending_order() -> None:
+    progress = {"loaded": 50, "cursor_max": "2026-02-01T00:00:00Z"}
+    stored = "2026-01-01T00:00:00Z"
+    config = cfg(load={"primary_key": "id", "write_disposition": "merge"}, incremental=INC)
+    done, mark = settle(config, progress, stored, full_refresh=False, result=truncated())
+    assert mark == stored and done.bookmark == stored and done.items_loaded == 50
+    _, refreshed = settle(config, progress, stored, full_refresh=True, result=truncated())
+    assert refreshed == stored
+    ordered = cfg(
+        load={"primary_key": "id", "write_disposition": "merge"}, incremental={**INC, "order": "asc"}
+    )
+    _, moved = settle(ordered, progress, stored, full_refresh=False, result=truncated())
+    assert moved == "2026-02-01T00:00:00Z"

@@ -148,3 +148,98 @@ def test_the_first_bookmark_is_logged_as_first_not_as_a_move_from_none(
     first = [line for line in capfd.readouterr().out.splitlines() if "bookmark" in line]
     assert any("airdrops: first bookmark '" in line for line in first), first
     assert not any("None" in line for line in first), first
+
+
+# -- issue 17: replace stages, a timed-out deferral reports its committed loads ----------------------
+
+HOURLY: dict[str, Any] = {
+    "rate_limit": RateLimitConfig(max_requests=1, window=timedelta(hours=1)),
+    "max_wait": timedelta(hours=2),
+    "max_sync_duration": timedelta(hours=3),
+    "defer_after": timedelta(seconds=5),
+}
+QUESTS = [make_item("quests", i)["id"] for i in range(total_for("quests"))]
+
+
+def replaced(**changes: Any) -> Any:
+    return merged("quests", {"write_disposition": "replace", "primary_key": ()}, **changes)
+
+
+def yesterday(clock: FakeClock) -> Any:
+    """A complete replace sync of /quests (80 items, 2 pages), then two hours pass."""
+    hook = make_hook(clock)
+    done = sync_once(hook, replaced(), clock=clock, sleep=Sleeps(clock))
+    assert done.error is None and done.result.items_loaded == len(QUESTS)
+    clock.advance(7200)
+    return hook
+
+
+def test_replace_keeps_yesterdays_table_through_a_deferral_and_a_resumed_sync_that_aborts(
+    home: Path, server: DemoServer
+) -> None:
+    clock = FakeClock()
+    hook = yesterday(clock)
+    assert ids(home, "quests") == QUESTS
+    config, checkpoint = replaced(**HOURLY), Checkpoint(started_at=clock())
+    with pytest.raises(SyncWaitRequired):  # page 1 fetched, page 2 waits for the window: the sync defers
+        sync_once(hook, config, clock=clock, sleep=Sleeps(clock), checkpoint=checkpoint)
+    assert checkpoint.load["staged"]["quests"]["items"] == 50  # committed to the staging place
+    assert ids(home, "quests") == QUESTS  # the whole wait long: yesterday's complete table
+
+    clock.advance(3600)
+    server.set_fault("not_found", source="quests", count=5)  # the resumed sync aborts
+    outcome = sync_once(hook, config, clock=clock, sleep=Sleeps(clock), checkpoint=checkpoint)
+    assert outcome.error is not None and outcome.error.kind is SyncErrorKind.HTTP_ERROR
+    assert outcome.result.items_loaded == 0
+    assert ids(home, "quests") == QUESTS  # and after
+
+
+def test_a_resumed_replace_sync_does_not_refetch_its_staged_pages_and_swaps_them_in_at_the_end(
+    home: Path, server: DemoServer
+) -> None:
+    clock = FakeClock()
+    hook = yesterday(clock)
+    server.clear_requests()
+    config, checkpoint = replaced(**HOURLY), Checkpoint(started_at=clock())
+    with pytest.raises(SyncWaitRequired):
+        sync_once(hook, config, clock=clock, sleep=Sleeps(clock), checkpoint=checkpoint)
+    clock.advance(3600)
+    outcome = sync_once(hook, config, clock=clock, sleep=Sleeps(clock), checkpoint=checkpoint)
+    assert outcome.error is None and outcome.result.items_loaded == len(QUESTS)
+    assert len(server.requests("quests")) == 2  # page 1 before the deferral, page 2 after: once each
+    assert ids(home, "quests") == QUESTS
+    assert checkpoint.load["replaced"] == ["quests"] and not checkpoint.load["staged"]
+
+
+def test_a_truncated_replace_sync_leaves_the_table_as_it_was(home: Path) -> None:
+    clock = FakeClock()
+    hook = yesterday(clock)
+    outcome = sync_once(hook, replaced(max_pages=1), clock=clock, sleep=Sleeps(clock))
+    assert outcome.error is None and outcome.result.truncated and outcome.result.items_loaded == 0
+    assert ids(home, "quests") == QUESTS
+
+
+def test_a_timed_out_deferral_reports_the_items_its_loads_committed(home: Path) -> None:
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+    from airflow_sync_provider import RateLimitedSyncOperator
+    from tests.operator.test_deferral_timeout import FakeTI
+
+    clock, ti = FakeClock(), FakeTI()
+    hook = make_hook(clock)
+
+    def operator() -> RateLimitedSyncOperator:
+        op = RateLimitedSyncOperator(source="airdrops", config=merged(**HOURLY), task_id="sync")
+        op._clock, op.__dict__["hook"] = clock, hook
+        return op
+
+    with pytest.raises(TaskDeferred):
+        operator().execute({"ti": ti, "params": {}})
+    assert ids(home, "airdrops") == [make_item("airdrops", i)["id"] for i in range(50)]
+    clock.advance(3900)
+    timed_out = {"error": TriggerFailureReason.TRIGGER_TIMEOUT.value}
+    with pytest.raises(AirflowFailException, match="TIMEOUT"):
+        operator().resume_execution(TRIGGER_FAIL_REPR, timed_out, {"ti": ti, "params": {}})
+    result = ti.xcoms["return_value"]
+    assert (result["error"], result["items_processed"], result["items_loaded"]) == ("TIMEOUT", 50, 50)
