@@ -23,6 +23,7 @@ from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfi
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
 from airflow_sync_provider.policy.quota import RESET_FORMS
+from airflow_sync_provider.resource_config import ResourceConfig, check_resources, parse_resources
 from airflow_sync_provider.window_limits import WindowLimit
 
 MAX_WINDOW_ENTRIES = 10_000
@@ -351,6 +352,9 @@ class SyncConfig:
     """dlt ``rest_api`` paginator (a type name or mapping in YAML); None: ``Link`` header or cursor field."""
     data_selector: str | None = None
     """Dotted path of the items in a page (``data``, ``response.items``); None: ``items_key``."""
+    resources: tuple[ResourceConfig, ...] = ()
+    """Several endpoints under this source's one window, breaker, quota and pool (``resource_config``);
+    empty: the source is one endpoint, synced by its one task ``sync``."""
 
     def __post_init__(self) -> None:
         _require(
@@ -428,6 +432,7 @@ class SyncConfig:
         object.__setattr__(self, "method", spec.method)
         object.__setattr__(self, "params", dict(spec.params))
         check_load_with_incremental(self.load, self.incremental)
+        _check_resources(self)
 
     @property
     def request_spec(self) -> EndpointConfig:
@@ -440,6 +445,42 @@ class SyncConfig:
             paginator=self.paginator,
             data_selector=self.data_selector,
         )
+
+    @property
+    def resource_names(self) -> tuple[str, ...]:
+        """The names of the source's resources (empty without ``resources:``)."""
+        return tuple(r.name for r in self.resources)
+
+    def resource(self, name: str) -> ResourceConfig:
+        """The resource ``name``; ``KeyError`` naming the known ones when there is none."""
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(f"{self.source} has no resource {name!r} (known: {', '.join(self.resource_names)})")
+
+    def for_resource(self, name: str) -> SyncConfig:
+        """The config one resource syncs with: the source's (same source, window, breaker, pool and
+        Variable) with the resource's endpoint, ``load`` (table defaulting to its name) and
+        ``incremental``; fields the resource leaves out keep the source's values."""
+        r = self.resource(name)
+        ep = r.endpoint
+        changes: dict[str, Any] = {"resources": (), "endpoint": ep.path}
+        for key in ("method", "params", "json", "paginator", "data_selector"):
+            if key in r.given:
+                changes[key] = getattr(ep, key)
+        try:
+            base = dataclasses.replace(self.load, table="") if self.load is not None else None
+            load = _optional_section(LoadConfig, dict(r.load), base) if r.load is not None else base
+            if load is not None and load.table == "":
+                load = dataclasses.replace(load, table=name)
+            changes["load"] = load
+            if r.incremental is not None:
+                changes["incremental"] = _optional_section(IncrementalConfig, dict(r.incremental), None)
+            return dataclasses.replace(self, **changes)
+        except SyncConfigError as exc:
+            if exc.field.startswith(r.prefix):
+                raise
+            raise SyncConfigError(f"{r.prefix}{exc.field}", exc.value, _expected(exc)) from None
 
     @property
     def pool(self) -> str:
@@ -473,6 +514,8 @@ class SyncConfig:
                 changes[key] = _optional_section(_OPTIONAL_SECTIONS[key], value, current)
             elif key == "paginator":
                 changes[key] = parse_paginator(value)
+            elif key == "resources":
+                changes[key] = parse_resources(value or ())
             elif section is not None:
                 current = getattr(base, key) if base is not None else section()
                 changes[key] = _section_from_dict(section, value, current)
@@ -508,6 +551,9 @@ class SyncConfig:
                 value = value.to_dict()
             elif f.name == "params":
                 value = dict(value)
+            elif f.name == "resources":
+                out["resources"] = [r.to_dict() for r in value]
+                continue
             out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
         return out
 
@@ -520,6 +566,26 @@ _SECTIONS: dict[str, Any] = {
 }
 _OPTIONAL_SECTIONS: dict[str, Any] = {"load": LoadConfig, "incremental": IncrementalConfig}
 _DURATION_FIELDS = {"timeout", "max_wait", "max_sync_duration", "defer_after", "review_timeout"}
+
+
+def _check_resources(config: SyncConfig) -> None:
+    """``resources``: parsed, unique, parents known; each one's own config valid (named by its prefix)."""
+    value = config.resources
+    if isinstance(value, list):
+        value = parse_resources(value)
+    _require(isinstance(value, tuple), "resources", value, "must be a list of resources")
+    check_resources(value)
+    object.__setattr__(config, "resources", value)
+    if value and config.review:
+        raise SyncConfigError("review", True, "cannot be combined with resources (review one endpoint)")
+    for r in value:
+        config.for_resource(r.name)
+
+
+def _expected(exc: SyncConfigError) -> str:
+    """What ``exc`` said is expected (its message without the field and the value)."""
+    text = str(exc).removeprefix(f"{exc.field} ")
+    return text.rsplit(", got ", 1)[0]
 
 
 def _plain(value: Any) -> Any:

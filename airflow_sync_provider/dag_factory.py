@@ -161,15 +161,18 @@ def _build_dag(
         description=f"Rate-limited sync of {config.source} ({config.rate_limit.max_requests} requests per "
         f"{format_duration(config.rate_limit.window)})",
     ) as dag:
-        sync = RateLimitedSyncOperator(
-            task_id=SYNC_TASK_ID,
-            source=config.source,
-            config=config,
-            handler=handler or (collect_submissions if config.review else None),
-            on_result=on_result,
-            # explicit, so that default_args' retries reach the task (the operator defaults to 0)
-            **{"retries": args["retries"], **operator_kwargs},
-        )
+        if config.resources:
+            _resource_tasks(config, handler, on_result, {"retries": args["retries"], **operator_kwargs})
+        else:
+            sync = RateLimitedSyncOperator(
+                task_id=SYNC_TASK_ID,
+                source=config.source,
+                config=config,
+                handler=handler or (collect_submissions if config.review else None),
+                on_result=on_result,
+                # explicit, so that default_args' retries reach the task (the operator defaults to 0)
+                **{"retries": args["retries"], **operator_kwargs},
+            )
         if config.review:
             add_review(sync, source=config.source, timeout=config.review_timeout, notifiers=review_notifiers)
     if trigger_params:
@@ -178,6 +181,28 @@ def _build_dag(
         # params still merge dag.params first (``process_params``), validated against these schemas.
         dag.params.update(sync_params(config))
     return dag
+
+
+def _resource_tasks(
+    config: SyncConfig, handler: Handler | None, on_result: Any, operator_kwargs: Mapping[str, Any]
+) -> None:
+    """One task per resource (task id = its name), all in the source's pool; a parent runs before its
+    children (each child reads the parent's items itself, through the same window)."""
+    tasks = {
+        r.name: RateLimitedSyncOperator(
+            task_id=r.name,
+            source=config.source,
+            config=config,
+            resource=r.name,
+            handler=handler,
+            on_result=on_result,
+            **operator_kwargs,
+        )
+        for r in config.resources
+    }
+    for r in config.resources:
+        if r.parent is not None:
+            tasks[r.parent] >> tasks[r.name]
 
 
 # Draft 7: the form's schemas need nothing newer, and a trigger's conf is validated against them by the
@@ -195,6 +220,9 @@ def sync_params(config: SyncConfig) -> dict[str, Param]:
     incremental source also gets ``full_refresh``.
     """
     incremental = config.incremental.param if config.incremental is not None else None
+    for name in config.resource_names:  # a resource's own incremental section offers full_refresh too
+        own = config.for_resource(name).incremental
+        incremental = incremental or (own.param if own is not None else None)
     specs = _form_specs(config.rate_limit.max_requests, config.max_retries, config.max_pages, incremental)
     return {name: Param(default, description, **dict(schema)) for name, default, description, schema in specs}
 
@@ -260,7 +288,7 @@ def describe_source(config: SyncConfig) -> str:
     return f"""\
 ### Sync `{config.source}`
 
-GET `{config.endpoint}` on connection `{config.conn_id}`, every page through the source's rate limiter
+{_endpoints_doc(config)} on connection `{config.conn_id}`, every page through the source's rate limiter
 and circuit breaker. Schedule: `{schedule}`.{describe_triggers(config)}{_review_doc(config)}
 
 | limit | value |
@@ -281,6 +309,16 @@ up to {format_duration(bo.max_delay)}, jitter {bo.strategy} {bo.jitter_factor:g}
 retries exhausted, breaker tripped, or a non-retryable error. The XCom `return_value` is the SyncResult.
 Runs use the pool `{config.pool}` (1 slot): run `python -m airflow_sync_provider setup` once.
 """
+
+
+def _endpoints_doc(config: SyncConfig) -> str:
+    """``GET `/path``` or, with resources, one task per endpoint under the one limit."""
+    if not config.resources:
+        return f"{config.method} `{config.endpoint}`"
+    listed = ", ".join(
+        f"`{r.name}` ({config.for_resource(r.name).method} `{r.endpoint.path}`)" for r in config.resources
+    )
+    return f"Resources (one task each, one window for all): {listed},"
 
 
 def _review_doc(config: SyncConfig) -> str:

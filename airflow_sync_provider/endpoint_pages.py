@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 import requests
 
 from airflow_sync_provider import json_paths, pagination, selection
+from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
@@ -83,9 +84,13 @@ def endpoint_pages(
     body: Mapping[str, Any] | None,
     *,
     truncate: Callable[[PageLoop], None],
+    counted: bool = True,
+    config: SyncConfig | None = None,
 ) -> Iterator[LoopPage]:
-    """Read ``loop``'s pages with ``spec.paginator``; ``body`` is the rendered JSON body (POST)."""
-    cfg, cp = run.config, run.checkpoint
+    """Read ``loop``'s pages with ``spec.paginator``; ``body`` is the rendered JSON body (POST).
+    ``counted=False``: the items stay out of ``checkpoint.items``; ``config``: the resource's (default
+    the run's) for ``items_key``."""
+    cfg, cp = config or run.config, run.checkpoint
     paginator = spec.paginator
     assert paginator is not None
     if not loop.position and not loop.delivered and loop.number == 1:
@@ -112,7 +117,7 @@ def endpoint_pages(
         yield LoopPage(loop.number, items, attempt, _wire(url, request.params), redelivered)
         # the handler asked for the next page: this one is finished
         cp.pages += 1
-        cp.items += len(items)
+        cp.items += len(items) if counted else 0
         if following is None:
             loop.done, loop.seen = True, []
         else:

@@ -40,9 +40,13 @@ class SyncSetupError(SyncProviderError):
 class SyncAbort(SyncProviderError):
     """End the current sync with ``kind`` (a ``SyncErrorKind``)."""
 
-    def __init__(self, kind: Any, message: str, *, sent_requests: bool = True) -> None:
+    def __init__(
+        self, kind: Any, message: str, *, sent_requests: bool = True, status: int | None = None
+    ) -> None:
         self.kind = kind
         self.sent_requests = sent_requests
+        self.status = status
+        """The HTTP status that ended the sync, when a response did (a child's 404 is skipped)."""
         super().__init__(message)
 
 

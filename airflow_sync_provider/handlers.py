@@ -67,9 +67,18 @@ class Page:
 class SyncContext:
     """What a handler gets: the source, its config, the Airflow context and guarded requests."""
 
-    def __init__(self, run: SyncRun, context: Mapping[str, Any], *, bookmark: Cursor | None = None) -> None:
+    def __init__(
+        self,
+        run: SyncRun,
+        context: Mapping[str, Any],
+        *,
+        bookmark: Cursor | None = None,
+        config: SyncConfig | None = None,
+    ) -> None:
         self._run = run
-        self.config: SyncConfig = run.config
+        self.config: SyncConfig = config or run.config
+        """The config this context requests with: the run's, or another resource's of the same source
+        (a child's parent) sharing the run's window, breaker and checkpoint."""
         self.source: str = run.config.source
         self.context = context
         self.checkpoint: Checkpoint = run.checkpoint
@@ -144,7 +153,7 @@ class SyncContext:
         """One rate-limited, breaker-guarded request with bounded retries; ``.body`` is the JSON."""
         return self._run.request(method, path, params)
 
-    def pages(self, path: str | None = None, **params: Any) -> Iterator[Page]:
+    def pages(self, path: str | None = None, *, counted: bool = True, **params: Any) -> Iterator[Page]:
         """Follow pagination from ``path`` (default: the endpoint) by ``Link: rel="next"`` or cursor,
         or by the source's ``paginator`` when it names one.
 
@@ -152,7 +161,8 @@ class SyncContext:
         path and how many ``pages()`` calls with that path came before it in this handler call.
         ``params`` go on the first page's URL (on the endpoint, after the source's ``params``).
         ``max_pages`` bounds the finished pages of the whole sync: at the limit the loop ends and the
-        result says ``truncated``.
+        result says ``truncated``. ``counted=False`` keeps the pages' items out of ``checkpoint.items``
+        (a child resource's parent pages).
         """
         base = path or self.config.endpoint
         n = self._calls.get(base, 0)
@@ -160,8 +170,8 @@ class SyncContext:
         if path is None or path == self.config.endpoint:
             params = {**templates.render(self.config.params, self.run_values()), **params}
         if self.config.paginator is None:
-            return self._pages(f"{base}#{n}", base, params)
-        return self._endpoint_pages(f"{base}#{n}", base, params)
+            return self._pages(f"{base}#{n}", base, params, counted)
+        return self._endpoint_pages(f"{base}#{n}", base, params, counted)
 
     def run_values(self) -> dict[str, Any]:
         """The values ``params`` and ``json`` may name (``templates.NAMES``); missing ones are None."""
@@ -179,16 +189,21 @@ class SyncContext:
             values["bookmark"] = self.bookmark
         return values
 
-    def _endpoint_pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
+    def _endpoint_pages(
+        self, key: str, base: str, params: Mapping[str, Any], counted: bool = True
+    ) -> Iterator[Page]:
         cp, spec = self.checkpoint, self.config.request_spec
         loop = cp.loops.get(key)
         if loop is None:
             loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
         body = templates.render(spec.json, self.run_values()) if spec.json is not None else None
-        for page in endpoint_pages(self._run, loop, spec, body, truncate=self._truncate):
+        pages = endpoint_pages(
+            self._run, loop, spec, body, truncate=self._truncate, counted=counted, config=self.config
+        )
+        for page in pages:
             yield Page(page.number, page.items, page.response, url=page.url, redelivered=page.redelivered)
 
-    def _pages(self, key: str, base: str, params: Mapping[str, Any]) -> Iterator[Page]:
+    def _pages(self, key: str, base: str, params: Mapping[str, Any], counted: bool = True) -> Iterator[Page]:
         cfg, cp = self.config, self.checkpoint
         loop = cp.loops.get(key)
         if loop is None:
@@ -214,7 +229,7 @@ class SyncContext:
             yield Page(loop.number, items, attempt, url=loop.url, redelivered=redelivered)
             # the handler asked for the next page: this one is finished
             cp.pages += 1
-            cp.items += len(items)
+            cp.items += len(items) if counted else 0
             if following is None:
                 loop.done, loop.seen = True, []
             else:

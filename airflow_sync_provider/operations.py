@@ -210,6 +210,24 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
         "api_reset_at": learned.reset_at if learned else None,
         "last_result": state.last_result,
         "updated_at": state.updated_at,
+        **describe_resources(state, config),
+    }
+
+
+def describe_resources(state: SourceState, config: SyncConfig) -> dict[str, Any]:
+    """``{"resources": [{name, last_result, bookmark}, ...]}`` in config order for a source with
+    resources (the breaker and window above are the source's, shared by all); ``{}`` without."""
+    if not config.resources:
+        return {}
+    return {
+        "resources": [
+            {
+                "name": name,
+                "last_result": state.resources.get(name, {}).get("last_result"),
+                "bookmark": state.resources.get(name, {}).get("bookmark"),
+            }
+            for name in config.resource_names
+        ]
     }
 
 

@@ -13,6 +13,8 @@ last write, so a sync can tell a foreign write from its own (see ``merge``). ``w
 time order, at most ``MAX_WINDOW_ENTRIES`` long (the newest): every limit is at most that large,
 so the newest entries decide every admission exactly.
 ``bookmark`` is the highest ``incremental.cursor_field`` an incremental sync has loaded (optional).
+A source with ``resources:`` keeps each resource's own under ``"resources": {"<name>": {"bookmark":
+..., "last_result": {...}}}`` (optional, no schema bump; a state without it reads as no resource run yet).
 
 Above ``rate_limit.LOG_MAX`` live requests the window is bucketed (``policy.buckets``), stored as
 ``"window": []`` plus ``"window_buckets": {"width": 36.0, "counts": [[49011000, 57], ...]}`` (bucket
@@ -84,6 +86,8 @@ class SourceState:
     """What the API last reported about its own quota (``policy.quota``), shared like the window."""
     bookmark: str | int | float | None = None
     """The highest cursor value loaded by an incremental sync; moves only after its load committed."""
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per resource of the source: its ``bookmark`` and ``last_result`` (``resource_state``)."""
     schema_version: int = SCHEMA_VERSION
     shares: sh.Shares = ()
     """The window per writer (``policy.shares``); a window given alone is one anonymous share."""
@@ -152,6 +156,8 @@ class SourceState:
             body["quota"] = self.quota.to_dict()
         if self.bookmark is not None:
             body["bookmark"] = self.bookmark
+        if self.resources:
+            body["resources"] = self.resources
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -247,6 +253,7 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         bookmark=_bookmark(data.get("bookmark")),
         extra_windows=extra,
         learned_windows=_learned_windows(data.get("learned_windows"), warn),
+        resources=_resources(data.get("resources"), warn),
     )
 
 
@@ -377,6 +384,7 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
             (length, sh.merge(ours.extra(length), theirs.extra(length)))
             for length in sorted({n for n, _ in (*ours.extra_windows, *theirs.extra_windows)})
         ),
+        resources={**theirs.resources, **ours.resources},
     )
 
 
@@ -402,6 +410,29 @@ def _bookmark(value: Any) -> str | int | float | None:
     if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
         return value
     raise ValueError(f"bookmark must be a string, a number or null, got {value!r}")
+
+
+def _resources(value: Any, warn: Warn) -> dict[str, dict[str, Any]]:
+    """Each resource's ``bookmark`` and ``last_result``; a malformed entry is dropped with a warning."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        warn(f"resources must be an object, got {value!r}; per-resource bookmarks start over")
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in value.items():
+        try:
+            if not isinstance(entry, dict):
+                raise ValueError(f"must be an object, got {entry!r}")
+            kept: dict[str, Any] = {}
+            if entry.get("bookmark") is not None:
+                kept["bookmark"] = _bookmark(entry["bookmark"])
+            if isinstance(entry.get("last_result"), dict):
+                kept["last_result"] = entry["last_result"]
+            out[str(name)] = kept
+        except ValueError as exc:
+            warn(f"resources.{name} is malformed ({exc}); its bookmark starts over")
+    return out
 
 
 class StateStore(Protocol):

@@ -263,7 +263,7 @@ class SyncRun:
         cfg, cp = self.config, self.checkpoint
         kind = attempt.kind or SyncErrorKind.HTTP_ERROR
         if not attempt.retryable:
-            raise SyncAbort(kind, attempt.message)
+            raise SyncAbort(kind, attempt.message, status=attempt.status)
         if self.guard.breaker_open:
             failures = self.guard.state.breaker.failure_count
             raise SyncAbort(kind, f"{attempt.message}; circuit breaker opened after {failures} failures")

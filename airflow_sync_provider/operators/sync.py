@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_sync_provider import deferral
+from airflow_sync_provider import deferral, resource_state
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWaitRequired
 from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
@@ -59,6 +59,8 @@ class RateLimitedSyncOperator(BaseOperator):
     :param on_breaker_close: notifier(s) or callable(s) alerted when a probe closes the breaker.
     :param on_rate_limited: notifier(s) or callable(s) alerted when a sync ends ``RATE_LIMITED`` or
         ``RATE_LIMIT_EXCEEDED``.
+    :param resource: one of the source's ``resources`` (its name, the default task id): this task syncs
+        that endpoint under the source's window, breaker, quota and pool, with its own bookmark.
     :param defer_timeout_margin: how long a deferred sync may overrun its wait (default 5 minutes)
         before Airflow times the deferral out; the task then ends as ``TIMEOUT`` and frees its slot.
     """
@@ -85,9 +87,13 @@ class RateLimitedSyncOperator(BaseOperator):
         on_breaker_close: AlertSpec = None,
         on_rate_limited: AlertSpec = None,
         defer_timeout_margin: timedelta = deferral.DEFER_TIMEOUT_MARGIN,
+        resource: str | None = None,
         **kwargs: Any,
     ) -> None:
         config = config or DEFAULT_SYNC_CONFIGS.get(source) or SyncConfig(source=source)
+        if resource is not None and resource not in config.resource_names:
+            known = ", ".join(config.resource_names) or "none"
+            raise SyncConfigError("resource", resource, f"must be a resource of {source!r} (known: {known})")
         if config.source != source:
             raise ValueError(f"config.source must equal source, got {config.source!r} for source {source!r}")
         if not isinstance(defer_timeout_margin, timedelta) or defer_timeout_margin <= timedelta(0):
@@ -105,16 +111,39 @@ class RateLimitedSyncOperator(BaseOperator):
                 "that 1-slot pool, a sync outside it can overshoot the rate limit",
             )
         kwargs.setdefault("retries", 0)
-        kwargs.setdefault("task_id", f"sync_{source}")
+        kwargs.setdefault("task_id", resource or f"sync_{source}")
         super().__init__(**kwargs)
         self.source = source
         self.config = config
+        self.resource = resource
         self.handler = handler
         self.on_result = [on_result] if callable(on_result) else list(on_result or [])
         self.on_breaker_open = alerts.normalize_targets(on_breaker_open, "on_breaker_open")
         self.on_breaker_close = alerts.normalize_targets(on_breaker_close, "on_breaker_close")
         self.on_rate_limited = alerts.normalize_targets(on_rate_limited, "on_rate_limited")
         self.defer_timeout_margin = defer_timeout_margin
+
+    @property
+    def _name(self) -> str:
+        """``source`` or ``source.resource``, for log lines."""
+        return self.source if self.resource is None else f"{self.source}.{self.resource}"
+
+    def _payload(self, result: SyncResult) -> dict[str, Any]:
+        """The XCom dict of ``result``; a resource's also names the resource (an optional key)."""
+        payload = result.to_dict()
+        if self.resource is not None:
+            payload["resource"] = self.resource
+        return payload
+
+    def _default_handler(self) -> Handler:
+        """``default_handler``; a child resource's requests its endpoint once per parent item."""
+        if self.resource is not None:
+            resource = self.config.resource(self.resource)
+            if resource.parent is not None:
+                from airflow_sync_provider.parent_child import child_handler
+
+                return child_handler(self.config, resource)
+        return default_handler
 
     @cached_property
     def hook(self) -> RateLimitedSyncHook:
@@ -159,7 +188,8 @@ class RateLimitedSyncOperator(BaseOperator):
         """OpenLineage: input = the API endpoint, output = the table the items landed in (if ``load``)."""
         from airflow_sync_provider.load.lineage import sync_lineage
 
-        return sync_lineage(self.config, self.hook.url_for(self.config.endpoint))
+        config = self.config if self.resource is None else self.config.for_resource(self.resource)
+        return sync_lineage(config, self.hook.url_for(config.endpoint))
 
     # -- one sync -----------------------------------------------------------------------------------
 
@@ -168,6 +198,8 @@ class RateLimitedSyncOperator(BaseOperator):
         try:
             overrides = run_overrides(context)
             config, dry_run = apply_params(self.config, overrides)
+            if self.resource is not None:
+                config = config.for_resource(self.resource)
             return config, dry_run, full_refresh_requested(overrides)
         except SyncConfigError as exc:
             raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
@@ -199,7 +231,7 @@ class RateLimitedSyncOperator(BaseOperator):
             b = guard.state.breaker
             self.log.info(
                 "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
-                self.source,
+                self._name,
                 b.state.value,
                 b.failure_count,
                 config.circuit_breaker.failure_threshold,
@@ -207,10 +239,10 @@ class RateLimitedSyncOperator(BaseOperator):
                 config.rate_limit.max_requests,
                 plural(config.max_retries, "retry", "retries"),
             )
-        handler = self.handler or default_handler
+        handler = self.handler or self._default_handler()
         error: SyncAbort | None = None
         items = 0
-        stored = guard.state.bookmark
+        stored = resource_state.bookmark(guard.state, self.resource)
         ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
         try:
             items = items_from_handler_return(handler(ctx))
@@ -239,7 +271,7 @@ class RateLimitedSyncOperator(BaseOperator):
         full_refresh: bool = False,
     ) -> dict[str, Any]:
         """Settle the bookmark (it moves only after a committed load), store and report the result."""
-        stored = guard.state.bookmark
+        stored = resource_state.bookmark(guard.state, self.resource)
         result, bookmark = settle(
             run.config,
             run.checkpoint.load,
@@ -256,11 +288,12 @@ class RateLimitedSyncOperator(BaseOperator):
             )
         if bookmark != stored:
             if stored is None:
-                self.log.info("%s: first bookmark %r", self.source, bookmark)
+                self.log.info("%s: first bookmark %r", self._name, bookmark)
             else:
-                self.log.info("%s: bookmark %r -> %r", self.source, stored, bookmark)
-            guard.state = guard.state.replace(bookmark=bookmark)
-        guard.finish(result.to_dict())
+                self.log.info("%s: bookmark %r -> %r", self._name, stored, bookmark)
+            guard.state = resource_state.with_bookmark(guard.state, self.resource, bookmark)
+        guard.state = resource_state.with_result(guard.state, self.resource, self._payload(result))
+        guard.finish(self._payload(result))
         return self._report(context, result, error, guard)
 
     def _defer(
@@ -327,7 +360,7 @@ class RateLimitedSyncOperator(BaseOperator):
                 callback(result)
             except Exception:
                 self.log.exception("on_result callback %r raised; the sync result stands", callback)
-        payload = result.to_dict()
+        payload = self._payload(result)
         if error is None:
             return payload
         context["ti"].xcom_push(key="return_value", value=payload)

@@ -172,6 +172,7 @@ def sync_once(
     rng: random.Random | None = None,
     handler: Handler | None = None,
     checkpoint: Checkpoint | None = None,
+    resource: str | None = None,
 ) -> SyncOutcome:
     """One sync through the real ``RateLimitedSyncOperator`` with ``hook`` (its store and clock).
 
@@ -186,6 +187,7 @@ def sync_once(
         config=config,
         handler=handler,
         on_result=results.append,
+        resource=resource,
     )
     operator._clock, operator._sleep, operator._rng = clock, sleep, rng or random.Random(7)
     operator.__dict__["hook"] = hook  # the operator's cached hook: this one, with its store and clock

@@ -165,7 +165,7 @@ def test_the_readme_examples_are_valid_sources() -> None:
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Describing your API", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    block = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[0]  # the resources example: test_resources
     names = ("jira_issues", "notion_tasks", "stripe_customers", "zendesk_tickets")
     configs = {name: configs_from_mapping(yaml.safe_load(block))[name] for name in names}
     assert {c.paginator.type for c in configs.values() if c.paginator} == {
