@@ -17,13 +17,14 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
-from airflow_sync_provider import adaptive_config
+from airflow_sync_provider import adaptive_config, window_limits
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
 from airflow_sync_provider.policy.quota import RESET_FORMS
 from airflow_sync_provider.resource_config import ResourceConfig, check_resources, parse_resources
+from airflow_sync_provider.window_limits import WindowLimit
 
 MAX_WINDOW_ENTRIES = 10_000
 DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
@@ -116,6 +117,8 @@ class RateLimitConfig:
     """The adaptive floor: the effective limit never goes below it (nor above ``max_requests``)."""
     adaptive_decrease: float = adaptive_config.DEFAULT_DECREASE
     """The factor a refusal multiplies the effective limit by, in [0.1, 0.95]."""
+    extra_windows: tuple[WindowLimit, ...] = ()
+    """Longer windows obeyed as well (``window_limits``; the list form of ``rate_limit`` fills it)."""
 
     def __post_init__(self) -> None:
         _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
@@ -166,6 +169,34 @@ class RateLimitConfig:
                 f"must be at most {format_duration(MAX_LEARNED_WAIT)}",
             )
         adaptive_config.check(self)
+        self._check_extra_windows()
+
+    def _check_extra_windows(self) -> None:
+        name = f"{self.prefix}.extra_windows"
+        extra = self.extra_windows
+        if isinstance(extra, list):
+            extra = tuple(extra)
+            object.__setattr__(self, "extra_windows", extra)
+        _require(isinstance(extra, tuple), name, extra, "must be a list of windows")
+        _require(
+            len(extra) <= window_limits.MAX_EXTRA_WINDOWS,
+            name,
+            extra,
+            f"must hold at most {window_limits.MAX_EXTRA_WINDOWS} windows",
+        )
+        parsed = tuple(window_limits.parse(w, f"{name}[{i}]") for i, w in enumerate(extra))
+        object.__setattr__(self, "extra_windows", parsed)
+        for i, w in enumerate(parsed):
+            _require(
+                w.window > self.window,
+                f"{name}[{i}].window",
+                format_duration(w.window) if isinstance(w.window, timedelta) else w.window,
+                f"must be longer than {self.prefix}.window ({format_duration(self.window)})",
+            )
+        window_limits.check(
+            [(self.prefix, self.max_requests, self.window)]
+            + [(f"{name}[{i}]", w.max_requests, w.window) for i, w in enumerate(parsed)]
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -511,8 +542,10 @@ class SyncConfig:
                 value = {sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value)}
                 value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
             elif f.name in _SECTIONS:
-                value = {
-                    sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value) if sf.init
+                value = {  # no extra_windows: a single window reads as it always did
+                    sf.name: _plain(getattr(value, sf.name))
+                    for sf in dataclasses.fields(value)
+                    if sf.init and (sf.name != "extra_windows" or getattr(value, sf.name))
                 }
             elif isinstance(value, PaginatorConfig):
                 value = value.to_dict()
@@ -556,12 +589,17 @@ def _expected(exc: SyncConfigError) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, tuple) and value and all(isinstance(v, WindowLimit) for v in value):
+        return [v.to_dict() for v in value]
     return format_duration(value) if isinstance(value, timedelta) else value
 
 
 def _section_from_dict(kind: Any, data: Any, current: Any) -> Any:
     if isinstance(data, kind):
         return data
+    if kind is RateLimitConfig and isinstance(data, list):
+        data = window_limits.from_list(data, kind.prefix)
+        data.setdefault("extra_windows", ())
     if not isinstance(data, Mapping):
         raise SyncConfigError(kind.prefix, data, "must be a mapping")
     changes: dict[str, Any] = {}

@@ -177,6 +177,7 @@ def _error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
         "window_requests": 0,
         "window_max_requests": config.rate_limit.max_requests,
         "window_usage": 0.0,
+        "window_seconds": config.rate_limit.window.total_seconds(),
         "last_result": None,
         "updated_at": None,
     }
@@ -184,11 +185,11 @@ def _error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
 
 def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
     """A source's state as plain JSON for logs, dashboards and the CLI."""
-    from airflow_sync_provider.hooks.guard import breaker_settings, hold_seconds
-    from airflow_sync_provider.policy import quota, rate_limit
+    from airflow_sync_provider.hooks.guard import breaker_settings, tightest_window
+    from airflow_sync_provider.policy import quota
 
     b = state.breaker
-    in_window = len(rate_limit.prune(state.window, now, hold_seconds(config)))  # buckets count too
+    in_window, most, seconds = tightest_window(state, config, now)  # the fullest of the windows
     cap = config.rate_limit.learned_wait_cap.total_seconds()
     learned = quota.current(state.quota, now, cap) if config.rate_limit.learn_from_headers else None
     return {
@@ -201,8 +202,9 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
         "last_error": b.last_error,
         "last_failure_at": b.last_failure_at,
         "window_requests": in_window,
-        "window_max_requests": config.rate_limit.max_requests,
-        "window_usage": in_window / config.rate_limit.max_requests,
+        "window_max_requests": most,
+        "window_usage": in_window / most,
+        "window_seconds": seconds,
         "api_remaining": learned.remaining if learned else None,
         "api_limit": learned.limit if learned else None,
         "api_reset_at": learned.reset_at if learned else None,

@@ -29,6 +29,10 @@ shares do not account for is the share of no known writer (a state written befor
 older provider, which drops the key). Added without a schema bump. ``SourceState.window`` is always
 the union of all shares.
 
+The further windows of ``rate_limit.extra_windows`` (issue 19) are kept the same way under
+``"extra_windows": {"86400": {"3f9a0c1d": [4, 864.01, [[2083334, 57], ...]]}}``: per window length in
+seconds, the shares as in ``window_shares``. Added without a schema bump (an older provider drops it).
+
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
 """
@@ -51,6 +55,7 @@ from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.buckets import Buckets
+from airflow_sync_provider.policy.log import Log
 from airflow_sync_provider.policy.quota import Quota
 
 SCHEMA_VERSION = 1
@@ -70,7 +75,7 @@ class SourceState:
 
     source: str
     breaker: BreakerSnapshot = field(default_factory=BreakerSnapshot)
-    window: rate_limit.Window = ()
+    window: rate_limit.Window = field(default_factory=Log)
     """A log of request times, or ``Buckets`` for large limits (``rate_limit.fit`` chooses): the union
     of ``shares`` (given ``shares``, this is computed from them)."""
     last_result: dict[str, Any] | None = None
@@ -86,8 +91,20 @@ class SourceState:
     schema_version: int = SCHEMA_VERSION
     shares: sh.Shares = ()
     """The window per writer (``policy.shares``); a window given alone is one anonymous share."""
+    extra_windows: tuple[tuple[float, sh.Shares], ...] = ()
+    """The further windows of ``rate_limit.extra_windows`` (issue 19): per window length in seconds,
+    its requests per writer, ordered by length. Empty shares are left out when stored."""
+
+    learned_windows: tuple[tuple[float, int, float], ...] = ()
+    """Windows the API advertised (``RateLimit-Policy``) longer than ours: (seconds, limit, trusted
+    until); their requests are kept in ``extra_windows`` from when they were learned."""
+
+    def extra(self, seconds: float) -> sh.Shares:
+        """The shares of the further window of ``seconds`` (none yet: empty)."""
+        return next((shares for length, shares in self.extra_windows if length == seconds), ())
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "window", rate_limit.as_window(self.window))
         if self.shares:
             object.__setattr__(self, "window", sh.total(self.shares))
         elif len(self.window):
@@ -113,20 +130,26 @@ class SourceState:
     def to_json(self) -> str:
         breaker = dataclasses.asdict(self.breaker)
         breaker["state"] = self.breaker.state.value
-        window = self.window
-        named = {s.writer: _share_json(s.window, s.seq) for s in self.shares if s.writer and len(s.window)}
+        named = {s.writer: s.window.share_json(s.seq) for s in self.shares if s.writer and len(s.window)}
         body: dict[str, Any] = {
             "schema_version": self.schema_version,
             "source": self.source,
             "breaker": breaker,
-            "window": [] if isinstance(window, Buckets) else _rounded(window),
+            **self.window.serialise(keep=MAX_WINDOW_ENTRIES),
             "last_result": self.last_result,
             "updated_at": self.updated_at,
         }
-        if isinstance(window, Buckets):
-            body["window_buckets"] = {"width": window.width, "counts": window.counts}
         if named:
             body["window_shares"] = named
+        extra = {
+            format(length, "g"): {s.writer: s.window.share_json(s.seq) for s in shares if len(s.window)}
+            for length, shares in self.extra_windows
+        }
+        extra = {length: shares for length, shares in extra.items() if shares}
+        if extra:
+            body["extra_windows"] = extra
+        if self.learned_windows:
+            body["learned_windows"] = [list(w) for w in self.learned_windows]
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
@@ -210,13 +233,14 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
     # by time, not by list position: a hand-edited or foreign log need not be in order
-    stamps: rate_limit.Window = _log(window, "window")
+    stamps: rate_limit.Window = Log(_log(window, "window"))
     if data.get("window_buckets") is not None:
         stamps = rate_limit.union(_buckets(data["window_buckets"], "window_buckets"), stamps)
     named = _shares(data.get("window_shares"))
     shares = (sh.Share(sh.ANONYMOUS, 0, sh.rest(stamps, named)), *named)
     last = data.get("last_result")
     writer = data.get("writer")
+    extra = _extra_windows(data.get("extra_windows"))
     quota = _quota(data.get("quota"), warn)
     return SourceState(
         source=source,
@@ -227,8 +251,46 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         writer=str(writer)[:250] if writer is not None else None,
         quota=quota,
         bookmark=_bookmark(data.get("bookmark")),
+        extra_windows=extra,
+        learned_windows=_learned_windows(data.get("learned_windows"), warn),
         resources=_resources(data.get("resources"), warn),
     )
+
+
+def _learned_windows(value: Any, warn: Warn) -> tuple[tuple[float, int, float], ...]:
+    """``learned_windows``: ``[[seconds, limit, until], ...]``; malformed: dropped (learned again)."""
+    if value is None:
+        return ()
+    try:
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list, got {value!r}")
+        out = []
+        for item in value:
+            if not (isinstance(item, list) and len(item) == 3):
+                raise ValueError(f"each must be [seconds, limit, until], got {item!r}")
+            seconds, limit, until = (_number(v, "learned_windows[]") for v in item)
+            if not (seconds and seconds > 0 and limit and limit >= 1 and limit == int(limit) and until):
+                raise ValueError(f"each must be [seconds > 0, limit >= 1, until], got {item!r}")
+            out.append((seconds, int(limit), until))
+    except ValueError as exc:
+        warn(f"learned_windows is malformed ({exc}); they are dropped and learned again")
+        return ()
+    return tuple(sorted(out))
+
+
+def _extra_windows(value: Any) -> tuple[tuple[float, sh.Shares], ...]:
+    """``extra_windows``: window length in seconds -> shares as in ``window_shares``."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError(f"extra_windows must be an object, got {value!r}")
+    out = []
+    for key, shares in value.items():
+        length = _number(float(key), "extra_windows key")
+        if length is None or length <= 0:
+            raise ValueError(f"extra_windows keys must be window lengths > 0, got {key!r}")
+        out.append((length, sh.of(_shares(shares, f"extra_windows[{key!r}]"))))
+    return tuple(sorted(out, key=lambda pair: pair[0]))
 
 
 def newest(stamps: Iterable[float]) -> tuple[float, ...]:
@@ -265,16 +327,16 @@ def _buckets(value: Any, name: str) -> Buckets:
 MAX_WRITER_LENGTH = 64
 
 
-def _shares(value: Any) -> list[sh.Share]:
+def _shares(value: Any, field_name: str = "window_shares") -> list[sh.Share]:
     """``window_shares``: writer tag -> ``[seq, [time, ...]]`` (a log) or ``[seq, width, [[index,
     count], ...]]`` (buckets)."""
     if value is None:
         return []
     if not isinstance(value, dict):
-        raise ValueError(f"window_shares must be an object, got {value!r}")
+        raise ValueError(f"{field_name} must be an object, got {value!r}")
     out = []
     for writer, share in value.items():
-        name = f"window_shares[{writer!r}]"
+        name = f"{field_name}[{writer!r}]"
         if not writer or len(writer) > MAX_WRITER_LENGTH:
             raise ValueError(f"{name}: a writer tag must be 1-{MAX_WRITER_LENGTH} characters")
         if not (isinstance(share, list) and len(share) in (2, 3)):
@@ -283,21 +345,11 @@ def _shares(value: Any) -> list[sh.Share]:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ValueError(f"{name} seq must be an integer >= 0, got {seq!r}")
         if len(share) == 2:
-            window: rate_limit.Window = _log(share[1], f"{name} log")
+            window: rate_limit.Window = Log(_log(share[1], f"{name} log"))
         else:
             window = _buckets({"width": share[1], "counts": share[2]}, f"{name} buckets")
         out.append(sh.Share(writer, seq, window))
     return out
-
-
-def _share_json(window: rate_limit.Window, seq: int) -> list[Any]:
-    if isinstance(window, Buckets):
-        return [seq, window.width, window.counts]
-    return [seq, _rounded(window)]
-
-
-def _rounded(log: tuple[float, ...]) -> list[float]:
-    return [round(t, sh.DECIMALS) for t in newest(log)]
 
 
 def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings | None = None) -> SourceState:
@@ -318,6 +370,20 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
         breaker=breaker_policy.merge(ours.breaker, theirs.breaker, settings),
         quota=quota,
         bookmark=ours.bookmark if ours.bookmark is not None else theirs.bookmark,
+        learned_windows=tuple(
+            sorted(
+                {
+                    n: (n, limit, until)
+                    for n, limit, until in sorted(
+                        (*ours.learned_windows, *theirs.learned_windows), key=lambda w: w[2]
+                    )
+                }.values()
+            )
+        ),
+        extra_windows=tuple(
+            (length, sh.merge(ours.extra(length), theirs.extra(length)))
+            for length in sorted({n for n, _ in (*ours.extra_windows, *theirs.extra_windows)})
+        ),
         resources={**theirs.resources, **ours.resources},
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,19 @@ def hold_seconds(config: SyncConfig) -> float:
     """How long a slot stays taken after its response: the window plus the safety margin."""
     limit = config.rate_limit
     return (limit.window + limit.margin) / timedelta(seconds=1)
+
+
+def tightest_window(state: SourceState, config: SyncConfig, now: float) -> tuple[int, int, float]:
+    """The fullest of the source's windows (``rate_limit`` and its ``extra_windows``): requests in it,
+    its limit and its length in seconds (the first on a tie). What the attempt line, the metric
+    ``sync.rate_limit.usage``, ``states`` and the dashboard show."""
+    limit = config.rate_limit
+    margin = limit.margin / timedelta(seconds=1)
+    first = limit.window / timedelta(seconds=1)
+    windows = [(state.window, limit.max_requests, first)]
+    windows += [(sh.total(state.extra(w.seconds)), w.max_requests, w.seconds) for w in limit.extra_windows]
+    counted = [(window.in_window(now, length + margin), most, length) for window, most, length in windows]
+    return max(counted, key=lambda c: c[0] / c[1])
 
 
 def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], None]) -> SourceState:
@@ -122,6 +136,7 @@ class SourceGuard:
         self.window_seconds = config.rate_limit.window / timedelta(seconds=1)
         self.margin_seconds = config.rate_limit.margin / timedelta(seconds=1)
         self.hold_seconds = hold_seconds(config)
+        self._warned_windows: set[tuple[int, float]] = set()  # advertised windows warned about
         self.learned_cap = config.rate_limit.learned_wait_cap / timedelta(seconds=1)
         """How long a learned quota is trusted at most after it was learned (``max_learned_wait``)."""
         self.learned_long_wait: quota.Quota | None = None
@@ -152,7 +167,12 @@ class SourceGuard:
             self.state = self.state.replace(breaker=snapshot, shares=shares)
             return admission
         shares = sh.take(shares, self.tag, now, like=sh.total(shares) or decision.timestamps)
-        self.state = self.state.replace(breaker=permit.snapshot, shares=shares, quota=self._spend_one(now))
+        taken = {length: self._take(length, fitted, now) for length, fitted in self._extra_fitted(now)}
+        kept = {length: shares for length, shares in self.state.extra_windows if length not in taken}
+        extra = tuple(sorted({**kept, **taken}.items()))
+        self.state = self.state.replace(
+            breaker=permit.snapshot, shares=shares, quota=self._spend_one(now), extra_windows=extra
+        )
         self._pending = now
         self._save(now)
         return admission
@@ -174,6 +194,8 @@ class SourceGuard:
             return Admission(False, SyncErrorKind.CIRCUIT_BREAKER_OPEN, wait, message), permit, None
         learned = self.learned_quota(now)
         decision, message = self._window(learned, now)
+        if decision.granted:
+            decision, message = self._extra_room(now, decision, message)
         spent = quota.wait(learned, now, self.learned_cap)
         if spent > 0 and spent >= decision.wait:  # nothing is left at the API until its reset
             message = f"{quota.SPENT} (remaining 0); it resets in {spent:.1f}s{self._capped(learned, now)}"
@@ -207,6 +229,88 @@ class SourceGuard:
         )
         return decision, message
 
+    def further_windows(self, now: float) -> tuple[tuple[float, int, float, str], ...]:
+        """Every window besides the first: ``rate_limit.extra_windows`` and the windows the API advertised
+        (``RateLimit-Policy``, while learned), as (seconds, limit, hold seconds, what it is); one
+        length twice: the lower limit."""
+        margin = self.margin_seconds
+        found: dict[float, tuple[int, str]] = {}
+        for w in self.config.rate_limit.extra_windows:
+            found[w.seconds] = (w.max_requests, "rate_limit.extra_windows")
+        for length, limit, until in (
+            self.state.learned_windows if self.config.rate_limit.learn_from_headers else ()
+        ):
+            if until > now and length > self.window_seconds and limit < found.get(length, (limit + 1, ""))[0]:
+                found[length] = (limit, "advertised by the API")
+        return tuple((n, limit, n + margin, text) for n, (limit, text) in sorted(found.items()))
+
+    def _extra_fitted(self, now: float) -> tuple[tuple[float, sh.Shares], ...]:
+        """Every further window's shares pruned and in its form (buckets above ``LOG_MAX``)."""
+        return tuple(
+            (n, sh.fit(self.state.extra(n), now, max_requests=limit, window=hold))
+            for n, limit, hold, _ in self.further_windows(now)
+        )
+
+    def _extra_room(
+        self, now: float, granted: rate_limit.WindowDecision, message: str
+    ) -> tuple[rate_limit.WindowDecision, str]:
+        """``granted`` unless a further window is full: then the longest wait among the full ones."""
+        worst: tuple[float, str] | None = None
+        for n, limit, hold, text in self.further_windows(now):
+            wait = sh.total(self.state.extra(n)).room(now, max_requests=limit, window=hold)
+            if wait > 0 and (worst is None or wait > worst[0]):
+                worst = (
+                    wait,
+                    f"rate limit window full ({limit} requests per {n:.0f}s, {text}); "
+                    f"next slot in {wait:.1f}s",
+                )
+        if worst is None:
+            return granted, message
+        return rate_limit.WindowDecision(False, self.state.window, worst[0]), worst[1]
+
+    def _learn_windows(self, headers: dict[str, str], now: float) -> None:
+        """Each window a ``RateLimit-Policy`` advertises longer than ours binds as a learned window for
+        the larger of its length and ``max_learned_wait``; one tighter than the config allows over it
+        is warned once per sync, naming both."""
+        said = quota.policies(next((v for k, v in headers.items() if k.lower() == "ratelimit-policy"), None))
+        longer = [(limit, n) for limit, n in said if n > self.window_seconds]
+        if not longer:
+            return
+        learned = {length: (limit, until) for length, limit, until in self.state.learned_windows}
+        for limit, n in longer:
+            learned[n] = (limit, now + max(n, self.learned_cap))
+            allowed, ours = self._config_allows(n)
+            if limit < allowed and (limit, n) not in self._warned_windows:
+                self._warned_windows.add((limit, n))
+                self.log.warning(
+                    "%s: the API advertises %d requests per %.0fs (RateLimit-Policy), tighter than the "
+                    "config (%s allows %d in %.0fs): obeying it as a learned window",
+                    self.config.source,
+                    limit,
+                    n,
+                    ours,
+                    allowed,
+                    n,
+                )
+        # a window learned just now starts from the requests of ours (the one that brought it included)
+        records = dict(self.state.extra_windows)
+        for _, n in longer:
+            records.setdefault(n, self.state.shares)
+        self.state = self.state.replace(
+            learned_windows=tuple((n, limit, until) for n, (limit, until) in sorted(learned.items())),
+            extra_windows=tuple(sorted(records.items())),
+        )
+
+    def _config_allows(self, seconds: float) -> tuple[int, str]:
+        """The most requests the configured windows allow in ``seconds``, and the window that says so."""
+        limit = self.config.rate_limit
+        windows = [(limit.max_requests, self.window_seconds)] + [
+            (w.max_requests, w.seconds) for w in limit.extra_windows
+        ]
+        allows = [(most * math.ceil(seconds / n) if n < seconds else most, most, n) for most, n in windows]
+        allowed, most, n = min(allows)
+        return allowed, f"rate_limit {most} per {n:.0f}s"
+
     def record(self, attempt: Attempt) -> None:
         """Hold the attempt's slot from now (its response time); apply its breaker effect; persist
         when the count or the state changed, or when the response took longer than the safety
@@ -217,10 +321,16 @@ class SourceGuard:
             self._check_clock(attempt, self._pending, now)
             shares = sh.restamp(self.state.shares, self.tag, self._pending, now)
             slow = now - self._pending > self.margin_seconds and shares != self.state.shares
-            self.state = self.state.replace(shares=shares)
+            extra = tuple(
+                (length, sh.restamp(theirs, self.tag, self._pending, now))
+                for length, theirs in self.state.extra_windows
+            )
+            self.state = self.state.replace(shares=shares, extra_windows=extra)
             self._pending = None
         if attempt.quota is not None and self.config.rate_limit.learn_from_headers:
             self._learn(attempt.quota, now)
+        if attempt.headers and self.config.rate_limit.learn_from_headers:
+            self._learn_windows(attempt.headers, now)
         before = self.state.breaker
         if attempt.effect is BreakerEffect.SUCCESS:
             after, moved = breaker.record_success(before, now)
@@ -323,10 +433,15 @@ class SourceGuard:
         return self.state.breaker.state is BreakerState.OPEN
 
     def window_usage(self) -> float:
-        limit = self.config.rate_limit
-        return rate_limit.usage(
-            self.state.window, self.clock(), max_requests=limit.max_requests, window=self.hold_seconds
-        )
+        """The fullest window's usage (the tightest of ``rate_limit`` and its ``extra_windows``)."""
+        requests, limit, _ = tightest_window(self.state, self.config, self.clock())
+        return requests / limit
+
+    def _take(self, length: float, fitted: sh.Shares, now: float) -> sh.Shares:
+        """Our slot at ``now`` in the further window of ``length`` seconds (in the form ``fit`` chose)."""
+        limit, hold = next((limit, hold) for n, limit, hold, _ in self.further_windows(now) if n == length)
+        form = rate_limit.fit(sh.total(fitted), now, max_requests=limit, window=hold)
+        return sh.take(fitted, self.tag, now, like=form)
 
     def _note(self, moved: Transition | None, snapshot: breaker.BreakerSnapshot) -> None:
         if moved is None:

@@ -13,10 +13,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+from airflow_sync_provider.policy.window import Tally, Window
 
 
 @dataclass(frozen=True)
-class Buckets:
+class Buckets(Window):
     width: float
     """Seconds per bucket (> 0)."""
     counts: tuple[tuple[int, int], ...] = ()
@@ -35,6 +38,57 @@ class Buckets:
     def ends(self) -> tuple[float, ...]:
         """One stamp per request: its bucket's end (what the bucket counts as its time)."""
         return tuple(self.end(i) for i, c in self.counts for _ in range(c))
+
+    # the Window interface (policy.window), by the functions below
+
+    @property
+    def grid(self) -> float | None:
+        return self.width
+
+    def prune(self, now: float, window: float) -> Buckets:
+        return prune(self, now, window)
+
+    def admit(self, now: float, count: int = 1) -> Buckets:
+        return add(self, now, count)
+
+    def free_at(self, n: int, window: float) -> float:
+        return free_at(self, n, window)
+
+    def restamp(self, old: float, new: float) -> Buckets:
+        return restamp(self, old, new)
+
+    def clamp_future(self, now: float) -> tuple[Buckets, int, float]:
+        """A bucket starting after ``now`` moves to now's; how far ahead counts from its start."""
+        current = index_of(now, self.width)
+        ahead = [(i, c) for i, c in self.counts if i > current]
+        if not ahead:
+            return self, 0, 0.0
+        moved = sum(c for _, c in ahead)
+        furthest = self.end(ahead[-1][0] - 1) - now
+        return add(Buckets(self.width, self.counts[: -len(ahead)]), now, moved), moved, max(furthest, 0.0)
+
+    def oldest(self) -> float | None:
+        return self.end(self.counts[0][0]) if self.counts else None
+
+    def as_buckets(self, width: float) -> Buckets:
+        return regrid(self, width)
+
+    def as_log(self, now: float) -> Window:
+        from airflow_sync_provider.policy.log import Log  # log.py builds on this module
+
+        return Log(to_times(self, now))
+
+    def serialise(self, keep: int | None = None) -> dict[str, Any]:
+        return {"window": [], "window_buckets": {"width": self.width, "counts": self.counts}}
+
+    def share_json(self, seq: int) -> list[Any]:
+        return [seq, self.width, self.counts]
+
+    def tally(self) -> Tally:
+        return Counter(dict(self.counts))
+
+    def from_tally(self, tally: Tally) -> Buckets:
+        return of(tally, self.width)
 
 
 def index_of(t: float, width: float) -> int:
@@ -114,6 +168,4 @@ def restamp(buckets: Buckets, old: float, new: float) -> Buckets:
 
 def union(ours: Buckets, extra: Buckets) -> Buckets:
     """Every request of both (``extra`` moved onto our grid, each to a bucket ending no earlier)."""
-    counter = Counter(dict(ours.counts))
-    counter.update(dict(regrid(extra, ours.width).counts))
-    return of(counter, ours.width)
+    return of(ours.tally() + regrid(extra, ours.width).tally(), ours.width)

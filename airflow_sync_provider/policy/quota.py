@@ -137,6 +137,17 @@ def _policy(value: str | None) -> tuple[int | None, float | None]:
     return limit, (window if window and window > 0 else None)
 
 
+def policies(value: str | None) -> tuple[tuple[int, float], ...]:
+    """Every ``(limit, window seconds)`` a ``RateLimit-Policy`` lists with a window (``100;w=10,
+    250000;w=86400`` or ``"burst";q=100;w=10, "daily";q=250000;w=86400``), in the order given."""
+    out = []
+    for item in (value or "").split(","):
+        limit, window = _policy(item)
+        if limit is not None and limit > 0 and window is not None:
+            out.append((limit, window))
+    return tuple(out)
+
+
 def parse_headers(
     headers: Mapping[str, str],
     now: float,

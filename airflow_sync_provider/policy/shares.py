@@ -14,18 +14,15 @@ share of ``ANONYMOUS``; no guard ever adds to it, it is only pruned.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy import rate_limit
-from airflow_sync_provider.policy.buckets import Buckets
-from airflow_sync_provider.policy.rate_limit import Window
+from airflow_sync_provider.policy.log import DECIMALS, Log
+from airflow_sync_provider.policy.rate_limit import Window, Windowish, as_window
+from airflow_sync_provider.policy.window import LESS, MOST, SUM
 
 ANONYMOUS = ""
-DECIMALS = 6
-"""Stamps are rounded to microseconds, as stored: a share read back equals the one written."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +30,10 @@ class Share:
     writer: str
     seq: int
     window: Window
+    """Given as plain times, a log."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "window", as_window(self.window))
 
 
 Shares = tuple[Share, ...]
@@ -48,31 +49,24 @@ def of(shares: Iterable[Share]) -> Shares:
 
 def total(shares: Shares) -> Window:
     """Every request of every writer in one window (buckets if any share is bucketed)."""
-    window: Window = ()
+    window: Window = Log()
     for share in shares:
-        window = rate_limit.union(window, share.window)
+        window = window.merge(share.window, SUM)
     return window
 
 
-def rest(whole: Window, named: Iterable[Share]) -> Window:
+def rest(whole: Windowish, named: Iterable[Share]) -> Window:
     """What of ``whole`` (every request, as stored) no share in ``named`` accounts for: the anonymous
-    share. Never negative; when the forms cannot be compared (hand-edited), all of ``whole``: more
-    than the truth, never less."""
-    theirs = total(tuple(named))
-    if isinstance(whole, Buckets):
-        grid = (
-            bk.regrid(theirs, whole.width)
-            if isinstance(theirs, Buckets)
-            else bk.from_times(theirs, whole.width)
-        )
-        return bk.of(Counter(dict(whole.counts)) - Counter(dict(grid.counts)), whole.width)
-    if isinstance(theirs, Buckets):
+    share. Never negative; when the forms cannot be compared (a log against bucketed shares:
+    hand-edited), all of ``whole``: more than the truth, never less."""
+    whole, theirs = as_window(whole), total(tuple(named))
+    if whole.grid is None and theirs.grid is not None:
         return whole
-    return tuple(sorted((Counter(whole) - Counter(theirs)).elements()))
+    return whole.merge(theirs, LESS)
 
 
 def own(shares: Shares, writer: str) -> Share:
-    return next((s for s in shares if s.writer == writer), Share(writer, 0, ()))
+    return next((s for s in shares if s.writer == writer), Share(writer, 0, Log()))
 
 
 def put(shares: Shares, share: Share) -> Shares:
@@ -80,18 +74,17 @@ def put(shares: Shares, share: Share) -> Shares:
     return of((*(s for s in shares if s.writer != share.writer), share))
 
 
-def take(shares: Shares, writer: str, now: float, *, like: Window) -> Shares:
+def take(shares: Shares, writer: str, now: float, *, like: Windowish) -> Shares:
     """``writer`` made a request at ``now`` (entered in the form of ``like``, the total window)."""
     mine, now = own(shares, writer), round(now, DECIMALS)
-    window = same_form(mine.window, like, now)
-    grown = bk.add(window, now) if isinstance(window, Buckets) else tuple(sorted((*window, now)))
+    grown = mine.window.like(as_window(like), now).admit(now)
     return put(shares, Share(writer, mine.seq + 1, grown))
 
 
 def restamp(shares: Shares, writer: str, old: float, new: float) -> Shares:
     """``writer``'s request stamped ``old`` is held from ``new`` (its response time)."""
     mine = own(shares, writer)
-    moved = rate_limit.restamp(mine.window, round(old, DECIMALS), round(new, DECIMALS))
+    moved = mine.window.restamp(round(old, DECIMALS), round(new, DECIMALS))
     if moved == mine.window:
         return shares
     return put(shares, Share(writer, mine.seq + 1, moved))
@@ -105,22 +98,17 @@ def each(shares: Shares, change: Callable[[Window], Window]) -> Shares:
 def fit(shares: Shares, now: float, *, max_requests: int, window: float) -> Shares:
     """Every share pruned and in the form ``rate_limit.fit`` gives the total (one grid for all)."""
     form = rate_limit.fit(total(shares), now, max_requests=max_requests, window=window)
-    return each(shares, lambda w: same_form(rate_limit.prune(w, now, window), form, now))
+    return each(shares, lambda w: w.prune(now, window).like(form, now))
 
 
-def same_form(window: Window, like: Window, now: float) -> Window:
+def same_form(window: Windowish, like: Windowish, now: float) -> Window:
     """``window`` as buckets on ``like``'s grid when ``like`` is bucketed, else as a log."""
-    if isinstance(like, Buckets):
-        if isinstance(window, Buckets):
-            return bk.regrid(window, like.width)
-        return bk.from_times(window, like.width)
-    if isinstance(window, Buckets):
-        return bk.to_times(window, now)
-    return window
+    return as_window(window).like(as_window(like), now)
 
 
 def merge(ours: Shares, theirs: Shares) -> Shares:
-    """Per writer, the copy with the higher ``seq``; equal ``seq``: the per-entry maximum of both."""
+    """Per writer, the copy with the higher ``seq``; equal ``seq``: the per-entry maximum of both (a
+    time, or a bucket on the first's grid: two copies of the same requests, none counted twice)."""
     mine = {s.writer: s for s in ours}
     merged = dict(mine)
     for share in theirs:
@@ -128,16 +116,5 @@ def merge(ours: Shares, theirs: Shares) -> Shares:
         if kept is None or share.seq > kept.seq:
             merged[share.writer] = share
         elif share.seq == kept.seq:
-            merged[share.writer] = Share(share.writer, share.seq, _most(kept.window, share.window))
+            merged[share.writer] = Share(share.writer, share.seq, kept.window.merge(share.window, MOST))
     return of(merged.values())
-
-
-def _most(a: Window, b: Window) -> Window:
-    """Per entry (a time, or a bucket on ``a``'s grid) the larger count of the two: two copies of
-    the same requests united without counting any twice."""
-    if isinstance(a, Buckets) or isinstance(b, Buckets):
-        width = a.width if isinstance(a, Buckets) else b.width  # type: ignore[union-attr]
-        grid_a = a if isinstance(a, Buckets) else bk.from_times(a, width)
-        grid_b = bk.regrid(b, width) if isinstance(b, Buckets) else bk.from_times(b, width)
-        return bk.of(Counter(dict(grid_a.counts)) | Counter(dict(grid_b.counts)), width)
-    return tuple(sorted((Counter(a) | Counter(b)).elements()))

@@ -459,7 +459,7 @@ def test_from_dict_accepts_section_objects():
             {"source": "a", "rate_limit": ["60"]},
             None,
             "rate_limit",
-            "rate_limit must be a mapping, got ['60']",
+            "rate_limit must be a mapping or a list of mappings, got ['60']",
         ),
         (["source", "a"], None, "config", "config must be a mapping, got ['source', 'a']"),
         ({"source": "a", "timeout": "soon"}, None, "timeout", "timeout must be a duration like"),
