@@ -60,9 +60,9 @@ def test_quick_run_numbers_are_positive_and_consistent(quick: dict[str, Any]) ->
     assert quick["rows"] == dict.fromkeys(bulk.SIDES, items)  # every side landed every item once
     assert all(seconds > 0 for seconds in quick["seconds"].values())
     for side, rate in quick["rows_per_s"].items():
-        assert rate == pytest.approx(items / quick["seconds"][side], rel=0.01)
+        assert rate == pytest.approx(items / quick["seconds"][side], rel=0.05)  # seconds are rounded
     ratio = quick["seconds"]["ours"] / quick["seconds"]["dlt_alone"]
-    assert quick["ratio_ours_vs_dlt_alone"] == pytest.approx(ratio, rel=0.01)
+    assert quick["ratio_ours_vs_dlt_alone"] == pytest.approx(ratio, rel=0.05)  # from unrounded seconds
     one_page, calls = quick["variable_calls_per_sync_1_page"], quick["variable_calls"]
     assert 0 < one_page < calls  # a longer sync makes more Variable calls than a 1-page one
     assert quick["variable_calls_per_page"] == pytest.approx(

@@ -19,10 +19,19 @@ def airflow_db() -> None:
 
 
 @pytest.fixture
-def variables(airflow_db: None) -> Iterator[object]:
-    """``airflow.models.Variable`` on the session DB; ``sync_state_*`` Variables are removed after."""
+def variables(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """``airflow.models.Variable`` on the session DB; ``sync_state_*`` Variables are removed after.
+
+    ``airflow.models.Variable`` switches to the Task SDK's path (which outside a task sees only
+    ``AIRFLOW_VAR_*``) once any earlier test in this process left the task runner's
+    ``SUPERVISOR_COMMS`` set; this fixture always talks to the DB."""
+    import sys
+
     from airflow.models import Variable
 
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if runner is not None and hasattr(runner, "SUPERVISOR_COMMS"):
+        monkeypatch.delattr(runner, "SUPERVISOR_COMMS")
     yield Variable
     from airflow.utils.session import create_session
 
