@@ -36,6 +36,10 @@ def test_loop_durations_keep_only_the_scheduler_loop_timer() -> None:
                 b"airflow.scheduler.scheduler_loop_duration:7|ms",
             ):
                 sock.sendto(line, ("127.0.0.1", listener.port))
+            deadline = time.monotonic() + 10
+            while len(listener.packets) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the listener's thread must hold them before the window opens
+            assert len(listener.packets) == 3
 
             def send_later() -> None:
                 time.sleep(0.3)

@@ -37,11 +37,6 @@ def opened_ago(variables: Any, seconds: float) -> dict[str, Any]:
     return state
 
 
-@pytest.mark.xfail(
-    reason="passes alone; in the full suite on one xdist worker the in-process Variable read misses what "
-    "`airflow dags test` wrote (order-dependent, under investigation: see CHANGELOG/issue notes)",
-    strict=False,
-)
 def test_a_failed_probe_doubles_the_wait_before_the_next_one(variables: Any) -> None:
     with DemoServer(port=0) as demo:
         demo.set_fault("outage", source=SOURCE)

@@ -42,11 +42,6 @@ def busiest_window(demo: DemoServer) -> int:
     return max((sum(1 for t in starts if s <= t < s + WINDOW) for s in starts), default=0)
 
 
-@pytest.mark.xfail(
-    reason="passes alone; in the full suite on one xdist worker the in-process Variable read misses what "
-    "`airflow dags test` wrote (order-dependent, under investigation: see CHANGELOG/issue notes)",
-    strict=False,
-)
 def test_three_resources_of_one_source_stay_within_its_limit_where_three_sources_exceed_it(
     demo: DemoServer, variables: Any
 ) -> None:
