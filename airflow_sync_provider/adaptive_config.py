@@ -1,26 +1,42 @@
 """Parse-time checks of the adaptive rate-limit settings (issue 19, item 6): ``rate_limit.adaptive``,
 ``rate_limit.min_requests`` and ``rate_limit.adaptive_decrease``.
 
-Kept apart from ``config.py`` so the section grows in one place. Each bad value raises
+Kept apart from ``rate_limit_config.py`` so the section grows in one place. Each bad value raises
 ``SyncConfigError`` naming the field and the value; a floor above the limit names both fields.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.policy import adaptive
-
-if TYPE_CHECKING:
-    from airflow_sync_provider.config import RateLimitConfig
 
 DEFAULT_MIN_REQUESTS = 1
 DEFAULT_DECREASE = 0.7
 """The factor a refusal multiplies the effective limit by (CUBIC's beta, as the AWS SDKs use)."""
 DECREASE_RANGE = (0.1, 0.95)
 """Below 0.1 one refusal all but stops the source; above 0.95 a refusal barely slows it."""
+
+
+class RateLimitConfig(Protocol):
+    """What these checks read of ``rate_limit_config.RateLimitConfig`` (no import of it: that module
+    calls these checks)."""
+
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def max_requests(self) -> int: ...
+    @property
+    def window(self) -> timedelta: ...
+    @property
+    def adaptive(self) -> bool: ...
+    @property
+    def min_requests(self) -> int: ...
+    @property
+    def adaptive_decrease(self) -> float: ...
 
 
 def _is_int(value: Any) -> bool:

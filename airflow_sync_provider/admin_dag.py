@@ -77,7 +77,7 @@ def _reset(source: str) -> dict[str, Any]:
     from airflow.sdk import get_current_context
 
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-    from airflow_sync_provider.operators.sync import writer_id
+    from airflow_sync_provider.operators.run_params import writer_id
     from airflow_sync_provider.state_table import format_states
 
     hook = RateLimitedSyncHook()

@@ -9,294 +9,35 @@ and rejects unknown keys by name.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from airflow_sync_provider import adaptive_config, window_limits
-from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.config_checks import duration, int_at_least, require
+from airflow_sync_provider.config_form import expected, optional_section, plain, section_from_dict
+from airflow_sync_provider.durations import parse_duration
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
-from airflow_sync_provider.policy.quota import RESET_FORMS
+from airflow_sync_provider.rate_limit_config import DEFAULT_MAX_LEARNED_WAIT as DEFAULT_MAX_LEARNED_WAIT
+from airflow_sync_provider.rate_limit_config import DEFAULT_SAFETY_MARGIN as DEFAULT_SAFETY_MARGIN
+from airflow_sync_provider.rate_limit_config import MAX_LEARNED_WAIT as MAX_LEARNED_WAIT
+from airflow_sync_provider.rate_limit_config import MAX_WINDOW_ENTRIES as MAX_WINDOW_ENTRIES
+from airflow_sync_provider.rate_limit_config import RateLimitConfig
 from airflow_sync_provider.resource_config import ResourceConfig, check_resources, parse_resources
-from airflow_sync_provider.window_limits import WindowLimit
+from airflow_sync_provider.retry_config import DEFAULT_MAX_RESET_TIMEOUT as DEFAULT_MAX_RESET_TIMEOUT
+from airflow_sync_provider.retry_config import DEFAULT_RESET_MULTIPLIER as DEFAULT_RESET_MULTIPLIER
+from airflow_sync_provider.retry_config import JITTER_STRATEGIES as JITTER_STRATEGIES
+from airflow_sync_provider.retry_config import BackoffConfig, CircuitBreakerConfig
+from airflow_sync_provider.schedule_config import MAX_ASSET_NAME as MAX_ASSET_NAME
+from airflow_sync_provider.schedule_config import check_schedule, check_trigger_assets
 
-MAX_WINDOW_ENTRIES = 10_000
-DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)
-"""``rate_limit.safety_margin`` when unset (capped at a tenth of the window)."""
-MAX_REDIRECTS = 20
-DEFAULT_MAX_LEARNED_WAIT = timedelta(hours=1)
-"""``rate_limit.max_learned_wait`` when unset: the larger of this and the window."""
-MAX_LEARNED_WAIT = timedelta(days=366)
-"""The longest ``max_learned_wait`` accepted (a reset further away is clamped to it anyway)."""
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 BLOCKED_STATES = ("skipped", "failed")
-
-_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,99}")
-_CRON_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN"
-_CRON_FIELD = re.compile(rf"^(?:[\d*/,\-?#]|L|W|{_CRON_NAMES})+$", re.IGNORECASE)
-MAX_ASSET_NAME = 1500
-DEFAULT_RESET_MULTIPLIER = 2.0
-"""``circuit_breaker.reset_multiplier`` default: the open wait doubles after each failed probe."""
-DEFAULT_MAX_RESET_TIMEOUT = timedelta(minutes=50)
-"""The open wait's cap when ``circuit_breaker.max_reset_timeout`` is not set: just under an hour, so
-an hourly source still probes at every run (bench/README.md, outage, has the measurements)."""
-_CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
-
-
-def _require(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise SyncConfigError(name, value, expected)
-
-
-def _int_at_least(name: str, value: Any, minimum: int) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    _require(ok, name, value, f"must be an integer >= {minimum}")
-
-
-def _number_in(name: str, value: Any, low: float, high: float, text: str) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    _require(ok and low <= value <= high, name, value, f"must be {text}")
-
-
-_ZERO = timedelta(0)
-
-
-def _duration(name: str, value: Any, *, positive: bool = True) -> None:
-    ok = isinstance(value, timedelta) and (value > _ZERO if positive else value >= _ZERO)
-    _require(ok, name, value, "must be a positive timedelta" if positive else "must be a timedelta >= 0")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RateLimitConfig:
-    """Sliding-window limit: never more than ``max_requests`` requests in any ``window``."""
-
-    prefix: ClassVar[str] = "rate_limit"
-    max_requests: int = 60
-    window: timedelta = timedelta(hours=1)
-    safety_margin: timedelta | None = None
-    """How long a slot is held past ``window`` after its response arrived, for the time a request
-    takes to reach the API; ``None``: ``DEFAULT_SAFETY_MARGIN``, at most a tenth of the window."""
-
-    @property
-    def margin(self) -> timedelta:
-        """The safety margin in effect."""
-        if self.safety_margin is not None:
-            return self.safety_margin
-        return min(DEFAULT_SAFETY_MARGIN, self.window / 10)
-
-    learn_from_headers: bool = True
-    """Obey the quota the API reports (``RateLimit-*``, ``X-RateLimit-*``, ``Retry-After``)."""
-    remaining_header: str | None = None
-    """An API's own name for the remaining count (e.g. ``x-app-ratelimit-remaining``)."""
-    reset_header: str | None = None
-    """An API's own name for the reset time; read as ``reset_is`` says."""
-    reset_is: Literal["seconds", "epoch", "auto"] = "auto"
-    max_learned_wait: timedelta | None = None
-    """How long a learned quota is trusted at most after it was learned (then one request goes out to
-    find out); ``None``: the larger of ``window`` and ``DEFAULT_MAX_LEARNED_WAIT``."""
-
-    @property
-    def learned_wait_cap(self) -> timedelta:
-        """The ``max_learned_wait`` in effect."""
-        if self.max_learned_wait is not None:
-            return self.max_learned_wait
-        return max(self.window, DEFAULT_MAX_LEARNED_WAIT)
-
-    adaptive: bool = False
-    """Learn a hidden limit: refusals without a usable quota lower the effective limit, sustained
-    success raises it (``policy.adaptive``). Accepted and validated; admission uses it from the next
-    release."""
-    min_requests: int = adaptive_config.DEFAULT_MIN_REQUESTS
-    """The adaptive floor: the effective limit never goes below it (nor above ``max_requests``)."""
-    adaptive_decrease: float = adaptive_config.DEFAULT_DECREASE
-    """The factor a refusal multiplies the effective limit by, in [0.1, 0.95]."""
-    extra_windows: tuple[WindowLimit, ...] = ()
-    """Longer windows obeyed as well (``window_limits``; the list form of ``rate_limit`` fills it)."""
-
-    def __post_init__(self) -> None:
-        _int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
-        # the window log is stored in a Variable and read back at most MAX_WINDOW_ENTRIES long
-        _require(
-            self.max_requests <= MAX_WINDOW_ENTRIES,
-            f"{self.prefix}.max_requests",
-            self.max_requests,
-            f"must be <= {MAX_WINDOW_ENTRIES}",
-        )
-        _duration(f"{self.prefix}.window", self.window)
-        if self.safety_margin is not None:
-            _duration(f"{self.prefix}.safety_margin", self.safety_margin, positive=False)
-            _require(
-                self.safety_margin < self.window,
-                f"{self.prefix}.safety_margin",
-                self.safety_margin,
-                f"must be shorter than rate_limit.window ({self.window})",
-            )
-        _require(
-            isinstance(self.learn_from_headers, bool),
-            f"{self.prefix}.learn_from_headers",
-            self.learn_from_headers,
-            "must be true or false",
-        )
-        for name in ("remaining_header", "reset_header"):
-            value = getattr(self, name)
-            ok = value is None or (isinstance(value, str) and bool(_HEADER_NAME.fullmatch(value)))
-            _require(ok, f"{self.prefix}.{name}", value, "must be an HTTP header name (letters, digits, -)")
-        _require(
-            self.reset_header is None or self.remaining_header is not None,
-            f"{self.prefix}.reset_header",
-            self.reset_header,
-            "needs rate_limit.remaining_header too",
-        )
-        _require(
-            self.reset_is in RESET_FORMS,
-            f"{self.prefix}.reset_is",
-            self.reset_is,
-            f"must be one of {', '.join(RESET_FORMS)}",
-        )
-        if self.max_learned_wait is not None:
-            _duration(f"{self.prefix}.max_learned_wait", self.max_learned_wait)
-            _require(
-                self.max_learned_wait <= MAX_LEARNED_WAIT,
-                f"{self.prefix}.max_learned_wait",
-                self.max_learned_wait,
-                f"must be at most {format_duration(MAX_LEARNED_WAIT)}",
-            )
-        adaptive_config.check(self)
-        self._check_extra_windows()
-
-    def _check_extra_windows(self) -> None:
-        name = f"{self.prefix}.extra_windows"
-        extra = self.extra_windows
-        if isinstance(extra, list):
-            extra = tuple(extra)
-            object.__setattr__(self, "extra_windows", extra)
-        _require(isinstance(extra, tuple), name, extra, "must be a list of windows")
-        _require(
-            len(extra) <= window_limits.MAX_EXTRA_WINDOWS,
-            name,
-            extra,
-            f"must hold at most {window_limits.MAX_EXTRA_WINDOWS} windows",
-        )
-        parsed = tuple(window_limits.parse(w, f"{name}[{i}]") for i, w in enumerate(extra))
-        object.__setattr__(self, "extra_windows", parsed)
-        for i, w in enumerate(parsed):
-            _require(
-                w.window > self.window,
-                f"{name}[{i}].window",
-                format_duration(w.window) if isinstance(w.window, timedelta) else w.window,
-                f"must be longer than {self.prefix}.window ({format_duration(self.window)})",
-            )
-        window_limits.check(
-            [(self.prefix, self.max_requests, self.window)]
-            + [(f"{name}[{i}]", w.max_requests, w.window) for i, w in enumerate(parsed)]
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class BackoffConfig:
-    """Retry waits: ``min(initial_delay * multiplier**n, max_delay)`` with jitter (see ``policy.backoff``)."""
-
-    prefix: ClassVar[str] = "backoff"
-    initial_delay: timedelta = timedelta(seconds=1)
-    max_delay: timedelta = timedelta(seconds=60)
-    multiplier: float = 2.0
-    jitter_factor: float = 0.1
-    strategy: Literal["proportional", "full", "decorrelated"] = "proportional"
-
-    def __post_init__(self) -> None:
-        _duration(f"{self.prefix}.initial_delay", self.initial_delay, positive=False)
-        _duration(f"{self.prefix}.max_delay", self.max_delay, positive=False)
-        _require(
-            self.max_delay >= self.initial_delay,
-            f"{self.prefix}.max_delay",
-            self.max_delay,
-            f"must be >= backoff.initial_delay ({self.initial_delay})",
-        )
-        _number_in(f"{self.prefix}.multiplier", self.multiplier, 1, 100, "in [1, 100]")
-        _number_in(f"{self.prefix}.jitter_factor", self.jitter_factor, 0, 1, "in [0, 1]")
-        _require(
-            self.strategy in JITTER_STRATEGIES,
-            f"{self.prefix}.strategy",
-            self.strategy,
-            f"must be one of {', '.join(JITTER_STRATEGIES)}",
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class CircuitBreakerConfig:
-    """Consecutive-failure breaker: open at ``failure_threshold``, probe after ``reset_timeout``.
-
-    Each failed probe multiplies the wait before the next one by ``reset_multiplier``, up to
-    ``max_reset_timeout`` (``None``: ``max(reset_timeout, DEFAULT_MAX_RESET_TIMEOUT)``); the wait
-    starts over at ``reset_timeout`` when the breaker closes.
-    """
-
-    prefix: ClassVar[str] = "circuit_breaker"
-    failure_threshold: int = 5
-    reset_timeout: timedelta = timedelta(minutes=5)
-    half_open_max_attempts: int = 1
-    reset_multiplier: float = DEFAULT_RESET_MULTIPLIER
-    max_reset_timeout: timedelta | None = None
-
-    def __post_init__(self) -> None:
-        _int_at_least(f"{self.prefix}.failure_threshold", self.failure_threshold, 1)
-        _duration(f"{self.prefix}.reset_timeout", self.reset_timeout)
-        _int_at_least(f"{self.prefix}.half_open_max_attempts", self.half_open_max_attempts, 1)
-        _number_in(f"{self.prefix}.reset_multiplier", self.reset_multiplier, 1, 100, "in [1, 100]")
-        if self.max_reset_timeout is not None:
-            _duration(f"{self.prefix}.max_reset_timeout", self.max_reset_timeout)
-            _require(
-                self.max_reset_timeout >= self.reset_timeout,
-                f"{self.prefix}.max_reset_timeout",
-                self.max_reset_timeout,
-                f"must be >= circuit_breaker.reset_timeout ({self.reset_timeout})",
-            )
-
-    @property
-    def reset_timeout_cap(self) -> timedelta:
-        """The longest open wait: ``max_reset_timeout``, or by default the larger of ``reset_timeout`` and
-        ``DEFAULT_MAX_RESET_TIMEOUT``."""
-        if self.max_reset_timeout is not None:
-            return self.max_reset_timeout
-        return max(self.reset_timeout, DEFAULT_MAX_RESET_TIMEOUT)
-
-
-def _check_schedule(value: Any) -> None:
-    if value is None or (isinstance(value, timedelta) and value > timedelta(0)):
-        return
-    if isinstance(value, str):
-        text = value.strip()
-        parts = text.split()
-        if text in _CRON_PRESETS or (5 <= len(parts) <= 6 and all(_CRON_FIELD.match(p) for p in parts)):
-            return
-    raise SyncConfigError("schedule", value, "must be a cron expression, a positive timedelta or None")
-
-
-def _check_trigger_assets(config: SyncConfig) -> None:
-    """``trigger_assets``: a list of distinct, non-empty asset names (a bare string is a mistake)."""
-    value = config.trigger_assets
-    if not isinstance(value, list | tuple):
-        raise SyncConfigError("trigger_assets", value, "must be a list of asset names")
-    names = tuple(value)
-    expected = f"entries must be non-empty names without surrounding spaces (at most {MAX_ASSET_NAME} chars)"
-    for name in names:
-        ok = isinstance(name, str) and name.strip() == name and 0 < len(name) <= MAX_ASSET_NAME
-        _require(ok, "trigger_assets", name, expected)
-    _require(len(set(names)) == len(names), "trigger_assets", list(names), "must not repeat a name")
-    _require(
-        not names or config.schedule not in ("@once", "@continuous"),
-        "trigger_assets",
-        list(names),
-        f"cannot be combined with schedule {config.schedule!r}",
-    )
-    object.__setattr__(config, "trigger_assets", names)
+MAX_REDIRECTS = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,7 +98,7 @@ class SyncConfig:
     empty: the source is one endpoint, synced by its one task ``sync``."""
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             isinstance(self.source, str) and bool(SOURCE_NAME.fullmatch(self.source)),
             "source",
             self.source,
@@ -372,20 +113,20 @@ class SyncConfig:
             and "://" not in self.endpoint
             and not any(ch.isspace() for ch in self.endpoint)
         )
-        _require(ok_endpoint, "endpoint", self.endpoint, "must be a path starting with '/' (not a URL)")
-        _check_schedule(self.schedule)
+        require(ok_endpoint, "endpoint", self.endpoint, "must be a path starting with '/' (not a URL)")
+        check_schedule(self.schedule)
         for name, kind in (
             ("rate_limit", RateLimitConfig),
             ("backoff", BackoffConfig),
             ("circuit_breaker", CircuitBreakerConfig),
         ):
             value = getattr(self, name)
-            _require(isinstance(value, kind), name, value, f"must be a {kind.__name__}")
-        _duration("timeout", self.timeout)
-        _int_at_least("max_retries", self.max_retries, 0)
-        _require(self.max_retries <= 100, "max_retries", self.max_retries, "must be <= 100")
-        _duration("max_wait", self.max_wait, positive=False)
-        _require(
+            require(isinstance(value, kind), name, value, f"must be a {kind.__name__}")
+        duration("timeout", self.timeout)
+        int_at_least("max_retries", self.max_retries, 0)
+        require(self.max_retries <= 100, "max_retries", self.max_retries, "must be <= 100")
+        duration("max_wait", self.max_wait, positive=False)
+        require(
             isinstance(self.conn_id, str) and bool(re.fullmatch(r"[\w.\-]{1,250}", self.conn_id)),
             "conn_id",
             self.conn_id,
@@ -393,36 +134,36 @@ class SyncConfig:
         )
         for name in ("items_key", "next_cursor_field", "cursor_param"):
             value = getattr(self, name)
-            _require(isinstance(value, str) and value != "", name, value, "must be a non-empty string")
-        _int_at_least("max_pages", self.max_pages, 1)
-        _int_at_least("max_response_bytes", self.max_response_bytes, 1024)
-        _require(
+            require(isinstance(value, str) and value != "", name, value, "must be a non-empty string")
+        int_at_least("max_pages", self.max_pages, 1)
+        int_at_least("max_response_bytes", self.max_response_bytes, 1024)
+        require(
             isinstance(self.invalid_response_is_failure, bool),
             "invalid_response_is_failure",
             self.invalid_response_is_failure,
             "must be true or false",
         )
-        _int_at_least("max_redirects", self.max_redirects, 0)
-        _require(
+        int_at_least("max_redirects", self.max_redirects, 0)
+        require(
             self.max_redirects <= MAX_REDIRECTS,
             "max_redirects",
             self.max_redirects,
             f"must be <= {MAX_REDIRECTS}",
         )
-        _duration("max_sync_duration", self.max_sync_duration)
-        _duration("defer_after", self.defer_after, positive=False)
-        _require(
+        duration("max_sync_duration", self.max_sync_duration)
+        duration("defer_after", self.defer_after, positive=False)
+        require(
             self.when_blocked in BLOCKED_STATES,
             "when_blocked",
             self.when_blocked,
             f"must be one of {', '.join(BLOCKED_STATES)}",
         )
-        _check_trigger_assets(self)
-        _require(isinstance(self.review, bool), "review", self.review, "must be true or false")
-        _duration("review_timeout", self.review_timeout)
+        check_trigger_assets(self)
+        require(isinstance(self.review, bool), "review", self.review, "must be true or false")
+        duration("review_timeout", self.review_timeout)
         for name, kind in _OPTIONAL_SECTIONS.items():
             value = getattr(self, name)
-            _require(
+            require(
                 value is None or isinstance(value, kind), name, value, f"must be a {kind.__name__} or None"
             )
         if self.load is not None and self.load.table == "":
@@ -470,17 +211,17 @@ class SyncConfig:
                 changes[key] = getattr(ep, key)
         try:
             base = dataclasses.replace(self.load, table="") if self.load is not None else None
-            load = _optional_section(LoadConfig, dict(r.load), base) if r.load is not None else base
+            load = optional_section(LoadConfig, dict(r.load), base) if r.load is not None else base
             if load is not None and load.table == "":
                 load = dataclasses.replace(load, table=name)
             changes["load"] = load
             if r.incremental is not None:
-                changes["incremental"] = _optional_section(IncrementalConfig, dict(r.incremental), None)
+                changes["incremental"] = optional_section(IncrementalConfig, dict(r.incremental), None)
             return dataclasses.replace(self, **changes)
         except SyncConfigError as exc:
             if exc.field.startswith(r.prefix):
                 raise
-            raise SyncConfigError(f"{r.prefix}{exc.field}", exc.value, _expected(exc)) from None
+            raise SyncConfigError(f"{r.prefix}{exc.field}", exc.value, expected(exc)) from None
 
     @property
     def pool(self) -> str:
@@ -511,14 +252,14 @@ class SyncConfig:
             section = _SECTIONS.get(key)
             if key in _OPTIONAL_SECTIONS:
                 current = getattr(base, key) if base is not None else None
-                changes[key] = _optional_section(_OPTIONAL_SECTIONS[key], value, current)
+                changes[key] = optional_section(_OPTIONAL_SECTIONS[key], value, current)
             elif key == "paginator":
                 changes[key] = parse_paginator(value)
             elif key == "resources":
                 changes[key] = parse_resources(value or ())
             elif section is not None:
                 current = getattr(base, key) if base is not None else section()
-                changes[key] = _section_from_dict(section, value, current)
+                changes[key] = section_from_dict(section, value, current)
             elif key in _DURATION_FIELDS or (
                 key == "schedule" and isinstance(value, str) and _PATTERN_DURATION.match(value)
             ):
@@ -539,11 +280,11 @@ class SyncConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in _OPTIONAL_SECTIONS and value is not None:
-                value = {sf.name: _plain(getattr(value, sf.name)) for sf in dataclasses.fields(value)}
+                value = {sf.name: plain(getattr(value, sf.name)) for sf in dataclasses.fields(value)}
                 value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
             elif f.name in _SECTIONS:
                 value = {  # no extra_windows: a single window reads as it always did
-                    sf.name: _plain(getattr(value, sf.name))
+                    sf.name: plain(getattr(value, sf.name))
                     for sf in dataclasses.fields(value)
                     if sf.init and (sf.name != "extra_windows" or getattr(value, sf.name))
                 }
@@ -554,7 +295,7 @@ class SyncConfig:
             elif f.name == "resources":
                 out["resources"] = [r.to_dict() for r in value]
                 continue
-            out[f.name] = list(value) if isinstance(value, tuple) else _plain(value)
+            out[f.name] = list(value) if isinstance(value, tuple) else plain(value)
         return out
 
 
@@ -573,64 +314,13 @@ def _check_resources(config: SyncConfig) -> None:
     value = config.resources
     if isinstance(value, list):
         value = parse_resources(value)
-    _require(isinstance(value, tuple), "resources", value, "must be a list of resources")
+    require(isinstance(value, tuple), "resources", value, "must be a list of resources")
     check_resources(value)
     object.__setattr__(config, "resources", value)
     if value and config.review:
         raise SyncConfigError("review", True, "cannot be combined with resources (review one endpoint)")
     for r in value:
         config.for_resource(r.name)
-
-
-def _expected(exc: SyncConfigError) -> str:
-    """What ``exc`` said is expected (its message without the field and the value)."""
-    text = str(exc).removeprefix(f"{exc.field} ")
-    return text.rsplit(", got ", 1)[0]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple) and value and all(isinstance(v, WindowLimit) for v in value):
-        return [v.to_dict() for v in value]
-    return format_duration(value) if isinstance(value, timedelta) else value
-
-
-def _section_from_dict(kind: Any, data: Any, current: Any) -> Any:
-    if isinstance(data, kind):
-        return data
-    if kind is RateLimitConfig and isinstance(data, list):
-        data = window_limits.from_list(data, kind.prefix)
-        data.setdefault("extra_windows", ())
-    if not isinstance(data, Mapping):
-        raise SyncConfigError(kind.prefix, data, "must be a mapping")
-    changes: dict[str, Any] = {}
-    names = {f.name: f for f in dataclasses.fields(kind)}
-    for key, value in data.items():
-        name = f"{kind.prefix}.{key}"
-        if key not in names:
-            raise SyncConfigError(name, value, f"is not a known field (known: {', '.join(names)})")
-        is_duration = str(names[key].type).startswith("timedelta") and value is not None
-        changes[key] = parse_duration(value, name) if is_duration else value
-    return dataclasses.replace(current, **changes)
-
-
-def _optional_section(kind: Any, data: Any, current: Any) -> Any:
-    """``load:``/``incremental:``: null turns the section off; a mapping merges onto ``current``."""
-    if data is None or isinstance(data, kind):
-        return data
-    if current is None:
-        if not isinstance(data, Mapping):
-            raise SyncConfigError(kind.prefix, data, "must be a mapping")
-        names = {f.name: f for f in dataclasses.fields(kind)}
-        for key, value in data.items():
-            if key not in names:
-                known = ", ".join(names)
-                raise SyncConfigError(f"{kind.prefix}.{key}", value, f"is not a known field (known: {known})")
-        try:
-            current = kind(**{k: v for k, v in data.items() if k in ("cursor_field", "param")})
-        except TypeError as exc:
-            missing = next(n for n in ("cursor_field", "param") if n not in data)
-            raise SyncConfigError(f"{kind.prefix}.{missing}", None, "is required") from exc
-    return _section_from_dict(kind, data, current)
 
 
 def _default(source: str, schedule: str, per_hour: int) -> SyncConfig:

@@ -25,6 +25,7 @@ from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import PageLoop, SyncRun
+from airflow_sync_provider.urls import wire_url
 
 MAX_REMEMBERED_CURSORS = 1000
 
@@ -114,7 +115,7 @@ def endpoint_pages(
         items = items_of(attempt.body, spec.data_selector, cfg.items_key)
         following = _following(run, loop, url, position, paginator, attempt, items)
         redelivered, loop.delivered = loop.delivered, True
-        yield LoopPage(loop.number, items, attempt, _wire(url, request.params), redelivered)
+        yield LoopPage(loop.number, items, attempt, wire_url(url, request.params), redelivered)
         # the handler asked for the next page: this one is finished
         cp.pages += 1
         cp.items += len(items) if counted else 0
@@ -184,9 +185,3 @@ def _links(headers: Mapping[str, str]) -> dict[str, str]:
             if part.get("url"):
                 links.setdefault(rel, part["url"])
     return links
-
-
-def _wire(url: str, params: Mapping[str, Any]) -> str:
-    if not params:
-        return url
-    return str(requests.Request("GET", url, params=dict(params)).prepare().url)

@@ -44,6 +44,7 @@ from airflow_sync_provider.load.incremental import Cursor, highest, value_to_sen
 from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
+from airflow_sync_provider.urls import wire_url
 
 MAX_REMEMBERED_CURSORS = 1000
 
@@ -195,7 +196,7 @@ class SyncContext:
         cp, spec = self.checkpoint, self.config.request_spec
         loop = cp.loops.get(key)
         if loop is None:
-            loop = cp.loops[key] = PageLoop(url=_with_params(self._run.hook.url_for(base), params))
+            loop = cp.loops[key] = PageLoop(url=wire_url(self._run.hook.url_for(base), params))
         body = templates.render(spec.json, self.run_values()) if spec.json is not None else None
         pages = endpoint_pages(
             self._run, loop, spec, body, truncate=self._truncate, counted=counted, config=self.config
@@ -207,7 +208,7 @@ class SyncContext:
         cfg, cp = self.config, self.checkpoint
         loop = cp.loops.get(key)
         if loop is None:
-            first = _with_params(self._run.hook.url_for(base), params)
+            first = wire_url(self._run.hook.url_for(base), params)
             loop = cp.loops[key] = PageLoop(url=self.checkpoint_url(first))
         while not loop.done:
             if not loop.delivered and cp.pages >= cfg.max_pages:
@@ -327,13 +328,6 @@ def _link_next(headers: Mapping[str, str]) -> str | None:
         if "next" in str(part.get("rel", "")).split():
             return part.get("url") or None
     return None
-
-
-def _with_params(url: str, params: Mapping[str, Any]) -> str:
-    """``url`` with ``params`` added to its query, encoded as ``requests`` would send them."""
-    if not params:
-        return url
-    return str(requests.Request("GET", url, params=dict(params)).prepare().url)
 
 
 def _with_param(url: str, name: str, value: str) -> str:

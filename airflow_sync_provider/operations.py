@@ -9,9 +9,9 @@ source runs in. So the reset waits for a running sync and cannot be overwritten 
 direct path: a reset written beside a running sync would be merged away by it (the more severe
 breaker state wins a merge).
 
-The admin API of the original design (``RateLimitedSyncHook.get_circuit_breaker_state``,
-``get_all_states``, ``reset_circuit_breaker``) delegates to ``describe``, ``breaker_state`` and
-``reset_breaker`` here.
+The admin API of the original design (``describe``, ``breaker_state``, ``all_states``,
+``reset_breaker``) lives in ``admin_api``, below both this module and the hook; its names are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_sync_provider.admin_api import all_states as all_states
+from airflow_sync_provider.admin_api import breaker_state, error_row
+from airflow_sync_provider.admin_api import describe as describe
+from airflow_sync_provider.admin_api import describe_resources as describe_resources
+from airflow_sync_provider.admin_api import reset_breaker as reset_breaker
 from airflow_sync_provider.admin_names import ADMIN_DAG_ID, RESET_ACTION, reset_task_id
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.sources_file import SOURCES_FILE_ENV, load_sources
-from airflow_sync_provider.state import VARIABLE_PREFIX, SourceState, StateStore
-
-Log = Any
+from airflow_sync_provider.state import VARIABLE_PREFIX
 
 SOURCES_FILE_NAME = "sources.yaml"
 FINISHED_RUN_STATES = ("success", "failed")
@@ -141,121 +144,24 @@ def require_known(source: str, configs: Mapping[str, SyncConfig]) -> SyncConfig:
 
 # -- states -----------------------------------------------------------------------------------------
 
-
-def hook_for(configs: Mapping[str, SyncConfig]) -> Any:
-    """A ``RateLimitedSyncHook`` reading state through ``airflow.models.Variable`` (no Execution API)."""
-    from airflow.models import Variable
-
-    from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-    from airflow_sync_provider.state import VariableStateStore
-
-    return RateLimitedSyncHook(store=VariableStateStore(variable_api=Variable), configs=configs)
+_error_row = error_row  # the name state_reader imports
 
 
 def list_states(configs: Mapping[str, SyncConfig]) -> list[dict[str, Any]]:
-    """``describe()`` of every source; a state this provider cannot read becomes an ``error`` row."""
-    hook = hook_for(configs)
+    """``describe()`` of every source, read through ``airflow.models.Variable`` (no Execution API); a
+    state this provider cannot read becomes an ``error`` row."""
+    from airflow.models import Variable
+
+    from airflow_sync_provider.state import VariableStateStore
+
+    store = VariableStateStore(variable_api=Variable)
     rows = []
     for source, config in sorted(configs.items()):
         try:
-            rows.append(hook.get_circuit_breaker_state(source))
+            rows.append(breaker_state(store, source, configs, time.time()))
         except SyncStateError as exc:
-            rows.append(_error_row(source, config, str(exc)))
+            rows.append(error_row(source, config, str(exc)))
     return rows
-
-
-def _error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
-    return {
-        "source": source,
-        "state": "error",
-        "failure_count": 0,
-        "failure_threshold": config.circuit_breaker.failure_threshold,
-        "opened_at": None,
-        "next_probe_at": None,
-        "last_error": message,
-        "last_failure_at": None,
-        "window_requests": 0,
-        "window_max_requests": config.rate_limit.max_requests,
-        "window_usage": 0.0,
-        "window_seconds": config.rate_limit.window.total_seconds(),
-        "last_result": None,
-        "updated_at": None,
-    }
-
-
-def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
-    """A source's state as plain JSON for logs, dashboards and the CLI."""
-    from airflow_sync_provider.hooks.guard import breaker_settings, tightest_window
-    from airflow_sync_provider.policy import quota
-
-    b = state.breaker
-    in_window, most, seconds = tightest_window(state, config, now)  # the fullest of the windows
-    cap = config.rate_limit.learned_wait_cap.total_seconds()
-    learned = quota.current(state.quota, now, cap) if config.rate_limit.learn_from_headers else None
-    return {
-        "source": state.source,
-        "state": b.state.value,
-        "failure_count": b.failure_count,
-        "failure_threshold": config.circuit_breaker.failure_threshold,
-        "opened_at": b.opened_at,
-        "next_probe_at": b.next_probe_at(breaker_settings(config)),
-        "last_error": b.last_error,
-        "last_failure_at": b.last_failure_at,
-        "window_requests": in_window,
-        "window_max_requests": most,
-        "window_usage": in_window / most,
-        "window_seconds": seconds,
-        "api_remaining": learned.remaining if learned else None,
-        "api_limit": learned.limit if learned else None,
-        "api_reset_at": learned.reset_at if learned else None,
-        "last_result": state.last_result,
-        "updated_at": state.updated_at,
-        **describe_resources(state, config),
-    }
-
-
-def describe_resources(state: SourceState, config: SyncConfig) -> dict[str, Any]:
-    """``{"resources": [{name, last_result, bookmark}, ...]}`` in config order for a source with
-    resources (the breaker and window above are the source's, shared by all); ``{}`` without."""
-    if not config.resources:
-        return {}
-    return {
-        "resources": [
-            {
-                "name": name,
-                "last_result": state.resources.get(name, {}).get("last_result"),
-                "bookmark": state.resources.get(name, {}).get("bookmark"),
-            }
-            for name in config.resource_names
-        ]
-    }
-
-
-def breaker_state(
-    store: StateStore, source: str, configs: Mapping[str, SyncConfig], now: float
-) -> dict[str, Any]:
-    """``describe`` of ``source``'s stored state (default settings for a source not in ``configs``)."""
-    return describe(store.load(source), configs.get(source) or SyncConfig(source=source), now)
-
-
-def all_states(store: StateStore, configs: Mapping[str, SyncConfig], now: float) -> dict[str, dict[str, Any]]:
-    """``breaker_state`` of every source in ``configs``."""
-    return {source: breaker_state(store, source, configs, now) for source in sorted(configs)}
-
-
-def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, writer: str | None = None) -> None:
-    """Close ``source``'s breaker, clear its count and forget the quota learned from the API (run it in
-    the pool ``sync_<source>``): the next sync sends, and learns the quota again from the answer."""
-    from airflow_sync_provider.policy import breaker
-
-    state = store.load(source, on_warning=log.warning)
-    snapshot, moved = breaker.reset(state.breaker, now)
-    if moved is not None:
-        log.warning("Circuit breaker of %s: %s -> closed (manual reset)", source, moved.source_state.value)
-    if state.quota is not None:
-        log.warning("%s: the quota learned from the API is cleared (manual reset): %s", source, state.quota)
-    saved = state.replace(breaker=snapshot, quota=None, updated_at=now, writer=writer or "reset")
-    store.save(saved)
 
 
 # -- reset through sync_admin ------------------------------------------------------------------------

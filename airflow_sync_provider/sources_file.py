@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig, _optional_section
+from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.config_form import optional_section
 from airflow_sync_provider.exceptions import SyncConfigError
 
 SOURCES_FILE_ENV = "SYNC_SOURCES_FILE"
@@ -114,6 +115,6 @@ def _top_level_load(data: Mapping[str, Any], path: Path | str) -> Any:
     from airflow_sync_provider.load_config import LoadConfig
 
     try:
-        return _optional_section(LoadConfig, raw, None)
+        return optional_section(LoadConfig, raw, None)
     except SyncConfigError as exc:
         raise SourcesFileError(path, f"{where}: {exc}") from None

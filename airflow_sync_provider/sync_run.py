@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
 from airflow_sync_provider.hooks import outcome
@@ -26,6 +24,7 @@ from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import CrossHostRedirect, RateLimitedSyncHook
 from airflow_sync_provider.policy.backoff import retry_delay
 from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
+from airflow_sync_provider.urls import wire_url
 
 SECOND = timedelta(seconds=1)
 
@@ -165,7 +164,7 @@ class SyncRun:
             raise SyncAbort(
                 SyncErrorKind.INVALID_RESPONSE, str(exc), sent_requests=cp.requests_sent > 0
             ) from exc
-        visited = {_wire_url(url, params)}
+        visited = {wire_url(url, params)}
         refreshed = False
         while True:
             if not token_call and self.hook.oauth is not None and self.hook.cached_token() is None:
@@ -346,13 +345,6 @@ class SyncRun:
             started_at=datetime.fromtimestamp(started, tz=UTC).isoformat(),
             truncated=cp.truncated,
         )
-
-
-def _wire_url(url: str, params: Mapping[str, Any] | None) -> str:
-    """``url`` with ``params`` in its query, as a redirect target naming it would read."""
-    if not params:
-        return url
-    return str(requests.Request("GET", url, params=dict(params)).prepare().url)
 
 
 def _verdict(attempt: Attempt) -> str:

@@ -26,7 +26,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from airflow_sync_provider import operations
+from airflow_sync_provider import admin_api
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
@@ -415,19 +415,19 @@ class RateLimitedSyncHook(HttpHook):
             None, False, outcome.BreakerEffect.SUCCESS, "ok", status, body=body, headers=headers, url=url
         )
 
-    # -- the original design's admin API (the logic lives in ``operations``) ------------------------
+    # -- the original design's admin API (the logic lives in ``admin_api``) ------------------------
 
     def get_circuit_breaker_state(self, source: str) -> dict[str, Any]:
         """Breaker state of ``source``: ``state``, ``failure_count``, ``opened_at``, ``next_probe_at``..."""
-        return operations.breaker_state(self.store, source, self.configs, self.clock())
+        return admin_api.breaker_state(self.store, source, self.configs, self.clock())
 
     def get_all_states(self) -> dict[str, dict[str, Any]]:
         """``get_circuit_breaker_state`` of every known source."""
-        return operations.all_states(self.store, self.configs, self.clock())
+        return admin_api.all_states(self.store, self.configs, self.clock())
 
     def reset_circuit_breaker(self, source: str, *, writer: str | None = None) -> dict[str, Any]:
         """Close ``source``'s breaker and clear its count. Run it in the pool ``sync_<source>``."""
-        operations.reset_breaker(self.store, source, self.clock(), log=self.log, writer=writer)
+        admin_api.reset_breaker(self.store, source, self.clock(), log=self.log, writer=writer)
         return self.get_circuit_breaker_state(source)
 
 

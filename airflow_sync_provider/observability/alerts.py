@@ -192,22 +192,7 @@ def rate_limited_alert(
         + (f"next probe due at {next_probe}." if next_probe else "no probe pending.")
         + (f" Next window slot frees at {slot}." if slot else "")
     )
-    return BreakerAlert(
-        event="rate_limited",
-        source=result.source,
-        state=snapshot.state.value,
-        failure_count=snapshot.failure_count,
-        failure_threshold=settings.failure_threshold,
-        last_error=result.error_message,
-        next_probe_at=next_probe,
-        opened_at=iso(snapshot.opened_at) if snapshot.state is not BreakerState.CLOSED else None,
-        at=iso(at) or "",
-        reason=kind,
-        message=message,
-        error=kind,
-        retry_at=slot,
-        **_where(context),
-    )
+    return _rate_limited(result, snapshot, settings, at, kind, message, kind, slot, context)
 
 
 def learned_quota_alert(
@@ -233,6 +218,22 @@ def learned_quota_alert(
         + (result.error.value if result.error else "successfully")
         + "; the sync_admin reset clears the learned quota."
     )
+    error = result.error.value if result.error else None
+    return _rate_limited(result, snapshot, settings, at, "LEARNED_QUOTA", message, error, iso(until), context)
+
+
+def _rate_limited(
+    result: SyncResult,
+    snapshot: BreakerSnapshot,
+    settings: BreakerSettings,
+    at: float,
+    reason: str,
+    message: str,
+    error: str | None,
+    retry_at: str | None,
+    context: Mapping[str, Any] | None,
+) -> BreakerAlert:
+    """A ``rate_limited`` alert: the breaker's fields as they stand, the result's error and source."""
     return BreakerAlert(
         event="rate_limited",
         source=result.source,
@@ -243,10 +244,10 @@ def learned_quota_alert(
         next_probe_at=iso(snapshot.next_probe_at(settings)),
         opened_at=iso(snapshot.opened_at) if snapshot.state is not BreakerState.CLOSED else None,
         at=iso(at) or "",
-        reason="LEARNED_QUOTA",
+        reason=reason,
         message=message,
-        error=result.error.value if result.error else None,
-        retry_at=iso(until),
+        error=error,
+        retry_at=retry_at,
         **_where(context),
     )
 

@@ -10,6 +10,10 @@ time ends as ``TIMEOUT`` (failed) with its result recorded, and frees the pool s
 
 Every finished sync sends the six ``sync.*`` metrics (``observability.metrics``); every breaker
 transition sends the breaker gauges again and may alert (``observability.alerts``).
+
+This module orchestrates; its parts live beside it: ``run_params`` (the run's config and params),
+``deferring`` (deferral and its timeout), ``settling`` (bookmark and stored result), ``signals``
+(metrics and alerts).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from types import MappingProxyType
 from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
@@ -29,19 +32,16 @@ from airflow_sync_provider import deferral, resource_state
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWaitRequired
 from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
-from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
+from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.links import SyncDashboardLink
-from airflow_sync_provider.load.bookkeeping import kept_for_truncation, settle
-from airflow_sync_provider.observability import alerts, metrics
+from airflow_sync_provider.observability import alerts
 from airflow_sync_provider.observability.alerts import AlertSpec
-from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
-from airflow_sync_provider.policy import quota, rate_limit
-from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
+from airflow_sync_provider.operators import deferring, settling
+from airflow_sync_provider.operators.run_params import read_run_params, writer_id
+from airflow_sync_provider.operators.signals import SyncSignals
 from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
-from airflow_sync_provider.state import SourceState
 from airflow_sync_provider.sync_run import Checkpoint, SyncRun
-from airflow_sync_provider.triggers.wait import SyncWaitTrigger
 
 ResultCallback = Callable[[SyncResult], Any]
 BLOCKED_KINDS = frozenset({SyncErrorKind.CIRCUIT_BREAKER_OPEN, SyncErrorKind.RATE_LIMIT_EXCEEDED})
@@ -73,8 +73,6 @@ class RateLimitedSyncOperator(BaseOperator):
     _clock: Callable[[], float] = time.time
     _sleep: Callable[[float], None] = time.sleep
     _rng: random.Random | None = None
-    _context: Mapping[str, Any] = MappingProxyType({})
-    _breaker_seen: BreakerSnapshot | None = None
 
     def __init__(
         self,
@@ -128,13 +126,6 @@ class RateLimitedSyncOperator(BaseOperator):
         """``source`` or ``source.resource``, for log lines."""
         return self.source if self.resource is None else f"{self.source}.{self.resource}"
 
-    def _payload(self, result: SyncResult) -> dict[str, Any]:
-        """The XCom dict of ``result``; a resource's also names the resource (an optional key)."""
-        payload = result.to_dict()
-        if self.resource is not None:
-            payload["resource"] = self.resource
-        return payload
-
     def _default_handler(self) -> Handler:
         """``default_handler``; a child resource's requests its endpoint once per parent item."""
         if self.resource is not None:
@@ -169,20 +160,10 @@ class RateLimitedSyncOperator(BaseOperator):
         return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[arg-type]
 
     def _deferral_timed_out(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        ti = context["ti"]
-        try:
-            record = ti.xcom_pull(task_ids=ti.task_id, key=deferral.PROGRESS_XCOM)
-        except Exception:
-            self.log.warning("Could not read the deferral record of %s", self.source, exc_info=True)
-            record = None
-        checkpoint, error = deferral.timed_out(record, self._clock())
-        config, _, _ = self._params(context)
-        guard = self.hook.open_guard(
-            config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
-        )
-        self._context, self._breaker_seen = context, guard.state.breaker
-        run = SyncRun(config, self.hook, guard, checkpoint=checkpoint, clock=self._clock, log=self.log)
-        return self._finish(context, run, guard, checkpoint.items, error)
+        """The sync ends as ``TIMEOUT`` with the progress its deferral recorded (the path of every sync,
+        without calling the handler)."""
+        checkpoint, error = deferring.timed_out(context, self.source, now=self._clock(), log=self.log)
+        return self._sync(context, checkpoint=checkpoint, ended=error)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: input = the API endpoint, output = the table the items landed in (if ``load``)."""
@@ -193,28 +174,29 @@ class RateLimitedSyncOperator(BaseOperator):
 
     # -- one sync -----------------------------------------------------------------------------------
 
-    def _params(self, context: Mapping[str, Any]) -> tuple[SyncConfig, bool, bool]:
-        """The run's config with its trigger params applied, ``dry_run`` and ``full_refresh``."""
-        try:
-            overrides = run_overrides(context)
-            config, dry_run = apply_params(self.config, overrides)
-            if self.resource is not None:
-                config = config.for_resource(self.resource)
-            return config, dry_run, full_refresh_requested(overrides)
-        except SyncConfigError as exc:
-            raise AirflowFailException(f"{self.source}: invalid trigger params: {exc}") from None
-
-    def _sync(self, context: Mapping[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
-        config, dry_run, full_refresh = self._params(context)
-        self._context = context
-        guard = self.hook.open_guard(
-            config, log=self.log, on_transition=self._on_transition, writer=writer_id(context)
+    def _sync(
+        self, context: Mapping[str, Any], checkpoint: Checkpoint | None, ended: SyncAbort | None = None
+    ) -> dict[str, Any]:
+        """One sync: open the source's state, run the handler (unless ``ended`` already says how the
+        sync ended), settle the bookmark, store and report the result."""
+        params = read_run_params(self.config, self.resource, context)
+        signals = SyncSignals(
+            self.config,
+            self.on_breaker_open,
+            self.on_breaker_close,
+            self.on_rate_limited,
+            context=context,
+            clock=self._clock,
+            log=self.log,
         )
-        self._breaker_seen = guard.state.breaker
-        if dry_run:
-            return self._dry_run(context, config, guard)
+        guard = self.hook.open_guard(
+            params.config, log=self.log, on_transition=signals.on_transition, writer=writer_id(context)
+        )
+        signals.breaker_seen = guard.state.breaker
+        if params.dry_run and ended is None:
+            return self._dry_run(context, params.config, guard)
         run = SyncRun(
-            config,
+            params.config,
             self.hook,
             guard,
             checkpoint=checkpoint,
@@ -223,108 +205,72 @@ class RateLimitedSyncOperator(BaseOperator):
             rng=self._rng,
             log=self.log,
         )
-        if checkpoint is not None:
-            self.log.info(
-                "Resuming the sync of %s after a wait (deferral %d)", self.source, checkpoint.deferrals
-            )
+        error: SyncAbort | None
+        if ended is not None:
+            items, error = run.checkpoint.items, ended
         else:
-            b = guard.state.breaker
+            self._log_start(run, guard, resumed=checkpoint is not None)
+            items, error = self._handle(context, run, guard, full_refresh=params.full_refresh)
+        result = settling.settle_run(
+            run,
+            guard,
+            items,
+            error,
+            resource=self.resource,
+            full_refresh=params.full_refresh,
+            log=self.log,
+        )
+        signals.after_sync(result, guard)
+        return self._report(context, result, error)
+
+    def _log_start(self, run: SyncRun, guard: SourceGuard, *, resumed: bool) -> None:
+        if resumed:
             self.log.info(
-                "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
-                self._name,
-                b.state.value,
-                b.failure_count,
-                config.circuit_breaker.failure_threshold,
-                100 * guard.window_usage(),
-                config.rate_limit.max_requests,
-                plural(config.max_retries, "retry", "retries"),
+                "Resuming the sync of %s after a wait (deferral %d)", self.source, run.checkpoint.deferrals
             )
+            return
+        b, config = guard.state.breaker, run.config
+        self.log.info(
+            "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
+            self._name,
+            b.state.value,
+            b.failure_count,
+            config.circuit_breaker.failure_threshold,
+            100 * guard.window_usage(),
+            config.rate_limit.max_requests,
+            plural(config.max_retries, "retry", "retries"),
+        )
+
+    def _handle(
+        self, context: Mapping[str, Any], run: SyncRun, guard: SourceGuard, *, full_refresh: bool
+    ) -> tuple[int, SyncAbort | None]:
+        """Run the handler: the items it processed and how it ended (a long wait defers the task)."""
         handler = self.handler or self._default_handler()
-        error: SyncAbort | None = None
-        items = 0
         stored = resource_state.bookmark(guard.state, self.resource)
         ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
         try:
             items = items_from_handler_return(handler(ctx))
             ctx.publish_loads()  # replace: the staged items become the table only now
+            return items, None
         except SyncWaitRequired as wait:
             self._defer(context, run, guard, wait)
         except SyncAbort as abort:
-            error = abort
-            items = run.checkpoint.items
+            return run.checkpoint.items, abort
         except Exception as exc:
             self.log.exception("The sync handler of %s raised", self.source)
             error = SyncAbort(SyncErrorKind.HANDLER_ERROR, f"{type(exc).__name__}: {exc}")
-            items = run.checkpoint.items
+            return run.checkpoint.items, error
         finally:
             ctx.close()
-        return self._finish(context, run, guard, items, error, full_refresh=full_refresh)
-
-    def _finish(
-        self,
-        context: Mapping[str, Any],
-        run: SyncRun,
-        guard: SourceGuard,
-        items: int,
-        error: SyncAbort | None,
-        *,
-        full_refresh: bool = False,
-    ) -> dict[str, Any]:
-        """Settle the bookmark (it moves only after a committed load), store and report the result."""
-        stored = resource_state.bookmark(guard.state, self.resource)
-        result, bookmark = settle(
-            run.config,
-            run.checkpoint.load,
-            stored,
-            full_refresh=full_refresh,
-            result=run.result(items=items, error=error),
-        )
-        if result.success and kept_for_truncation(run.config, result):
-            self.log.warning(
-                "%s: stopped at max_pages, so the bookmark stays at %r (the pages not read may hold older "
-                "items; set incremental.order: asc if the source returns items in cursor order)",
-                self.source,
-                stored,
-            )
-        if bookmark != stored:
-            if stored is None:
-                self.log.info("%s: first bookmark %r", self._name, bookmark)
-            else:
-                self.log.info("%s: bookmark %r -> %r", self._name, stored, bookmark)
-            guard.state = resource_state.with_bookmark(guard.state, self.resource, bookmark)
-        guard.state = resource_state.with_result(guard.state, self.resource, self._payload(result))
-        guard.finish(self._payload(result))
-        return self._report(context, result, error, guard)
 
     def _defer(
         self, context: Mapping[str, Any], run: SyncRun, guard: SourceGuard, wait: SyncWaitRequired
     ) -> NoReturn:
         """Free the worker for a long wait; the trigger carries the checkpoint back."""
-        run.checkpoint.deferrals += 1
-        guard.flush()
-        timeout = deferral.defer_timeout(wait.seconds, self.defer_timeout_margin)
-        record = deferral.progress_record(run.checkpoint, wait, timeout)
-        try:
-            context["ti"].xcom_push(key=deferral.PROGRESS_XCOM, value=record)
-        except Exception:  # only a timed-out deferral needs it, and it copes without
-            self.log.warning("Could not push the deferral record of %s", self.source, exc_info=True)
-        self.log.info(
-            "%s: deferring for %.1fs (%s); the worker slot is freed; unless resumed within %.0fs the "
-            "sync ends as TIMEOUT",
-            self.source,
-            wait.seconds,
-            wait.reason,
-            timeout.total_seconds(),
+        trigger, timeout = deferring.prepare_deferral(
+            context, run, guard, wait, margin=self.defer_timeout_margin, now=self._clock(), log=self.log
         )
-        self.defer(
-            trigger=SyncWaitTrigger(
-                resume_at=self._clock() + wait.seconds,
-                checkpoint=run.checkpoint.to_dict(),
-                reason=wait.reason,
-            ),
-            method_name="execute_complete",
-            timeout=timeout,
-        )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def _dry_run(self, context: Mapping[str, Any], config: SyncConfig, guard: Any) -> dict[str, Any]:
         admission = guard.peek()
@@ -341,141 +287,22 @@ class RateLimitedSyncOperator(BaseOperator):
         raise AirflowSkipException(f"dry run: {admission.message}")
 
     def _report(
-        self,
-        context: Mapping[str, Any],
-        result: SyncResult,
-        error: SyncAbort | None,
-        guard: SourceGuard | None = None,
+        self, context: Mapping[str, Any], result: SyncResult, error: SyncAbort | None
     ) -> dict[str, Any]:
+        """Log the result, call ``on_result``, and turn the outcome into the task's state."""
         if result.success:
             self.log.info("%s", result.summary())
         else:
             self.log.warning("%s", result.summary())
-        if guard is not None:
-            self._emit_metrics(result, guard)
-            if self.on_rate_limited:
-                self._alert_rate_limited(context, result, guard)
         for callback in self.on_result:
             try:
                 callback(result)
             except Exception:
                 self.log.exception("on_result callback %r raised; the sync result stands", callback)
-        payload = self._payload(result)
+        payload = settling.payload(result, self.resource)
         if error is None:
             return payload
         context["ti"].xcom_push(key="return_value", value=payload)
         if error.kind in BLOCKED_KINDS and not error.sent_requests and self.config.when_blocked == "skipped":
             raise AirflowSkipException(result.summary())
         raise AirflowFailException(result.summary())
-
-    # -- metrics and alerts ------------------------------------------------------------------------
-
-    def _emit_metrics(self, result: SyncResult, guard: SourceGuard) -> None:
-        try:
-            learned = guard.learned_quota(self._clock())
-            remaining = learned.remaining if learned is not None else None
-            metrics.emit_sync(result, guard.state.breaker, guard.window_usage(), api_remaining=remaining)
-        except Exception:  # emit_sync already swallows backend errors; this is belt and braces
-            self.log.warning("Could not send the metrics of %s", self.source, exc_info=True)
-
-    def _alert_rate_limited(self, context: Mapping[str, Any], result: SyncResult, guard: SourceGuard) -> None:
-        """One alert for a learned spent quota beyond ``max_wait`` (by the sync that learned it, not by
-        every run it refuses); else one for a sync that ended rate-limited."""
-        if guard.learned_long_wait is not None:
-            learned = alerts.learned_quota_alert(
-                result,
-                guard.learned_long_wait,
-                guard.state.breaker,
-                guard.settings,
-                at=self._clock(),
-                max_wait=self.config.max_wait / timedelta(seconds=1),
-                cap=guard.learned_cap,
-                context=context,
-            )
-            self._send_alert("on_rate_limited", self.on_rate_limited, learned, context)
-            return
-        if result.error not in alerts.RATE_LIMIT_KINDS:
-            return
-        if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and (result.error_message or "").startswith(
-            quota.SPENT
-        ):
-            self.log.info(
-                "%s: refused by a quota learned earlier; alerted when it was learned, not again", self.source
-            )
-            return
-        retry_at = None
-        oldest = rate_limit.oldest(guard.state.window)
-        if result.error is SyncErrorKind.RATE_LIMIT_EXCEEDED and oldest is not None:
-            retry_at = oldest + guard.hold_seconds
-        alert = alerts.rate_limited_alert(
-            result,
-            guard.state.breaker,
-            guard.settings,
-            at=self._clock(),
-            retry_at=retry_at,
-            context=context,
-        )
-        self._send_alert("on_rate_limited", self.on_rate_limited, alert, context)
-
-    def _send_alert(
-        self, name: str, targets: list[Any], alert: alerts.BreakerAlert, context: Mapping[str, Any]
-    ) -> None:
-        sent = alerts.send_alert(targets, alert, context, name=name, logger=self.log)
-        (self.log.info if sent == len(targets) else self.log.warning)(
-            "%s alert for %s sent to %d of %d target(s): %s",
-            name,
-            self.source,
-            sent,
-            len(targets),
-            alert.message,
-        )
-
-    def _on_transition(self, moved: Transition, state: SourceState) -> None:
-        """Called by the guard once per breaker transition (after its log line): gauges and alerts."""
-        previous = self._breaker_seen or state.breaker
-        self._breaker_seen = state.breaker
-        try:
-            metrics.emit_breaker(self.source, state.breaker)
-        except Exception:
-            self.log.warning("Could not send the breaker metrics of %s", self.source, exc_info=True)
-        try:
-            self._alert_transition(moved, state, previous)
-        except Exception:
-            self.log.exception("Alerting the breaker transition of %s failed; the sync goes on", self.source)
-
-    def _alert_transition(self, moved: Transition, state: SourceState, previous: BreakerSnapshot) -> None:
-        opened = moved.target_state is BreakerState.OPEN and moved.source_state is BreakerState.CLOSED
-        closed = moved.target_state is BreakerState.CLOSED
-        if opened and self.on_breaker_open:
-            alert = alerts.breaker_open_alert(
-                self.source,
-                state.breaker,
-                breaker_settings(self.config),
-                at=moved.at,
-                reason=moved.reason,
-                context=self._context,
-            )
-            self._send_alert("on_breaker_open", self.on_breaker_open, alert, self._context)
-        elif moved.target_state is BreakerState.OPEN and self.on_breaker_open:
-            self.log.info("%s: probe failed, breaker open again; no new on_breaker_open alert", self.source)
-        elif closed and self.on_breaker_close:
-            alert = alerts.breaker_close_alert(
-                self.source,
-                state.breaker,
-                previous,
-                breaker_settings(self.config),
-                at=moved.at,
-                reason=moved.reason,
-                context=self._context,
-            )
-            self._send_alert("on_breaker_close", self.on_breaker_close, alert, self._context)
-
-
-def writer_id(context: Mapping[str, Any]) -> str | None:
-    """``dag_id/run_id`` of the running task: the ``writer`` of its state writes."""
-    run = context.get("dag_run")
-    dag_id = getattr(run, "dag_id", None)
-    run_id = getattr(run, "run_id", None) or context.get("run_id")
-    if not run_id:
-        return None
-    return f"{dag_id}/{run_id}" if dag_id else str(run_id)
