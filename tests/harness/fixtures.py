@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.harness import airflow_cli
+from tests.harness.metadata_variables import MetadataVariables
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +38,15 @@ def variables(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[obj
 
     with create_session() as session:
         session.query(Variable).filter(Variable.key.like("sync_state_%")).delete(synchronize_session=False)
+
+
+@pytest.fixture
+def stored_variables(airflow_db: None) -> Iterator[MetadataVariables]:
+    """The session DB's Variables read and written directly (what ``airflow dags test`` runs see);
+    ``sync_state_*`` Variables are removed after."""
+    store = MetadataVariables()
+    yield store
+    store.delete_like("sync_state_%")
 
 
 def connection_env(url: str, **fields: object) -> dict[str, str]:

@@ -46,10 +46,10 @@ def database(source: str) -> Path:
 
 
 @pytest.fixture
-def fresh(variables: Any) -> Iterator[Any]:
+def fresh(stored_variables: Any) -> Iterator[Any]:
     for source in ("landed_airdrops", "crashing_quests", "truncated_airdrops", "replaced_quests"):
         database(source).unlink(missing_ok=True)
-    yield variables
+    yield stored_variables
 
 
 def run(dag_id: str, demo: DemoServer, conf: dict[str, Any] | None = None, **env: str) -> DagTestRun:
@@ -65,8 +65,8 @@ def rows(source: str) -> dict[str, str]:
     return {r[0]: r[1].strftime("%Y-%m-%dT%H:%M:%SZ") for r in found}
 
 
-def bookmark(variables: Any, source: str) -> Any:
-    raw = variables.get(f"sync_state_{source}", default_var=None)
+def bookmark(store: Any, source: str) -> Any:
+    raw = store.get(f"sync_state_{source}", default_var=None)
     return None if raw is None else json.loads(raw).get("bookmark")
 
 

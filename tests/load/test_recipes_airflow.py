@@ -21,7 +21,7 @@ pytestmark = pytest.mark.airflow
 
 
 def test_page_number_recipe_defers_and_lands_every_entry_in_real_airflow(
-    airflow_db: None, variables: Any
+    airflow_db: None, stored_variables: Any
 ) -> None:
     rec = recipe("A page-number API")
     install_dag(Path(__file__).with_name("dags") / "recipe_dags.py", "recipe_dags.py")
@@ -40,5 +40,5 @@ def test_page_number_recipe_defers_and_lands_every_entry_in_real_airflow(
     with duckdb.connect(str(database), read_only=True) as con:
         rows = con.sql("select id, hours from sync.time_entries order by id").fetchall()
     assert rows == [(e["id"], e["hours"]) for e in api.entries]
-    state = json.loads(variables.get(f"sync_state_{source}"))
+    state = json.loads(stored_variables.get(f"sync_state_{source}"))
     assert state["bookmark"] == max(e["updated_at"] for e in api.entries)

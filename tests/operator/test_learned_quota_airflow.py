@@ -44,14 +44,14 @@ def pool_of(dag_id: str) -> str:
         return str(ti.pool)
 
 
-def test_a_quota_learned_by_one_dag_stops_another_dag_from_sending(variables: Any) -> None:
+def test_a_quota_learned_by_one_dag_stops_another_dag_from_sending(stored_variables: Any) -> None:
     with DemoServer(port=0) as demo:
         demo.set_quota(SOURCE, limit=1, window=QUOTA_WINDOW, family="x-ratelimit")
         run1 = run_dag("op_quota_a", demo)
         expect(run1, "success", sync="success")
         assert [e["status"] for e in demo.requests(SOURCE)] == [200]
         assert "| API 0 left | GET /op_quota (attempt 1)" in attempt_lines(task_log(run1, "sync"))[0]
-        learned = read_state(variables, SOURCE)["quota"]
+        learned = read_state(stored_variables, SOURCE)["quota"]
         assert learned["remaining"] == 0
         assert 0 < learned["reset_at"] - learned["observed_at"] <= QUOTA_WINDOW + 1
 
@@ -74,20 +74,20 @@ def test_a_quota_learned_by_one_dag_stops_another_dag_from_sending(variables: An
         assert pool_of("op_quota_a") == pool_of("op_quota_b") == f"sync_{SOURCE}"
 
 
-def test_a_dag_that_does_not_learn_keeps_what_another_dag_learned(variables: Any) -> None:
+def test_a_dag_that_does_not_learn_keeps_what_another_dag_learned(stored_variables: Any) -> None:
     """Issue 17 item 8: ``op_quota_deaf`` (``learn_from_headers: false``) used to write the learned quota
     away with its first slot, and the learning DAG's next run was admitted before the API's reset."""
     with DemoServer(port=0) as demo:
         demo.set_quota(SOURCE, limit=1, window=600, family="x-ratelimit")
         run1 = run_dag("op_quota_a", demo)
         expect(run1, "success", sync="success")
-        learned = read_state(variables, SOURCE)["quota"]
+        learned = read_state(stored_variables, SOURCE)["quota"]
         assert learned["remaining"] == 0
 
         deaf = run_dag("op_quota_deaf", demo)  # it neither reads nor obeys the quota: it sends, gets a 429
         assert [e["status"] for e in demo.requests(SOURCE)][:2] == [200, 429]
         assert xcom_return_value(deaf, "op_quota_deaf", "sync")["error"] == "RATE_LIMITED"
-        kept = read_state(variables, SOURCE)["quota"]
+        kept = read_state(stored_variables, SOURCE)["quota"]
         assert kept is not None and kept["reset_at"] == learned["reset_at"]  # kept, not erased
 
         demo.clear_requests()

@@ -75,8 +75,8 @@ def attempt_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if re.search(r"\| window \d+%.*\(attempt \d+\)", line)]
 
 
-def read_state(variables: Any, source: str) -> dict[str, Any]:
-    raw = variables.get(f"sync_state_{source}", default_var=None)
+def read_state(store: Any, source: str) -> dict[str, Any]:
+    raw = store.get(f"sync_state_{source}", default_var=None)
     assert raw is not None, f"sync_state_{source} was not written"
     return json.loads(raw)
 
@@ -112,7 +112,7 @@ def expect(run: DagTestRun, dag_state: str, **task_states: str) -> None:
 
 
 def test_example_dag_syncs_every_page_and_reports_the_result(
-    demo: DemoServer, variables: Any, tmp_path: Path
+    demo: DemoServer, stored_variables: Any, tmp_path: Path
 ) -> None:
     """Success: all pages followed, one log line per attempt, the result in XCom, Variable and on_result."""
     result_file = tmp_path / "result.json"
@@ -132,7 +132,7 @@ def test_example_dag_syncs_every_page_and_reports_the_result(
     summary = re.findall(r"✓ airdrops: (\d+) items in \d+ ms", log)
     assert summary == [str(total)]
 
-    last = read_state(variables, "airdrops")["last_result"]
+    last = read_state(stored_variables, "airdrops")["last_result"]
     assert set(last) == RESULT_FIELDS
     assert (last["source"], last["success"], last["items_processed"]) == ("airdrops", True, total)
     assert (last["error"], last["error_message"], last["retry_count"]) == (None, None, 0)
@@ -146,7 +146,7 @@ def test_example_dag_syncs_every_page_and_reports_the_result(
 
 
 def test_breaker_opens_fast_fails_and_closes_after_a_probe_across_runs(
-    demo: DemoServer, variables: Any
+    demo: DemoServer, stored_variables: Any
 ) -> None:
     """Outage -> failed, breaker open -> skipped with nothing sent -> after reset_timeout a probe closes it.
 
@@ -159,7 +159,7 @@ def test_breaker_opens_fast_fails_and_closes_after_a_probe_across_runs(
     run1 = run_dag("op_breaker", demo, SYNC_TEST_RESET_TIMEOUT="3600")
     expect(run1, "failed", sync="failed")
     assert [e["status"] for e in demo.requests(source)] == [503, 503]  # first try + max_retries=1
-    state = read_state(variables, source)
+    state = read_state(stored_variables, source)
     assert (state["breaker"]["state"], state["breaker"]["failure_count"]) == ("open", 2)
     assert state["last_result"]["error"] == "HTTP_ERROR"
     assert "circuit breaker opened after 2 failures" in state["last_result"]["error_message"]
@@ -174,7 +174,7 @@ def test_breaker_opens_fast_fails_and_closes_after_a_probe_across_runs(
     log2 = task_log(run2, "sync")
     assert "CIRCUIT_BREAKER_OPEN" in log2
     assert attempt_lines(log2) == []
-    state2 = read_state(variables, source)
+    state2 = read_state(stored_variables, source)
     assert state2["breaker"] == state["breaker"]
     last2 = state2["last_result"]
     assert (last2["success"], last2["error"]) == (False, "CIRCUIT_BREAKER_OPEN")
@@ -187,7 +187,7 @@ def test_breaker_opens_fast_fails_and_closes_after_a_probe_across_runs(
     assert [e["status"] for e in demo.requests(source)] == [200]  # the probe, and the only page
     log3 = task_log(run3, "sync")
     assert log3.index(f"{source}: open -> half-open") < log3.index(f"{source}: half-open -> closed")
-    state3 = read_state(variables, source)
+    state3 = read_state(stored_variables, source)
     assert (state3["breaker"]["state"], state3["breaker"]["failure_count"]) == ("closed", 0)
     assert (state3["last_result"]["success"], state3["last_result"]["items_processed"]) == (
         True,
@@ -195,7 +195,7 @@ def test_breaker_opens_fast_fails_and_closes_after_a_probe_across_runs(
     )
 
 
-def test_retry_after_is_waited_out_before_the_retry(demo: DemoServer, variables: Any) -> None:
+def test_retry_after_is_waited_out_before_the_retry(demo: DemoServer, stored_variables: Any) -> None:
     """429 with Retry-After: 2 on the first request: the retry starts >= 2 s after it; the sync succeeds."""
     source = "op_retry_after"
     demo.set_fault("rate_limit", source=source, count=1, retry_after="2")
@@ -210,13 +210,13 @@ def test_retry_after_is_waited_out_before_the_retry(demo: DemoServer, variables:
     assert "waiting 2.00s before retrying (Retry-After 2s (retry 1))" in log
     assert "deferring" not in log  # 2 s is below defer_after (30 s): slept, not deferred
     assert len(attempt_lines(log)) == 2
-    last = read_state(variables, source)["last_result"]
+    last = read_state(stored_variables, source)["last_result"]
     assert (last["success"], last["retry_count"], last["items_processed"]) == (True, 1, total_for(source))
     # 429 is not a breaker failure
-    assert read_state(variables, source)["breaker"]["failure_count"] == 0
+    assert read_state(stored_variables, source)["breaker"]["failure_count"] == 0
 
 
-def test_deferral_resumes_at_the_same_page(demo: DemoServer, variables: Any) -> None:
+def test_deferral_resumes_at_the_same_page(demo: DemoServer, stored_variables: Any) -> None:
     """Page 2 answers 503 + Retry-After 2 (> defer_after 1 s): the task defers and resumes at page 2."""
     source = "op_deferral"
     run = run_dag("op_deferral", demo)
@@ -230,7 +230,7 @@ def test_deferral_resumes_at_the_same_page(demo: DemoServer, variables: Any) -> 
     ]
     log = task_log(run, "sync")
     assert log.index(f"{source}: deferring for 2.0s") < log.index(f"Resuming the sync of {source}")
-    last = read_state(variables, source)["last_result"]
+    last = read_state(stored_variables, source)["last_result"]
     assert (last["success"], last["items_processed"], last["retry_count"]) == (True, total_for(source), 1)
 
 
@@ -240,7 +240,7 @@ def test_deferral_resumes_at_the_same_page(demo: DemoServer, variables: Any) -> 
     ids=["mid-sync", "last-page", "one-page-source"],
 )
 def test_a_deferral_while_a_page_is_processed_delivers_that_page_again(
-    demo: DemoServer, variables: Any, limit: int, throttle: str, page_in_hand: int
+    demo: DemoServer, stored_variables: Any, limit: int, throttle: str, page_in_hand: int
 ) -> None:
     """One detail request per item; a 429 + Retry-After 2 on one of them defers the task mid-page.
 
@@ -270,12 +270,12 @@ def test_a_deferral_while_a_page_is_processed_delivers_that_page_again(
         in log
     )
     assert log.count("delivered again") == 1
-    last = read_state(variables, source)["last_result"]
+    last = read_state(stored_variables, source)["last_result"]
     assert (last["success"], last["items_processed"], last["retry_count"]) == (True, total, 1)
     assert last["truncated"] is False
 
 
-def test_reaching_max_pages_is_a_visibly_truncated_success(demo: DemoServer, variables: Any) -> None:
+def test_reaching_max_pages_is_a_visibly_truncated_success(demo: DemoServer, stored_variables: Any) -> None:
     """``max_pages`` 2 of 3 (the run's conf): success, 100 items, truncated in the log, XCom and Variable."""
     run = run_dag("example_sync", demo, conf={"max_pages": 2})
 
@@ -284,7 +284,7 @@ def test_reaching_max_pages_is_a_visibly_truncated_success(demo: DemoServer, var
     log = task_log(run, "sync")
     assert re.search(r"✓ airdrops: 100 items in \d+ ms \(truncated at max_pages\)", log), log[-3000:]
     assert "airdrops: stopped at max_pages=2 pages; the source has more" in log
-    last = read_state(variables, "airdrops")["last_result"]
+    last = read_state(stored_variables, "airdrops")["last_result"]
     assert (last["success"], last["items_processed"], last["truncated"], last["error"]) == (
         True,
         100,
@@ -294,7 +294,7 @@ def test_reaching_max_pages_is_a_visibly_truncated_success(demo: DemoServer, var
     assert xcom_return_value(run, "example_sync", "sync") == last
 
 
-def test_window_exhaustion_across_runs(demo: DemoServer, variables: Any) -> None:
+def test_window_exhaustion_across_runs(demo: DemoServer, stored_variables: Any) -> None:
     """2 requests per hour, one page per sync: runs 1 and 2 succeed, run 3 is skipped without a request.
 
     Run 1 also counts the state Variable calls of a one-page sync (the DAG logs each one).
@@ -306,7 +306,7 @@ def test_window_exhaustion_across_runs(demo: DemoServer, variables: Any) -> None
     # one read when the sync starts; every write re-reads first, so a foreign write since our last read
     # or write is merged, not overwritten: the window slot (before the request) and the result
     assert calls == ["get", "get", "set", "get", "set"]
-    state = read_state(variables, source)
+    state = read_state(stored_variables, source)
     assert state["writer"].startswith("op_window/")  # the writer's dag_id/run_id
 
     run2 = run_dag("op_window", demo)
@@ -320,18 +320,18 @@ def test_window_exhaustion_across_runs(demo: DemoServer, variables: Any) -> None
     log3 = task_log(run3, "sync")
     assert "RATE_LIMIT_EXCEEDED" in log3
     assert attempt_lines(log3) == []
-    state = read_state(variables, source)
+    state = read_state(stored_variables, source)
     assert len(state["window"]) == 2
     assert (state["last_result"]["success"], state["last_result"]["error"]) == (False, "RATE_LIMIT_EXCEEDED")
     assert state["breaker"]["state"] == "closed"
 
 
-def test_timeout_and_not_found_fail_the_task(demo: DemoServer, variables: Any) -> None:
+def test_timeout_and_not_found_fail_the_task(demo: DemoServer, stored_variables: Any) -> None:
     """A slow API fails with TIMEOUT after max_retries retries; a 404 fails at once and spares the breaker."""
     demo.set_fault("slow", source="op_timeout", delay=2.0)  # timeout is 0.5 s
     demo.set_fault("not_found", source="op_not_found")
     seeded = SourceState("op_not_found", breaker=BreakerSnapshot(failure_count=1, last_error="earlier 503"))
-    variables.set("sync_state_op_not_found", seeded.to_json())
+    stored_variables.set("sync_state_op_not_found", seeded.to_json())
 
     run = run_dag("op_failures", demo)
 
@@ -341,23 +341,25 @@ def test_timeout_and_not_found_fail_the_task(demo: DemoServer, variables: Any) -
     timeout_log = task_log(run, "timeout")
     assert "✗ op_timeout: TIMEOUT: " in timeout_log
     assert len(attempt_lines(timeout_log)) == 2
-    last = read_state(variables, "op_timeout")["last_result"]
+    last = read_state(stored_variables, "op_timeout")["last_result"]
     assert (last["error"], last["retry_count"], last["success"]) == ("TIMEOUT", 1, False)
     assert "gave up after 1 retry" in last["error_message"]
 
     assert [e["status"] for e in demo.requests("op_not_found")] == [404]
     not_found_log = task_log(run, "not_found")
     assert "✗ op_not_found: HTTP_ERROR: GET " in not_found_log
-    state = read_state(variables, "op_not_found")
+    state = read_state(stored_variables, "op_not_found")
     assert (state["last_result"]["error"], state["last_result"]["retry_count"]) == ("HTTP_ERROR", 0)
     assert (state["breaker"]["state"], state["breaker"]["failure_count"]) == ("closed", 1)
 
 
-def test_corrupt_state_is_replaced_and_a_newer_schema_is_refused(demo: DemoServer, variables: Any) -> None:
+def test_corrupt_state_is_replaced_and_a_newer_schema_is_refused(
+    demo: DemoServer, stored_variables: Any
+) -> None:
     """``not json{``: warned, fresh state, sync succeeds. schema_version 99: failed, Variable untouched."""
     future = json.dumps({"schema_version": 99, "source": "op_future", "breaker": {"state": "weird"}})
-    variables.set("sync_state_op_corrupt", "not json{")
-    variables.set("sync_state_op_future", future)
+    stored_variables.set("sync_state_op_corrupt", "not json{")
+    stored_variables.set("sync_state_op_future", future)
 
     run = run_dag("op_state", demo)
 
@@ -368,9 +370,9 @@ def test_corrupt_state_is_replaced_and_a_newer_schema_is_refused(demo: DemoServe
         line for line in corrupt_log.splitlines() if "[warning" in line and "sync_state_op_corrupt" in line
     ]
     assert len(warnings) == 1 and "is not valid JSON" in warnings[0], warnings
-    state = read_state(variables, "op_corrupt")
+    state = read_state(stored_variables, "op_corrupt")
     assert state["schema_version"] == 1 and state["source"] == "op_corrupt"
-    raw = variables.get("sync_state_op_corrupt")
+    raw = stored_variables.get("sync_state_op_corrupt")
     assert len(SourceState.from_json(raw, "op_corrupt", on_warning=pytest.fail).window) == 1
     assert (state["last_result"]["success"], state["last_result"]["items_processed"]) == (
         True,
@@ -379,22 +381,22 @@ def test_corrupt_state_is_replaced_and_a_newer_schema_is_refused(demo: DemoServe
 
     future_log = task_log(run, "future")
     assert "sync_state_op_future has schema_version 99, newer than this provider understands" in future_log
-    assert variables.get("sync_state_op_future") == future
+    assert stored_variables.get("sync_state_op_future") == future
     assert demo.requests("op_future") == []
 
 
-def test_params_dry_run_and_a_loosening_override(demo: DemoServer, variables: Any) -> None:
+def test_params_dry_run_and_a_loosening_override(demo: DemoServer, stored_variables: Any) -> None:
     """dry_run sends and writes nothing; max_requests above the limit is refused by Airflow's Params."""
     source = "op_params"
     seeded = SourceState(source, window=(time.time() - 60,)).to_json()
-    variables.set(f"sync_state_{source}", seeded)
+    stored_variables.set(f"sync_state_{source}", seeded)
 
     dry = run_dag("op_params", demo, conf={"dry_run": True})
     expect(dry, "success", sync="success")
     assert demo.requests(source) == []
     dry_log = task_log(dry, "sync")
     assert f"Dry run of {source}: a sync would be sent (nothing sent, state unchanged)" in dry_log
-    assert variables.get(f"sync_state_{source}") == seeded
+    assert stored_variables.get(f"sync_state_{source}") == seeded
     assert xcom_return_value(dry, "op_params", "sync")["items_processed"] == 0
 
     # The factory's DAG declares max_requests as Param(maximum=<configured limit>): Airflow refuses the
@@ -407,4 +409,4 @@ def test_params_dry_run_and_a_loosening_override(demo: DemoServer, variables: An
     assert refusal in loose.output
     assert "[DAG TEST] starting" not in loose.output
     assert demo.requests(source) == []
-    assert variables.get(f"sync_state_{source}") == seeded
+    assert stored_variables.get(f"sync_state_{source}") == seeded

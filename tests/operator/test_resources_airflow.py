@@ -43,7 +43,7 @@ def busiest_window(demo: DemoServer) -> int:
 
 
 def test_three_resources_of_one_source_stay_within_its_limit_where_three_sources_exceed_it(
-    demo: DemoServer, variables: Any
+    demo: DemoServer, stored_variables: Any
 ) -> None:
     shared = dags_test("sync_shared_api", **connection_env(demo.url))
     assert shared.state == "success", shared.output[-4000:]
@@ -53,7 +53,7 @@ def test_three_resources_of_one_source_stay_within_its_limit_where_three_sources
     sent = len(demo.requests())
     assert sent == 3 + 2 + 2  # every page of the three endpoints (50 items a page)
     assert one_source <= LIMIT
-    state = json.loads(variables.get("sync_state_shared_api"))
+    state = json.loads(stored_variables.get("sync_state_shared_api"))
     results = {name: entry["last_result"] for name, entry in state["resources"].items()}
     assert {n: (r["items_processed"], r["resource"]) for n, r in results.items()} == {
         "airdrops": (120, "airdrops"),
