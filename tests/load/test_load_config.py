@@ -85,7 +85,7 @@ def test_the_shipped_sources_land_in_duckdb_and_the_seven_demo_sources_are_incre
     configs = load_sources(REPO / "dags" / "sources.yaml")
     assert all(c.load is not None and c.load.destination == "duckdb" for c in configs.values())
     incremental = {name for name, c in configs.items() if c.incremental is not None}
-    assert incremental == {"airdrops", "airdrops_upcoming", "quests", "yield", "points", "sponsored"}
+    assert incremental == {"airdrops", "airdrops_upcoming", "quests", "yield", "points", "sponsored", "shared_quota"}
 
 
 def test_cursor_order_lag_and_highest() -> None:
