@@ -21,7 +21,12 @@ from airflow_sync_provider import adaptive_config, window_limits
 from airflow_sync_provider.durations import format_duration, parse_duration
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
+from airflow_sync_provider.load_config import (
+    IncrementalConfig,
+    LoadConfig,
+    check_duckdb_dataset,
+    check_load_with_incremental,
+)
 from airflow_sync_provider.policy.quota import RESET_FORMS
 from airflow_sync_provider.resource_config import ResourceConfig, check_resources, parse_resources
 from airflow_sync_provider.window_limits import WindowLimit
@@ -432,6 +437,7 @@ class SyncConfig:
         object.__setattr__(self, "method", spec.method)
         object.__setattr__(self, "params", dict(spec.params))
         check_load_with_incremental(self.load, self.incremental)
+        check_duckdb_dataset(self.load, self.source)
         _check_resources(self)
 
     @property
