@@ -23,7 +23,9 @@ a test can defer a sync in the middle of a pagination and check where the resume
 - ``GitHub``: in ``tests.apis.github``; ``HubSpot``: in ``tests.apis.hubspot``.
 - ``OAuthReports``: an OAuth2 client-credentials API (RFC 6749 section 4.4 and RFC 6750):
   ``POST /oauth/token`` (form ``grant_type=client_credentials``, ``scope``; client id and secret as
-  basic auth; ``401 invalid_client`` otherwise) returns ``{"access_token", "token_type": "Bearer",
+  basic auth, or as ``client_id`` / ``client_secret`` in the form where ``client_auth`` accepts
+  ``client_secret_post`` (section 2.3.1; both at once is a 400 ``invalid_request``); ``401
+  invalid_client`` otherwise) returns ``{"access_token", "token_type": "Bearer",
   "expires_in"}``; ``GET /v1/reports?page=N&per_page=M`` (pages from 1, ``total_pages``) needs a
   live token (``401`` with ``WWW-Authenticate: Bearer error="invalid_token"`` otherwise);
   ``revoke_tokens()`` invalidates every token issued so far. Reports answers carry the IETF draft's
@@ -357,10 +359,13 @@ class OAuthReports(EmulatedApi):
         client_id: str = "reports-client",
         secret: str = "s3cr3t-client-secret-value",
         expires_in: int = 3600,
+        client_auth: tuple[str, ...] = ("client_secret_basic",),
     ) -> None:
         super().__init__()
         self.client = (client_id, secret)
         self.expires_in = expires_in
+        self.client_auth = client_auth
+        """The client authentication methods the token endpoint accepts (RFC 6749 2.3.1)."""
         self.reports = [{"id": i, "title": f"report {i}"} for i in range(1, count + 1)]
         self.live: set[str] = set()
         self.issued: list[str] = []
@@ -386,7 +391,12 @@ class OAuthReports(EmulatedApi):
             form = seen.body or {}
             if seen.method != "POST" or form.get("grant_type") != "client_credentials":
                 return error_answer(400, error="unsupported_grant_type")
-            if basic_auth(seen.headers) != self.client:
+            posted = (form.get("client_id"), form.get("client_secret"))
+            if posted[1] is not None and basic_auth(seen.headers) is not None:
+                return error_answer(400, error="invalid_request")  # one authentication method only
+            used = "client_secret_basic" if posted[1] is None else "client_secret_post"
+            given = basic_auth(seen.headers) if posted[1] is None else posted
+            if used not in self.client_auth or given != self.client:
                 return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": 'Basic realm="token"'})
             token = f"at-{len(self.issued) + 1:04d}-{'x' * 24}"
             self.issued.append(token)
