@@ -2,11 +2,12 @@
 
 The token is asked for with ``grant_type=client_credentials`` (and ``scope``), the client id and
 secret as HTTP basic auth (section 2.3.1, ``client_secret_basic``) or, for a token endpoint that wants
-them there, as ``client_id`` and ``client_secret`` in the form body (``client_secret_post``). ``SyncRun`` sends that request through the source's guard
-like any other (window slot, breaker, retries); this module only says what to send and keeps the
-answer. The token lives in this process's memory only (``TOKENS``), until ``REFRESH_MARGIN`` before its
-``expires_in`` (a token without one is kept until the API answers 401): it is never written to a
-Variable, XCom, checkpoint or log, so a task in another process fetches its own.
+them there, as ``client_id`` and ``client_secret`` in the form body (``client_secret_post``).
+``SyncRun`` sends that request through the source's guard like any other (window slot, breaker,
+retries); this module only says what to send and keeps the answer. The token lives in this process's
+memory only (``TOKENS``), until ``REFRESH_MARGIN`` before its ``expires_in`` (a token without one is
+kept until the API answers 401): it is never written to a Variable, XCom, checkpoint or log, so a
+task in another process fetches its own.
 """
 
 from __future__ import annotations

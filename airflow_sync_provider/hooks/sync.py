@@ -498,9 +498,13 @@ def _check_auth_extra(name: str, extra: Mapping[str, Any], connection: Any) -> N
         )
     client_auth = extra.get("client_auth")
     if client_auth is not None and auth_type != "oauth2_client_credentials":
-        raise SyncSetupError(f"{name}: extra client_auth needs auth_type oauth2_client_credentials, got {auth_type!r}")
+        raise SyncSetupError(
+            f"{name}: extra client_auth needs auth_type oauth2_client_credentials, got {auth_type!r}"
+        )
     if client_auth is not None and client_auth not in CLIENT_AUTH:
-        raise SyncSetupError(f"{name}: extra client_auth must be one of {', '.join(CLIENT_AUTH)}, got {client_auth!r}")
+        raise SyncSetupError(
+            f"{name}: extra client_auth must be one of {', '.join(CLIENT_AUTH)}, got {client_auth!r}"
+        )
     if auth_type == "basic":
         return
     if _first(extra, (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)) is not None:

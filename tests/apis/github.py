@@ -84,7 +84,9 @@ class GitHub(EmulatedApi):
 
     def rate_limited(self) -> Answer:
         message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
-        return error_answer(429, message=message, documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api")
+        return error_answer(
+            429, message=message, documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api"
+        )
 
     def answer(self, seen: Seen) -> Answer:
         if bearer(seen.headers) != self.token:
@@ -97,11 +99,7 @@ class GitHub(EmulatedApi):
                 return error_answer(404, message="Not Found", documentation_url=f"{DOCS}/issues/issues")
             state = seen.query.get("state", "open")
             since = seen.query.get("since", "")
-            rows = [
-                i
-                for i in self.issues[name]
-                if state in ("all", i["state"]) and i["updated_at"] >= since
-            ]
+            rows = [i for i in self.issues[name] if state in ("all", i["state"]) and i["updated_at"] >= since]
         else:
             return error_answer(404, message="Not Found", documentation_url=DOCS)
         per_page, page = min(int(seen.query.get("per_page", 30)), 100), int(seen.query.get("page", 1))

@@ -32,12 +32,18 @@ TEN_SECONDS, DAILY = 100, 250_000
 _PROPERTIES = {
     "contacts": lambda i: {"email": f"contact{i}@example.com", "firstname": f"Ada{i}", "lastname": "Byron"},
     "companies": lambda i: {"name": f"Company {i}", "domain": f"company{i}.example.com"},
-    "deals": lambda i: {"dealname": f"Deal {i}", "amount": str(1000 + i), "dealstage": "appointmentscheduled"},
+    "deals": lambda i: {
+        "dealname": f"Deal {i}",
+        "amount": str(1000 + i),
+        "dealstage": "appointmentscheduled",
+    },
 }
 
 
 def _error(status: int, message: str, **fields: Any) -> Answer:
-    return Answer(status, {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), **fields})
+    return Answer(
+        status, {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), **fields}
+    )
 
 
 def _cursor(index: int) -> str:
@@ -48,7 +54,9 @@ def _cursor(index: int) -> str:
 class HubSpot(EmulatedApi):
     """The CRM lists of one account: ``counts`` objects per type; ``token`` is a private app's."""
 
-    def __init__(self, counts: dict[str, int], token: str = "pat-na1-7c3e0b2a-4f51-4d8e-9a3b-hubspot") -> None:
+    def __init__(
+        self, counts: dict[str, int], token: str = "pat-na1-7c3e0b2a-4f51-4d8e-9a3b-hubspot"
+    ) -> None:
         super().__init__()
         self.token = token
         self.objects: dict[str, list[dict[str, Any]]] = {

@@ -56,7 +56,9 @@ def test_client_secret_post_sends_the_client_in_the_form_body_not_as_basic_auth(
         "client_secret": secret,
     }
     assert "Authorization" not in token_call.headers
-    assert not any("client_auth" in {h.lower() for h in s.headers} for s in api.log)  # a setting, not a header
+    assert not any(
+        "client_auth" in {h.lower() for h in s.headers} for s in api.log
+    )  # a setting, not a header
     assert secret not in json.dumps(out.result.to_dict())
 
 
@@ -76,7 +78,8 @@ def test_a_post_only_token_endpoint_refuses_the_default_basic_auth(monkeypatch: 
     [
         (
             {"client_auth": "client_secret_jwt"},
-            "extra client_auth must be one of client_secret_basic, client_secret_post, got 'client_secret_jwt'",
+            "extra client_auth must be one of client_secret_basic, client_secret_post, "
+            "got 'client_secret_jwt'",
         ),
         (
             {"auth_type": "bearer", "client_auth": "client_secret_post"},

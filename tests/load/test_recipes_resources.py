@@ -71,7 +71,9 @@ def test_hubspot_recipe_lands_three_objects_under_one_window_across_a_deferral(
         ("companies", "MTAw"),  # resumed at that page, not at page 1
         ("deals", None),
     ]
-    assert {s.query["properties"] for s in api.requests("/crm/v3/objects/deals")} == {"dealname,amount,dealstage"}
+    assert {s.query["properties"] for s in api.requests("/crm/v3/objects/deals")} == {
+        "dealname,amount,dealstage"
+    }
     for kind, prop in OBJECTS.items():
         assert runner.rows(f"id, properties__{prop}", kind) == hubspot_rows(api, kind), kind
         assert runs[kind].outcome.result.items_processed == len(api.objects[kind])
@@ -90,7 +92,9 @@ def three_sources(rec_yaml: str) -> dict[str, object]:
     resources = source.pop("resources")
     source["load"] = None
     source["rate_limit"][0].pop("remaining_header")
-    sources = {f"hubspot_{r['name']}": {**source, "endpoint": r["path"], "params": r["params"]} for r in resources}
+    sources = {
+        f"hubspot_{r['name']}": {**source, "endpoint": r["path"], "params": r["params"]} for r in resources
+    }
     return dict(configs_from_mapping({"include_defaults": False, "sources": sources}, RECIPES))
 
 
