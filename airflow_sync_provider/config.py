@@ -21,7 +21,12 @@ from airflow_sync_provider.config_form import expected, optional_section, plain,
 from airflow_sync_provider.durations import parse_duration
 from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig, check_load_with_incremental
+from airflow_sync_provider.load_config import (
+    IncrementalConfig,
+    LoadConfig,
+    check_duckdb_dataset,
+    check_load_with_incremental,
+)
 from airflow_sync_provider.rate_limit_config import DEFAULT_MAX_LEARNED_WAIT as DEFAULT_MAX_LEARNED_WAIT
 from airflow_sync_provider.rate_limit_config import DEFAULT_SAFETY_MARGIN as DEFAULT_SAFETY_MARGIN
 from airflow_sync_provider.rate_limit_config import MAX_LEARNED_WAIT as MAX_LEARNED_WAIT
@@ -173,6 +178,7 @@ class SyncConfig:
         object.__setattr__(self, "method", spec.method)
         object.__setattr__(self, "params", dict(spec.params))
         check_load_with_incremental(self.load, self.incremental)
+        check_duckdb_dataset(self.load, self.source)
         _check_resources(self)
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import PurePath
 from typing import Any, ClassVar, Literal
 
 from airflow_sync_provider.exceptions import SyncConfigError
@@ -142,6 +143,22 @@ def check_load_with_incremental(load: LoadConfig | None, incremental: Incrementa
             "cannot be combined with incremental (a run fetches only what changed since the bookmark, "
             "so replace would leave only those items in the table): use merge or append, or remove "
             "incremental",
+        )
+
+
+def check_duckdb_dataset(load: LoadConfig | None, source: str) -> None:
+    """Refuse a DuckDB ``dataset`` named like its database file (``dataset: github`` in
+    ``sync_data/github.duckdb``): DuckDB cannot then tell the schema from the database, and dlt's schema
+    updates fail with "Ambiguous reference to catalog or schema" once a second table is created."""
+    if load is None or load.destination != "duckdb":
+        return
+    path = load.path.replace("{source}", source)
+    if PurePath(path).stem == load.dataset:
+        raise SyncConfigError(
+            "load.dataset",
+            load.dataset,
+            f"is also the name of the DuckDB file ({path}): DuckDB cannot tell the schema from the "
+            "database; name the dataset otherwise (the default is sync)",
         )
 
 

@@ -1,11 +1,13 @@
 """OAuth2 client credentials (RFC 6749 section 4.4): the token request and a token cache in memory.
 
 The token is asked for with ``grant_type=client_credentials`` (and ``scope``), the client id and
-secret as HTTP basic auth (section 2.3.1). ``SyncRun`` sends that request through the source's guard
-like any other (window slot, breaker, retries); this module only says what to send and keeps the
-answer. The token lives in this process's memory only (``TOKENS``), until ``REFRESH_MARGIN`` before its
-``expires_in`` (a token without one is kept until the API answers 401): it is never written to a
-Variable, XCom, checkpoint or log, so a task in another process fetches its own.
+secret as HTTP basic auth (section 2.3.1, ``client_secret_basic``) or, for a token endpoint that wants
+them there, as ``client_id`` and ``client_secret`` in the form body (``client_secret_post``).
+``SyncRun`` sends that request through the source's guard like any other (window slot, breaker,
+retries); this module only says what to send and keeps the answer. The token lives in this process's
+memory only (``TOKENS``), until ``REFRESH_MARGIN`` before its ``expires_in`` (a token without one is
+kept until the API answers 401): it is never written to a Variable, XCom, checkpoint or log, so a
+task in another process fetches its own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+CLIENT_AUTH = ("client_secret_basic", "client_secret_post")
+"""How the client id and secret reach the token endpoint (the names of OpenID Connect's
+``token_endpoint_auth_method``): HTTP basic auth (the default) or the form body."""
 REFRESH_MARGIN = 60.0
 """Seconds before expiry at which a cached token is no longer used (at most a tenth of its life)."""
 
@@ -27,14 +32,22 @@ class ClientCredentials:
     client_id: str
     secret: str = field(repr=False)
     scopes: tuple[str, ...] = ()
+    client_auth: str = CLIENT_AUTH[0]
 
     @property
     def form(self) -> dict[str, str]:
-        """The token request's form body."""
+        """The token request's form body (with the client id and secret for ``client_secret_post``)."""
         form = {"grant_type": "client_credentials"}
         if self.scopes:
             form["scope"] = " ".join(self.scopes)
+        if self.client_auth == "client_secret_post":
+            form |= {"client_id": self.client_id, "client_secret": self.secret}
         return form
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """The token request's HTTP basic auth (``None`` when the form body carries the secret)."""
+        return (self.client_id, self.secret) if self.client_auth == "client_secret_basic" else None
 
     @property
     def key(self) -> tuple[str, str, tuple[str, ...]]:

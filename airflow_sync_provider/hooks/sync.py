@@ -31,7 +31,7 @@ from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
-from airflow_sync_provider.hooks.oauth2 import TOKENS, ClientCredentials, token_problem
+from airflow_sync_provider.hooks.oauth2 import CLIENT_AUTH, TOKENS, ClientCredentials, token_problem
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
@@ -43,7 +43,7 @@ API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
 API_KEY_PARAM_FIELDS = ("api_key_param", "extra__sync_http__api_key_param")
 _SECRET_EXTRA_HINTS = ("key", "token", "secret", "auth", "pass", "sig")
 AUTH_TYPES = ("basic", "bearer", "oauth2_client_credentials")
-AUTH_FIELDS = ("auth_type", "token_url", "scopes")
+AUTH_FIELDS = ("auth_type", "token_url", "scopes", "client_auth")
 """Extra fields that describe the auth (never sent as headers, never masked as secrets)."""
 
 
@@ -124,6 +124,7 @@ class RateLimitedSyncHook(HttpHook):
                 client_id=str(connection.login),
                 secret=str(connection.password),
                 scopes=tuple(scopes.split() if isinstance(scopes, str) else scopes),
+                client_auth=str(extra.get("client_auth") or CLIENT_AUTH[0]),
             )
         if key_header and connection.password:
             session.headers[str(key_header)] = connection.password
@@ -262,7 +263,7 @@ class RateLimitedSyncHook(HttpHook):
         shown = self.redact(url, config)
         extra: dict[str, Any] = {}
         if token_call and self.oauth is not None:
-            extra = {"data": self.oauth.form, "auth": (self.oauth.client_id, self.oauth.secret)}
+            extra = {"data": self.oauth.form, "auth": self.oauth.basic_auth}
         else:
             params = self._with_key_param(url, params)
             token = self.cached_token()
@@ -494,6 +495,15 @@ def _check_auth_extra(name: str, extra: Mapping[str, Any], connection: Any) -> N
     if auth_type not in AUTH_TYPES:
         raise SyncSetupError(
             f"{name}: extra auth_type must be one of {', '.join(AUTH_TYPES)}, got {auth_type!r}"
+        )
+    client_auth = extra.get("client_auth")
+    if client_auth is not None and auth_type != "oauth2_client_credentials":
+        raise SyncSetupError(
+            f"{name}: extra client_auth needs auth_type oauth2_client_credentials, got {auth_type!r}"
+        )
+    if client_auth is not None and client_auth not in CLIENT_AUTH:
+        raise SyncSetupError(
+            f"{name}: extra client_auth must be one of {', '.join(CLIENT_AUTH)}, got {client_auth!r}"
         )
     if auth_type == "basic":
         return

@@ -20,14 +20,12 @@ a test can defer a sync in the middle of a pagination and check where the resume
 - ``Jira`` (REST API v3 search): ``GET /rest/api/3/search`` with basic auth, ``jql``, ``startAt``,
   ``maxResults`` (capped at 50, echoed); ``{"startAt", "maxResults", "total", "issues"}``; a 429 carries
   ``Retry-After`` and ``RateLimit-Reason``.
-- ``GitHub`` (docs.github.com, using pagination in the REST API): ``GET /user/repos`` and
-  ``GET /repos/<owner>/<repo>/issues`` with a bearer token, ``per_page`` (max 100) and ``page`` (from
-  1); a ``Link`` header with ``rel="next"`` and ``rel="last"`` (absolute URLs) while pages remain; a
-  repository it does not know is a 404 ``Not Found``. Every answer carries ``X-RateLimit-Limit: 5000``,
-  ``-Remaining``, ``-Used``, ``-Reset`` (epoch) and ``-Resource: core``.
+- ``GitHub``: in ``tests.apis.github``; ``HubSpot``: in ``tests.apis.hubspot``.
 - ``OAuthReports``: an OAuth2 client-credentials API (RFC 6749 section 4.4 and RFC 6750):
   ``POST /oauth/token`` (form ``grant_type=client_credentials``, ``scope``; client id and secret as
-  basic auth; ``401 invalid_client`` otherwise) returns ``{"access_token", "token_type": "Bearer",
+  basic auth, or as ``client_id`` / ``client_secret`` in the form where ``client_auth`` accepts
+  ``client_secret_post`` (section 2.3.1; both at once is a 400 ``invalid_request``); ``401
+  invalid_client`` otherwise) returns ``{"access_token", "token_type": "Bearer",
   "expires_in"}``; ``GET /v1/reports?page=N&per_page=M`` (pages from 1, ``total_pages``) needs a
   live token (``401`` with ``WWW-Authenticate: Bearer error="invalid_token"`` otherwise);
   ``revoke_tokens()`` invalidates every token issued so far. Reports answers carry the IETF draft's
@@ -47,7 +45,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,7 +77,7 @@ class EmulatedApi:
 
     def __init__(self) -> None:
         self.log: list[Seen] = []
-        self._throttle: dict[int, int] = {}
+        self._throttle: dict[int, tuple[int, int]] = {}
         self._quota: tuple[int, float, Callable[[], float]] | None = None
         self.admitted: list[float] = []
         self.refused = 0
@@ -106,8 +103,10 @@ class EmulatedApi:
         ``admitted`` holds the admitted requests' times, ``refused`` counts the refusals."""
         self._quota = (limit, window, clock)
 
-    def throttle_at(self, n: int, retry_after: int = 30) -> None:
-        self._throttle[n] = retry_after
+    def throttle_at(self, n: int, retry_after: int = 30, status: int = 429) -> None:
+        """Answer the ``n``-th request ``status`` (429, or 403 where an API documents it for a rate
+        limit) with this API's rate-limit body and ``Retry-After: retry_after``."""
+        self._throttle[n] = (retry_after, status)
 
     def requests(self, path_prefix: str = "/") -> list[Seen]:
         return [s for s in self.log if s.path.startswith(path_prefix)]
@@ -117,8 +116,8 @@ class EmulatedApi:
             self.log.append(seen)
             if len(self.log) in self._throttle:
                 refused = self.rate_limited()
-                wait = str(self._throttle[len(self.log)])
-                return Answer(429, refused.body, {**refused.headers, "Retry-After": wait})
+                wait, status = self._throttle[len(self.log)]
+                return Answer(status, refused.body, {**refused.headers, "Retry-After": str(wait)})
             if self._quota is not None:
                 limit, window, clock = self._quota
                 now = clock()
@@ -351,57 +350,6 @@ class Jira(EmulatedApi):
         )
 
 
-class GitHub(EmulatedApi):
-    """``repos``: repository full name -> issue count; ``token`` as a bearer token."""
-
-    def __init__(
-        self, repos: dict[str, int], token: str = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
-    ) -> None:
-        super().__init__()
-        self.token = token
-        self.repos = [{"id": i, "full_name": name} for i, name in enumerate(repos, 1)]
-        self.issues = {
-            name: [{"number": n, "repo": name} for n in range(count, 0, -1)] for name, count in repos.items()
-        }
-
-    def quota_headers(self) -> dict[str, str]:
-        used = len(self.log)
-        return {
-            "X-RateLimit-Limit": "5000",
-            "X-RateLimit-Remaining": str(5000 - used),
-            "X-RateLimit-Used": str(used),
-            "X-RateLimit-Reset": str(int(time.time()) + 3600),
-            "X-RateLimit-Resource": "core",
-        }
-
-    def rate_limited(self) -> Answer:
-        return error_answer(429, message="API rate limit exceeded")
-
-    def answer(self, seen: Seen) -> Answer:
-        if bearer(seen.headers) != self.token:
-            return error_answer(401, message="Bad credentials")
-        if seen.path == "/user/repos":
-            rows = self.repos
-        elif seen.path.startswith("/repos/") and seen.path.endswith("/issues"):
-            name = seen.path[len("/repos/") : -len("/issues")]
-            if name not in self.issues:
-                return error_answer(404, message="Not Found")
-            rows = self.issues[name]
-        else:
-            return error_answer(404, message="Not Found")
-        per_page, page = min(int(seen.query.get("per_page", 30)), 100), int(seen.query.get("page", 1))
-        last = max(1, -(-len(rows) // per_page))
-        headers = {}
-        if page < last:
-            query = {k: v for k, v in seen.query.items() if k != "page"}
-
-            def link(n: int) -> str:
-                return f"{self.url}{seen.path}?{urlencode({**query, 'page': n})}"
-
-            headers["Link"] = f'<{link(page + 1)}>; rel="next", <{link(last)}>; rel="last"'
-        return Answer(200, rows[(page - 1) * per_page : page * per_page], headers)
-
-
 class OAuthReports(EmulatedApi):
     """An OAuth2 client-credentials API: ``/oauth/token`` and the page-numbered ``/v1/reports``."""
 
@@ -411,10 +359,13 @@ class OAuthReports(EmulatedApi):
         client_id: str = "reports-client",
         secret: str = "s3cr3t-client-secret-value",
         expires_in: int = 3600,
+        client_auth: tuple[str, ...] = ("client_secret_basic",),
     ) -> None:
         super().__init__()
         self.client = (client_id, secret)
         self.expires_in = expires_in
+        self.client_auth = client_auth
+        """The client authentication methods the token endpoint accepts (RFC 6749 2.3.1)."""
         self.reports = [{"id": i, "title": f"report {i}"} for i in range(1, count + 1)]
         self.live: set[str] = set()
         self.issued: list[str] = []
@@ -440,7 +391,12 @@ class OAuthReports(EmulatedApi):
             form = seen.body or {}
             if seen.method != "POST" or form.get("grant_type") != "client_credentials":
                 return error_answer(400, error="unsupported_grant_type")
-            if basic_auth(seen.headers) != self.client:
+            posted = (form.get("client_id"), form.get("client_secret"))
+            if posted[1] is not None and basic_auth(seen.headers) is not None:
+                return error_answer(400, error="invalid_request")  # one authentication method only
+            used = "client_secret_basic" if posted[1] is None else "client_secret_post"
+            given = basic_auth(seen.headers) if posted[1] is None else posted
+            if used not in self.client_auth or given != self.client:
                 return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": 'Basic realm="token"'})
             token = f"at-{len(self.issued) + 1:04d}-{'x' * 24}"
             self.issued.append(token)

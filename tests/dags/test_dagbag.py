@@ -112,6 +112,25 @@ def test_sponsored_override_from_sources_yaml_is_applied(bag: DagBag) -> None:
     assert airdrops.incremental.param == "updated_since"
 
 
+def test_the_shipped_shared_quota_source_is_three_tasks_in_its_one_pool(bag: DagBag) -> None:
+    """``make demo``'s source with three resources (issue 18): one DAG, one task per resource, every
+    task in the source's pool with the source's one config (one window of 20 a minute)."""
+    dag = bag.dags["sync_shared_quota"]
+    assert sorted(dag.task_ids) == ["airdrops", "points", "quests"]
+    for task in dag.tasks:
+        assert type(task).__name__ == "RateLimitedSyncOperator"
+        assert (task.pool, task.pool_slots) == ("sync_shared_quota", 1)
+        assert task.source == "shared_quota"  # type: ignore[attr-defined]
+        assert task.resource == task.task_id  # type: ignore[attr-defined]
+        assert task.config.rate_limit.max_requests == 20  # type: ignore[attr-defined]
+    styles = {t.task_id: t.config.for_resource(t.task_id) for t in dag.tasks}  # type: ignore[attr-defined]
+    assert {n: (c.endpoint, c.load.target()) for n, c in styles.items()} == {
+        "airdrops": ("/offset/airdrops", "duckdb sync.airdrops"),
+        "quests": ("/after/quests", "duckdb sync.quests"),
+        "points": ("/points", "duckdb sync.points"),
+    }
+
+
 @pytest.mark.parametrize("source", EXPECTED_CRONS)
 def test_trigger_params_only_tighten_the_configured_limits(bag: DagBag, source: str) -> None:
     dag = bag.dags[f"sync_{source}"]
@@ -323,6 +342,7 @@ def test_parsing_touches_no_db_no_variables_no_connections_no_network(
     assert result["import_errors"] == {}
     assert set(result["dag_ids"]) == {"sync_admin", *(f"sync_{s}" for s in shipped_sources)}
     assert result["pools"]["sync_points"] == ["sync_points"]
+    assert result["pools"]["sync_shared_quota"] == ["sync_shared_quota"]
 
 
 def test_the_no_io_guards_do_catch_a_dag_file_that_reads_a_variable_and_the_network(

@@ -29,7 +29,6 @@ from airflow_sync_provider.sync_run import Checkpoint
 from tests.apis import (
     Answer,
     EmulatedApi,
-    GitHub,
     Jira,
     Notion,
     OAuthReports,
@@ -38,6 +37,7 @@ from tests.apis import (
     Zendesk,
     error_answer,
 )
+from tests.apis.github import GitHub
 from tests.hook import FakeClock, Sleeps, SyncOutcome, connect, fast_config, make_hook, sync_once
 
 SECOND = timedelta(seconds=1)

@@ -81,11 +81,34 @@ def test_top_level_load_applies_to_every_source_and_sync_load_replaces_it(
         configs_from_mapping(data)
 
 
+def test_a_duckdb_dataset_named_like_its_file_is_refused_naming_both() -> None:
+    """DuckDB cannot tell schema ``github`` from the database file ``github.duckdb`` (dlt's second table
+    then fails with an ambiguous reference): refused at parse time, for a source and for a resource."""
+    with pytest.raises(
+        SyncConfigError, match=r"load.dataset .*\(sync_data/airdrops.duckdb\).*got 'airdrops'"
+    ):
+        cfg(load={"destination": "duckdb", "dataset": "airdrops"})
+    resources = [{"name": "issues", "path": "/issues", "load": {"dataset": "airdrops"}}]
+    with pytest.raises(SyncConfigError, match=r"resources\[0\]\.load\.dataset"):
+        cfg(load={"destination": "duckdb"}, resources=resources)
+    # another file, or PostgreSQL (a database, not a file), is fine
+    assert cfg(load={"dataset": "airdrops", "path": "/data/all.duckdb"}).load is not None
+    assert cfg(load={"destination": "postgres", "conn_id": "dw", "dataset": "airdrops"}).load is not None
+
+
 def test_the_shipped_sources_land_in_duckdb_and_the_seven_demo_sources_are_incremental() -> None:
     configs = load_sources(REPO / "dags" / "sources.yaml")
     assert all(c.load is not None and c.load.destination == "duckdb" for c in configs.values())
     incremental = {name for name, c in configs.items() if c.incremental is not None}
-    assert incremental == {"airdrops", "airdrops_upcoming", "quests", "yield", "points", "sponsored"}
+    assert incremental == {
+        "airdrops",
+        "airdrops_upcoming",
+        "quests",
+        "yield",
+        "points",
+        "sponsored",
+        "shared_quota",
+    }
 
 
 def test_cursor_order_lag_and_highest() -> None:

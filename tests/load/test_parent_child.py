@@ -15,7 +15,7 @@ from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.state import InMemoryStateStore
 from airflow_sync_provider.sync_run import Checkpoint
-from tests.apis import GitHub
+from tests.apis.github import GitHub
 from tests.hook import FakeClock, Sleeps, connect, make_hook, stored, sync_once
 
 duckdb = pytest.importorskip("duckdb")
