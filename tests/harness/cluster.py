@@ -169,7 +169,8 @@ class AirflowCluster:
 
     def api(self, method: str, path: str, *, user: str = "admin", **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token(user)}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+        # generous: on a loaded 2-core machine the API server has answered a trigger after more than 30 s
+        return requests.request(method, f"{self.base_url}{path}", headers=headers, timeout=120, **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
         """Wait until the dag-processor has parsed ``dag_id``; unpause it."""
