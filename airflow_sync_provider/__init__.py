@@ -35,10 +35,11 @@ _LOCATIONS = {
     "SyncResult": "airflow_sync_provider.results",
     "RateLimitedSyncHook": "airflow_sync_provider.hooks.sync",
     "RateLimitedSyncOperator": "airflow_sync_provider.operators.sync",
-    "build_sync_dags": "airflow_sync_provider.dag_factory",
+    "build_sync_dags": "airflow_sync_provider.authoring.dag_factory",
 }
 
 if TYPE_CHECKING:
+    from airflow_sync_provider.authoring.dag_factory import build_sync_dags
     from airflow_sync_provider.config import (
         DEFAULT_SYNC_CONFIGS,
         BackoffConfig,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
         RateLimitConfig,
         SyncConfig,
     )
-    from airflow_sync_provider.dag_factory import build_sync_dags
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
     from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
     from airflow_sync_provider.results import SyncErrorKind, SyncResult

@@ -12,15 +12,15 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_sync_provider.admin_names import (
+from airflow_sync_provider.authoring.admin_names import (
     ACTIONS,
     ADMIN_DAG_ID,
     RESET_ACTION,
     SHOW_ACTION,
     reset_task_id,
 )
+from airflow_sync_provider.authoring.dag_factory import START_DATE, config_list
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
-from airflow_sync_provider.dag_factory import START_DATE, config_list
 
 SHOW_TASK_ID = SHOW_ACTION
 
@@ -59,7 +59,7 @@ def build_admin_dag(
         @task(task_id=SHOW_TASK_ID)
         def show_states() -> dict[str, Any]:
             from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-            from airflow_sync_provider.state_table import format_states
+            from airflow_sync_provider.state.table import format_states
 
             states = RateLimitedSyncHook(configs=by_source).get_all_states()
             print(format_states(states.values()))
@@ -78,7 +78,7 @@ def _reset(source: str) -> dict[str, Any]:
 
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
     from airflow_sync_provider.operators.run_params import writer_id
-    from airflow_sync_provider.state_table import format_states
+    from airflow_sync_provider.state.table import format_states
 
     hook = RateLimitedSyncHook()
     before = hook.get_circuit_breaker_state(source)

@@ -46,7 +46,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_sync_provider.triggers.wait"],
             }
         ],
-        "extra-links": ["airflow_sync_provider.links.SyncDashboardLink"],
+        "extra-links": ["airflow_sync_provider.operators.links.SyncDashboardLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_sync_provider.hooks.sync.RateLimitedSyncHook",

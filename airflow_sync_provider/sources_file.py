@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
-from airflow_sync_provider.config_form import optional_section
+from airflow_sync_provider.config.form import optional_section
 from airflow_sync_provider.exceptions import SyncConfigError
 
 SOURCES_FILE_ENV = "SYNC_SOURCES_FILE"
@@ -112,7 +112,7 @@ def _top_level_load(data: Mapping[str, Any], path: Path | str) -> Any:
             raw, where = yaml.safe_load(env), f"${LOAD_ENV}"
         except yaml.YAMLError as exc:
             raise SourcesFileError(path, f"${LOAD_ENV} is not valid YAML ({exc})") from None
-    from airflow_sync_provider.load_config import LoadConfig
+    from airflow_sync_provider.config.load import LoadConfig
 
     try:
         return optional_section(LoadConfig, raw, None)

@@ -25,7 +25,7 @@ from airflow.sdk import DAG, task
 
 from airflow_sync_provider import RateLimitedSyncHook, RateLimitedSyncOperator, SyncConfig, build_sync_dags
 from airflow_sync_provider.config import RateLimitConfig
-from airflow_sync_provider.state import VariableStateStore
+from airflow_sync_provider.state.store import VariableStateStore
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -188,7 +188,7 @@ def by_limit(context: Any, reps: int, base_url: str) -> dict[str, dict[str, list
 
     from airflow_sync_provider.hooks.guard import hold_seconds
     from airflow_sync_provider.policy import rate_limit
-    from airflow_sync_provider.state import SourceState, variable_key
+    from airflow_sync_provider.state.store import SourceState, variable_key
 
     variants = {"60": (60, False), "10000": (10_000, False), "10000_exact_log": (10_000, True)}
     out: dict[str, dict[str, list[dict[str, float]]]] = {v: {"1": [], "20": []} for v in variants}

@@ -90,11 +90,11 @@ def sync_ours(
     """Our sync of ``items`` into ``workdir/name.duckdb`` (``load=False``: pages only, nothing landed);
     Variable calls land in ``variables``. Returns the items loaded (or fetched)."""
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
-    from airflow_sync_provider.handlers import SyncContext, default_handler
+    from airflow_sync_provider.config.load import LoadConfig
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-    from airflow_sync_provider.load_config import LoadConfig
-    from airflow_sync_provider.state import VariableStateStore
-    from airflow_sync_provider.sync_run import SyncRun
+    from airflow_sync_provider.run.handlers import SyncContext, default_handler
+    from airflow_sync_provider.run.sync_run import SyncRun
+    from airflow_sync_provider.state.store import VariableStateStore
 
     config = SyncConfig(
         source=TABLE,

@@ -61,7 +61,7 @@ def trace_child(url: str, items: int, workdir: Path, top: int, frames: int = FRA
     import dlt
 
     from airflow_sync_provider.load.loader import import_dlt
-    from airflow_sync_provider.sync_run import SyncRun
+    from airflow_sync_provider.run.sync_run import SyncRun
     from bench import bulk
 
     import_dlt()

@@ -26,10 +26,10 @@ from typing import Any
 
 from airflow_sync_provider.config import BackoffConfig, RateLimitConfig, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
-from airflow_sync_provider.handlers import SyncContext, default_handler
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import SyncRun
+from airflow_sync_provider.run.handlers import SyncContext, default_handler
+from airflow_sync_provider.run.sync_run import SyncRun
+from airflow_sync_provider.state.store import InMemoryStateStore
 from bench.measure import rounded
 
 SIDES = {"learning_on": True, "learning_off": False}

@@ -27,11 +27,11 @@ log = logging.getLogger("bench.load")
 
 def _ours(base_url: str, home: Path, n: int) -> tuple[float, int]:
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
-    from airflow_sync_provider.handlers import SyncContext, default_handler
+    from airflow_sync_provider.config.load import LoadConfig
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-    from airflow_sync_provider.load_config import LoadConfig
-    from airflow_sync_provider.state import InMemoryStateStore
-    from airflow_sync_provider.sync_run import SyncRun
+    from airflow_sync_provider.run.handlers import SyncContext, default_handler
+    from airflow_sync_provider.run.sync_run import SyncRun
+    from airflow_sync_provider.state.store import InMemoryStateStore
 
     config = SyncConfig(
         source="airdrops",

@@ -35,7 +35,7 @@ from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
-from airflow_sync_provider.state import InMemoryStateStore, StateStore
+from airflow_sync_provider.state.store import InMemoryStateStore, StateStore
 from bench.measure import rounded
 
 HOUR = 3600.0

@@ -64,7 +64,7 @@ for i in range({n}):
 
 WITH_PARAMS = (
     "from airflow_sync_provider.config import SyncConfig\n"
-    "from airflow_sync_provider.dag_factory import sync_params\n",
+    "from airflow_sync_provider.authoring.dag_factory import sync_params\n",
     "\n        params=sync_params(SyncConfig(source=f's{i:05d}')),",
 )
 

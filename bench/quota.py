@@ -41,7 +41,7 @@ from airflow_sync_provider.config import RateLimitConfig, SyncConfig
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 from bench.measure import max_in_any_window, rounded
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the guard sees realistic epoch seconds

@@ -19,7 +19,7 @@ from airflow_sync_provider.config import RateLimitConfig, SyncConfig
 from airflow_sync_provider.hooks.guard import SourceGuard, hold_seconds
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy import rate_limit
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from bench.measure import median, rounded
 
 LIMITS = (60, 10_000)

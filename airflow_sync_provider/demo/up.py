@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_sync_provider.admin_names import ADMIN_DAG_ID
+from airflow_sync_provider.authoring.admin_names import ADMIN_DAG_ID
 from airflow_sync_provider.demo import leftovers, logserver
 from airflow_sync_provider.demo.processes import Processes, port_open, tail
 from airflow_sync_provider.demo.watch import EventWatcher

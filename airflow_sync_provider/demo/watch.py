@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from airflow_sync_provider.state import VARIABLE_PREFIX
-from airflow_sync_provider.state_table import format_utc
+from airflow_sync_provider.state.store import VARIABLE_PREFIX
+from airflow_sync_provider.state.table import format_utc
 
 Fetch = Callable[[str], Any]
 

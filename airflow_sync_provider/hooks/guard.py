@@ -33,7 +33,7 @@ from airflow_sync_provider.policy import breaker, quota, rate_limit, skew
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import SourceState, StateStore, merge, variable_key
+from airflow_sync_provider.state.store import SourceState, StateStore, merge, variable_key
 
 SKEW_TOLERANCE = 1.0
 """Stored times up to this many seconds ahead of the clock are ordinary skew between workers."""

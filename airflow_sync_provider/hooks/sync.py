@@ -26,7 +26,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from airflow_sync_provider import admin_api
+from airflow_sync_provider.admin import api as admin_api
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
@@ -37,7 +37,7 @@ from airflow_sync_provider.policy import quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import StateStore, VariableStateStore
+from airflow_sync_provider.state.store import StateStore, VariableStateStore
 
 API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
 API_KEY_PARAM_FIELDS = ("api_key_param", "extra__sync_http__api_key_param")

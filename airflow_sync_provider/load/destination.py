@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from airflow_sync_provider.load_config import LoadConfig
+from airflow_sync_provider.config.load import LoadConfig
 
 
 def airflow_home() -> Path:

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow_sync_provider import deferral
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
 from airflow_sync_provider.hooks.guard import SourceGuard
-from airflow_sync_provider.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.run import deferral
+from airflow_sync_provider.run.sync_run import Checkpoint, SyncRun
 from airflow_sync_provider.triggers.wait import SyncWaitTrigger
 
 

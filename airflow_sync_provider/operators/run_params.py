@@ -9,9 +9,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_sync_provider.authoring.params import apply_params, full_refresh_requested, run_overrides
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.params import apply_params, full_refresh_requested, run_overrides
 
 
 @dataclass(frozen=True)

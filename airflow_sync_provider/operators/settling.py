@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_sync_provider import resource_state
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.load.bookkeeping import kept_for_truncation, settle
 from airflow_sync_provider.results import SyncResult
-from airflow_sync_provider.sync_run import SyncRun
+from airflow_sync_provider.run.sync_run import SyncRun
+from airflow_sync_provider.state import resources as resource_state
 
 
 def payload(result: SyncResult, resource: str | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from airflow_sync_provider.observability import alerts, metrics
 from airflow_sync_provider.policy import quota, rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 
 
 @dataclass

@@ -28,20 +28,26 @@ from typing import Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_sync_provider import deferral, resource_state
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError, SyncWaitRequired
-from airflow_sync_provider.handlers import Handler, SyncContext, default_handler, items_from_handler_return
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.links import SyncDashboardLink
 from airflow_sync_provider.observability import alerts
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.operators import deferring, settling
+from airflow_sync_provider.operators.links import SyncDashboardLink
 from airflow_sync_provider.operators.run_params import read_run_params, writer_id
 from airflow_sync_provider.operators.signals import SyncSignals
 from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
-from airflow_sync_provider.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.run import deferral
+from airflow_sync_provider.run.handlers import (
+    Handler,
+    SyncContext,
+    default_handler,
+    items_from_handler_return,
+)
+from airflow_sync_provider.run.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.state import resources as resource_state
 
 ResultCallback = Callable[[SyncResult], Any]
 BLOCKED_KINDS = frozenset({SyncErrorKind.CIRCUIT_BREAKER_OPEN, SyncErrorKind.RATE_LIMIT_EXCEEDED})
@@ -131,7 +137,7 @@ class RateLimitedSyncOperator(BaseOperator):
         if self.resource is not None:
             resource = self.config.resource(self.resource)
             if resource.parent is not None:
-                from airflow_sync_provider.parent_child import child_handler
+                from airflow_sync_provider.run.parent_child import child_handler
 
                 return child_handler(self.config, resource)
         return default_handler

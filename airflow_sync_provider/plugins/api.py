@@ -37,8 +37,9 @@ from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, FastAPI, HTTPException, Response, status
 from fastapi.responses import HTMLResponse
 
-from airflow_sync_provider import operations, state_reader
+from airflow_sync_provider.admin import operations
 from airflow_sync_provider.sources_file import SourcesFileError
+from airflow_sync_provider.state import reader as state_reader
 
 ADMIN_DAG_ID = operations.ADMIN_DAG_ID
 NO_STORE = {"Cache-Control": "no-store"}
@@ -85,7 +86,7 @@ def get_states(user: GetUserDep, response: Response) -> dict[str, Any]:
     Every state comes from one query (``state_reader``), the next runs from another: the cost does not
     grow with a Variable read per source.
     """
-    from airflow_sync_provider.setup import missing_pools
+    from airflow_sync_provider.admin.setup import missing_pools
 
     problems: list[str] = []
     raw = state_reader.read_state_variables()

@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from airflow_sync_provider.state_table import format_utc
+from airflow_sync_provider.state.table import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def sync_warnings(session: Any, now: float | None = None) -> dict[str, str]:
     from airflow.models.dagwarning import DagWarning, DagWarningType
     from sqlalchemy import select
 
-    from airflow_sync_provider import operations
-    from airflow_sync_provider.state_reader import describe_all, read_state_variables
+    from airflow_sync_provider.admin import operations
+    from airflow_sync_provider.state.reader import describe_all, read_state_variables
 
     raw = read_state_variables(session)
     configs = operations.known_configs(state_sources=raw)

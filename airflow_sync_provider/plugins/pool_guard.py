@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from airflow_sync_provider.admin_names import RESET_TASK_PREFIX
+from airflow_sync_provider.authoring.admin_names import RESET_TASK_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 from bench import scale, table
 from tests.harness.statsd import UdpListener
 

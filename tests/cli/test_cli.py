@@ -14,7 +14,7 @@ import pytest
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
-from airflow_sync_provider.state import SourceState, VariableStateStore
+from airflow_sync_provider.state.store import SourceState, VariableStateStore
 from tests.cli.admin_dag_deploy import admin_runs, deploy_admin_dag
 from tests.harness.airflow_cli import airflow_env
 
@@ -36,7 +36,7 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def cli_in_process(*args: str) -> tuple[int, str, str]:
     """The same ``main()`` in this process: for checks that need no fresh interpreter (faster)."""
-    from airflow_sync_provider.cli import main
+    from airflow_sync_provider.admin.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), out=out, err=err)

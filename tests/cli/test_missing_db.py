@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_sync_provider.metadata_db import missing_db_message
+from airflow_sync_provider.admin.metadata_db import missing_db_message
 
 
 def run_cli(tmp: Path, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -74,7 +74,7 @@ def test_an_existing_db_or_another_database_is_left_to_the_command(tmp_path: Pat
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_ERRORS = (
-    "import sys; from airflow_sync_provider.cli import _leave_out_the_checkout; "
+    "import sys; from airflow_sync_provider.admin.cli import _leave_out_the_checkout; "
     "_leave_out_the_checkout() if sys.argv[1] == 'cli' else None; "
     "from airflow import plugins_manager; print(sorted(plugins_manager.get_import_errors().values()))"
 )

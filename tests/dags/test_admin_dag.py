@@ -14,7 +14,7 @@ from airflow_sync_provider.admin_dag import ACTIONS, build_admin_dag
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.sources_file import load_sources
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 from tests.harness.airflow_cli import dags_test, install_dag
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from airflow_sync_provider.authoring.params import apply_params
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS
-from airflow_sync_provider.params import apply_params
 from airflow_sync_provider.sources_file import load_sources
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from airflow_sync_provider.config import (
     RateLimitConfig,
     SyncConfig,
 )
-from airflow_sync_provider.handlers import SyncContext
+from airflow_sync_provider.run.handlers import SyncContext
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from airflow_sync_provider.admin.setup import ensure_connection, ensure_pools, missing_pools
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
-from airflow_sync_provider.setup import ensure_connection, ensure_pools, missing_pools
 
 REPO = Path(__file__).resolve().parents[2]
 POOLS = [f"sync_{source}" for source in DEFAULT_SYNC_CONFIGS]

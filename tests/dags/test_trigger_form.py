@@ -14,8 +14,8 @@ import pytest
 from airflow.serialization.serialized_objects import DagSerialization
 
 from airflow_sync_provider import build_sync_dags
+from airflow_sync_provider.authoring.dag_factory import _form_specs
 from airflow_sync_provider.config import RateLimitConfig, SyncConfig
-from airflow_sync_provider.dag_factory import _form_specs
 
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
 

@@ -15,7 +15,7 @@ import pytest
 from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.sources_file import load_sources
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.harness.airflow_cli import dags_test, install_dag
 from tests.harness.fixtures import connection_env
 from tests.hook import FakeClock, Sleeps, connect, make_hook, settled_requests, stored, sync_once

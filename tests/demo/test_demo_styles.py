@@ -15,7 +15,7 @@ from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.demo.styles import route
 from airflow_sync_provider.exceptions import SyncWaitRequired
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.sync_run import Checkpoint
 from tests.hook import FakeClock, Sleeps, connect, make_hook, settled_requests, sync_once
 from tests.load.recipes import recipe_configs
 

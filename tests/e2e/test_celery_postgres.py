@@ -162,7 +162,7 @@ def cluster(
         c.run(
             sys.executable,
             "-c",
-            "import sys; from airflow_sync_provider.setup import ensure_pools; "
+            "import sys; from airflow_sync_provider.admin.setup import ensure_pools; "
             "from airflow_sync_provider.sources_file import load_sources; "
             "print(ensure_pools(load_sources(sys.argv[1]).values()))",
             str(sources_file),

@@ -27,9 +27,9 @@ from urllib.parse import quote
 import pytest
 import yaml
 
+from airflow_sync_provider.authoring.review import TIMEOUT_REASON, trim_submission
 from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
-from airflow_sync_provider.review import TIMEOUT_REASON, trim_submission
 from tests.harness.cluster import AirflowCluster, shipped_dags_cluster
 
 pytestmark = pytest.mark.airflow

@@ -38,13 +38,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, T
 from airflow_sync_provider.config import BackoffConfig, SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
-from airflow_sync_provider.handlers import Handler
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.results import SyncResult
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.handlers import Handler
+from airflow_sync_provider.run.sync_run import Checkpoint
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.harness.fixtures import connection_env
 
 T0 = 1_800_000_000.0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from airflow_sync_provider import operations
+from airflow_sync_provider.admin import operations
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
-from airflow_sync_provider.state import InMemoryStateStore, SourceState
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState
 from tests.hook import T0, FakeClock, stored
 
 

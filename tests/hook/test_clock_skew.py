@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_sync_provider.sync_run import SyncRun
+from airflow_sync_provider.run.sync_run import SyncRun
 from tests.hook import FakeClock, Reply, ScriptedServer, connect, fast_config, make_hook
 
 

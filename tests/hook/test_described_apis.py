@@ -21,11 +21,11 @@ import pytest
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
-from airflow_sync_provider.handlers import SyncContext
 from airflow_sync_provider.hooks.oauth2 import TOKENS
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.handlers import SyncContext
+from airflow_sync_provider.run.sync_run import Checkpoint
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.apis import (
     Answer,
     EmulatedApi,

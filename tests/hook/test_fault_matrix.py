@@ -27,7 +27,7 @@ from airflow_sync_provider.config import CircuitBreakerConfig, RateLimitConfig
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState
 from tests.hook import (
     SHORT_TIMEOUT,
     T0,

@@ -13,7 +13,7 @@ import pytest
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.hooks.sync import CrossHostRedirect
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.hook import (
     SHORT_TIMEOUT,
     FakeClock,

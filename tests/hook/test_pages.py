@@ -20,11 +20,11 @@ import pytest
 
 from airflow_sync_provider.config import RateLimitConfig, SyncConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
-from airflow_sync_provider.handlers import Page, SyncContext
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.handlers import Page, SyncContext
+from airflow_sync_provider.run.sync_run import Checkpoint
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.hook import (
     FakeClock,
     Reply,

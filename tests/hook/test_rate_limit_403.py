@@ -13,7 +13,7 @@ import pytest
 from airflow_sync_provider.config import RateLimitConfig
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState
 from tests.hook import (
     FakeClock,
     Reply,

@@ -17,11 +17,11 @@ import requests
 
 from airflow_sync_provider.config import CircuitBreakerConfig, SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
-from airflow_sync_provider.handlers import SyncContext
 from airflow_sync_provider.hooks.outcome import BreakerEffect
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState
+from airflow_sync_provider.run.handlers import SyncContext
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState
 from tests.hook import (
     T0,
     FakeClock,

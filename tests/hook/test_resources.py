@@ -9,7 +9,7 @@ import pytest
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.hook import FakeClock, Sleeps, connect, make_hook, stored, sync_once
 
 CONFIG = SyncConfig.from_dict(

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from airflow_sync_provider.config import SyncConfig
-from airflow_sync_provider.handlers import SyncContext, default_handler
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import SyncRun
+from airflow_sync_provider.run.handlers import SyncContext, default_handler
+from airflow_sync_provider.run.sync_run import SyncRun
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.hook import LOG, connect, fast_config
 
 WINDOWS = ((3, 0.5), (5, 2.0))

@@ -21,8 +21,8 @@ from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy.backoff import retry_delay
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState
-from airflow_sync_provider.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.run.sync_run import Checkpoint, SyncRun
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState
 from tests.hook import (
     T0,
     FakeClock,

@@ -23,14 +23,14 @@ from urllib.parse import quote
 import pytest
 
 from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.config.load import IncrementalConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.load_config import IncrementalConfig
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.redact import conceal, redact_url, reveal, scrub
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.sync_run import Checkpoint
+from airflow_sync_provider.state.store import InMemoryStateStore
 from airflow_sync_provider.triggers.wait import SyncWaitTrigger
 from tests.hook import (
     FakeClock,

@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from airflow_sync_provider.config import RateLimitConfig
-from airflow_sync_provider.handlers import SyncContext, default_handler
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import SyncRun
+from airflow_sync_provider.run.handlers import SyncContext, default_handler
+from airflow_sync_provider.run.sync_run import SyncRun
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.hook import LOG, connect, fast_config
 
 WINDOW, LIMIT, PAGES = 1.0, 3, 9

@@ -18,8 +18,8 @@ import pytest
 
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.sync_run import Checkpoint
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.apis import EmulatedApi, Seen
 from tests.hook import FakeClock, Sleeps, SyncOutcome, sync_once
 from tests.load.recipes import Recipe, connection_env, local

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.sync_run import Checkpoint
 from tests.apis import Jira
 from tests.hook import FakeClock, Sleeps, connect, make_hook, sync_once
 

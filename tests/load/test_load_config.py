@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
+from airflow_sync_provider.authoring.params import full_refresh_requested
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.load.bookkeeping import settle
 from airflow_sync_provider.load.incremental import highest, later, with_lag
-from airflow_sync_provider.params import full_refresh_requested
 from airflow_sync_provider.results import SyncResult
 from airflow_sync_provider.sources_file import configs_from_mapping, load_sources
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 
 REPO = Path(__file__).resolve().parents[2]
 INC = {"cursor_field": "updated_at", "param": "updated_since"}

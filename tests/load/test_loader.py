@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from airflow_sync_provider.config import RateLimitConfig
+from airflow_sync_provider.config.load import IncrementalConfig, LoadConfig
 from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.exceptions import SyncWaitRequired
-from airflow_sync_provider.handlers import SyncContext
-from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.handlers import SyncContext
+from airflow_sync_provider.run.sync_run import Checkpoint
 from tests.hook import FakeClock, Sleeps, connect, fast_config, make_hook, sync_once
 
 duckdb = pytest.importorskip("duckdb")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.config.load import LoadConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
 from airflow_sync_provider.load import loader as loader_module
 from airflow_sync_provider.load.loader import BATCH_ITEMS, Loader, _Feed
-from airflow_sync_provider.load_config import LoadConfig
 
 
 def _items(count: int, *, then_wait: bool = False) -> Iterator[dict[str, Any]]:

@@ -13,8 +13,8 @@ import pytest
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncWaitRequired
-from airflow_sync_provider.state import InMemoryStateStore
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.sync_run import Checkpoint
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.apis.github import GitHub
 from tests.hook import FakeClock, Sleeps, connect, make_hook, stored, sync_once
 

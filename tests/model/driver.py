@@ -18,10 +18,10 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_sync_provider.config import SyncConfig
-from airflow_sync_provider.handlers import SyncContext, default_handler
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.policy.breaker import Transition
+from airflow_sync_provider.run.handlers import SyncContext, default_handler
 from tests.model.scripted_api import Crash, FakeClock, ScriptedApi, Wire
 
 LOG = logging.getLogger("tests.model")

@@ -49,10 +49,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from airflow_sync_provider.config import BackoffConfig, RateLimitConfig, SyncConfig
+from airflow_sync_provider.config.load import IncrementalConfig, LoadConfig
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.load_config import IncrementalConfig, LoadConfig
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.model.driver import CrashPlan, Driver, Sync, make_handler
 from tests.model.scripted_api import HOST, ApiAdapter, FakeClock, Reply, ScriptedApi, Wire
 

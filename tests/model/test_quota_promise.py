@@ -38,7 +38,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from airflow_sync_provider.config import BackoffConfig, CircuitBreakerConfig, RateLimitConfig, SyncConfig
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy import quota
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.model import invariants
 from tests.model.driver import LOG, Driver, Sync
 from tests.model.scripted_api import HOST, ApiAdapter, FakeClock, Reply, ScriptedApi, Wire

@@ -33,8 +33,8 @@ from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy import breaker
 from airflow_sync_provider.policy.breaker import BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
-from airflow_sync_provider.sync_run import SyncRun
+from airflow_sync_provider.run.sync_run import SyncRun
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.model import invariants
 from tests.model.driver import HANDLERS, LOG, CrashPlan, Driver, Sync
 from tests.model.scripted_api import HOST, ApiAdapter, FakeClock, Reply, ScriptedApi

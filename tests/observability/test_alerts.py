@@ -19,7 +19,7 @@ from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.observability import alerts
 from airflow_sync_provider.observability.alerts import BreakerAlert
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.harness.airflow_cli import dags_test, install_dag
 from tests.harness.fixtures import connection_env
 

@@ -19,7 +19,7 @@ from airflow_sync_provider.observability import metrics
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.results import SyncErrorKind, SyncResult
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.harness.airflow_cli import dags_test, install_dag
 from tests.harness.fixtures import connection_env
 from tests.harness.statsd import UdpListener

@@ -19,8 +19,8 @@ from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferralError, TaskDeferred
 
 from airflow_sync_provider import RateLimitedSyncOperator
-from airflow_sync_provider.deferral import DEFER_TIMEOUT_MARGIN, PROGRESS_XCOM
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.run.deferral import DEFER_TIMEOUT_MARGIN, PROGRESS_XCOM
+from airflow_sync_provider.state.store import InMemoryStateStore
 from airflow_sync_provider.triggers.wait import SyncWaitTrigger
 from tests.hook import T0, FakeClock, Reply, ScriptedServer, connect, fast_config, make_hook, stored
 

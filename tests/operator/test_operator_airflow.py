@@ -20,7 +20,7 @@ import pytest
 from airflow_sync_provider.demo.catalog import TOTALS, total_for
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.policy.breaker import BreakerSnapshot
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 from tests.harness.airflow_cli import DagTestRun, dags_test, install_dag
 from tests.harness.fixtures import connection_env
 

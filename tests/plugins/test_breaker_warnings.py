@@ -19,7 +19,7 @@ from airflow_sync_provider.plugins.breaker_warnings import (
     wanted_warnings,
 )
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
-from airflow_sync_provider.state import SourceState, VariableStateStore
+from airflow_sync_provider.state.store import SourceState, VariableStateStore
 
 OPENED = 1_796_000_000.0  # 2026-11-30 00:53:20 UTC
 

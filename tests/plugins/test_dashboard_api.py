@@ -33,7 +33,7 @@ import requests
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.quota import Quota
-from airflow_sync_provider.state import SourceState, VariableStateStore
+from airflow_sync_provider.state.store import SourceState, VariableStateStore
 from tests.cli.admin_dag_deploy import admin_runs, deploy_admin_dag
 from tests.harness.airflow_cli import AIRFLOW, airflow_env
 
@@ -543,7 +543,7 @@ def test_plugin_import_does_not_touch_the_db(tmp_path: Path) -> None:
 
 
 def test_extra_link_points_at_the_source_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_sync_provider.links import SyncDashboardLink
+    from airflow_sync_provider.operators.links import SyncDashboardLink
     from airflow_sync_provider.provider_info import get_provider_info
 
     link = SyncDashboardLink()
@@ -552,7 +552,7 @@ def test_extra_link_points_at_the_source_row(monkeypatch: pytest.MonkeyPatch) ->
     assert link.get_link(SimpleNamespace(source="airdrops"), ti_key=None) == "/sync-provider/#airdrops"
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/team-a/")
     assert link.get_link(SimpleNamespace(source="yield"), ti_key=None) == "/team-a/sync-provider/#yield"
-    assert "airflow_sync_provider.links.SyncDashboardLink" in get_provider_info()["extra-links"]
+    assert "airflow_sync_provider.operators.links.SyncDashboardLink" in get_provider_info()["extra-links"]
 
 
 def test_extra_link_survives_dag_serialization() -> None:
@@ -562,7 +562,7 @@ def test_extra_link_survives_dag_serialization() -> None:
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from airflow_sync_provider.links import SyncDashboardLink
+    from airflow_sync_provider.operators.links import SyncDashboardLink
     from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 
     class LinkedSync(RateLimitedSyncOperator):

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from airflow_sync_provider import operations, state_reader
+from airflow_sync_provider.admin import operations
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
-from airflow_sync_provider.state import SourceState, VariableStateStore
+from airflow_sync_provider.state import reader as state_reader
+from airflow_sync_provider.state.store import SourceState, VariableStateStore
 
 N = 40
 

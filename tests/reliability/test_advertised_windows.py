@@ -10,7 +10,7 @@ from airflow_sync_provider.config import RateLimitConfig, SyncConfig
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy import quota
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.reliability.test_shared_state import T0, Clock, Log
 
 DAY = 86_400.0

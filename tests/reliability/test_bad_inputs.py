@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 
 from airflow_sync_provider import DEFAULT_SYNC_CONFIGS, build_sync_dags
+from airflow_sync_provider.authoring.params import apply_params
 from airflow_sync_provider.config import CircuitBreakerConfig, RateLimitConfig, SyncConfig
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.params import apply_params
 from airflow_sync_provider.policy.breaker import BreakerState
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.harness.airflow_cli import DagTestRun, dags_test
 from tests.hook import SyncOutcome
 from tests.hook import sync_once as operator_sync

@@ -264,7 +264,7 @@ def test_without_the_pool_a_sync_that_read_early_still_sees_the_other_write_befo
 
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
     from airflow_sync_provider.hooks.guard import SourceGuard
-    from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+    from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 
     config = SyncConfig(
         source="quests", rate_limit=RateLimitConfig(max_requests=1, window=timedelta(hours=1))

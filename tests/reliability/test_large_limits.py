@@ -9,7 +9,7 @@ from airflow_sync_provider.config import RateLimitConfig, SyncConfig
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy.buckets import Buckets
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from tests.reliability.test_shared_state import OK, T0, Clock, Log
 
 KEY = variable_key("quests")

@@ -16,7 +16,7 @@ from airflow_sync_provider.config import CircuitBreakerConfig, RateLimitConfig, 
 from airflow_sync_provider.hooks.guard import SourceGuard, breaker_settings
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, Warn, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, Warn, variable_key
 from tests.reliability.test_shared_state import OK, T0, Clock, Log
 
 KEY = variable_key("quests")

@@ -61,7 +61,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_sync_provider import BackoffConfig, RateLimitedSyncOperator, SyncConfig
-from airflow_sync_provider.dag_factory import sync_params
+from airflow_sync_provider.authoring.dag_factory import sync_params
 
 
 def keep_result(result):

@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow_sync_provider.config import RateLimitConfig, SyncConfig
+from airflow_sync_provider.config.windows import WindowLimit
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy import shares as sh
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, merge, variable_key
-from airflow_sync_provider.window_limits import WindowLimit
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, merge, variable_key
 from tests.reliability.test_shared_state import OK, T0, Clock, Log
 
 KEY = variable_key("crm")
@@ -123,7 +123,7 @@ def test_a_day_window_of_250000_keeps_the_state_under_8_kb() -> None:
 
 
 def test_states_and_the_attempt_line_show_the_fullest_window() -> None:
-    from airflow_sync_provider.operations import describe
+    from airflow_sync_provider.admin.operations import describe
 
     store, clock = InMemoryStateStore(), Clock()
     cfg = config((5, 10.0), (12, 3600.0))

@@ -19,7 +19,7 @@ from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy.breaker import BreakerState
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 
 T0 = 1_800_000_000.0
 OK = Attempt(None, False, BreakerEffect.SUCCESS, "ok", 200)

@@ -14,11 +14,8 @@ from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule, Asset
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
 
 from airflow_sync_provider import build_sync_dags
-from airflow_sync_provider.asset_schedule import describe_triggers, sync_schedule
-from airflow_sync_provider.config import SyncConfig
-from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError
-from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.review import (
+from airflow_sync_provider.authoring.asset_schedule import describe_triggers, sync_schedule
+from airflow_sync_provider.authoring.review import (
     APPROVE,
     MAX_FIELD_CHARS,
     MAX_SUBMISSIONS,
@@ -31,6 +28,9 @@ from airflow_sync_provider.review import (
     split_decision,
     trim_submission,
 )
+from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError
+from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.sources_file import configs_from_mapping
 
 # -- config -------------------------------------------------------------------------------------------

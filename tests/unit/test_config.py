@@ -17,7 +17,7 @@ from airflow_sync_provider.config import (
     RateLimitConfig,
     SyncConfig,
 )
-from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.config.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError, SyncProviderError
 
 S = timedelta(seconds=1)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from airflow_sync_provider import adaptive_config
 from airflow_sync_provider.config import RateLimitConfig, SyncConfig
+from airflow_sync_provider.config import adaptive as adaptive_config
 from airflow_sync_provider.exceptions import SyncConfigError
 from airflow_sync_provider.policy import adaptive
 

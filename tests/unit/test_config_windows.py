@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from airflow_sync_provider.config import RateLimitConfig, SyncConfig
+from airflow_sync_provider.config.windows import WindowLimit
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.window_limits import WindowLimit
 
 HUBSPOT = [{"max_requests": 250000, "window": "1d"}, {"max_requests": 100, "window": "10s"}]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from airflow_sync_provider import templates
-from airflow_sync_provider.endpoint_config import EndpointConfig, parse_endpoint
+from airflow_sync_provider.config import templates
+from airflow_sync_provider.config.endpoint import EndpointConfig, parse_endpoint
 from airflow_sync_provider.exceptions import SyncConfigError
 
 
@@ -144,7 +144,7 @@ def test_reading_an_endpoint_description_loads_no_dlt() -> None:
     code = (
         "import sys\n"
         "from airflow_sync_provider.config import SyncConfig\n"
-        "from airflow_sync_provider import pagination\n"
+        "from airflow_sync_provider.run import pagination\n"
         "c = SyncConfig.from_dict({'source': 'x', 'paginator': {'type': 'offset', 'limit': 5}})\n"
         "p = c.paginator\n"
         "pagination.advance(p, pagination.start(p), pagination.PageView({'total': 9}, [1]))\n"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from airflow_sync_provider import pagination
-from airflow_sync_provider.endpoint_config import PaginatorConfig, parse_paginator
-from airflow_sync_provider.pagination import NextPage, PageView, PaginationError
-from airflow_sync_provider.selection import SelectionError, mismatch, select
+from airflow_sync_provider.config.endpoint import PaginatorConfig, parse_paginator
+from airflow_sync_provider.run import pagination
+from airflow_sync_provider.run.pagination import NextPage, PageView, PaginationError
+from airflow_sync_provider.run.selection import SelectionError, mismatch, select
 
 ROWS = [{"id": f"r{i}"} for i in range(7)]
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_sync_provider.authoring.params import apply_params, run_overrides
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.params import apply_params, run_overrides
 
 AIRDROPS = DEFAULT_SYNC_CONFIGS["airdrops"]
 
@@ -47,7 +47,7 @@ def test_loosening_or_malformed_overrides_are_refused_by_name(params: dict, expe
 
 
 def test_factory_can_leave_the_trigger_form_empty() -> None:
-    from airflow_sync_provider.dag_factory import build_sync_dags
+    from airflow_sync_provider.authoring.dag_factory import build_sync_dags
 
     with_form = build_sync_dags([AIRDROPS])["sync_airdrops"]
     without = build_sync_dags([AIRDROPS], trigger_params=False)["sync_airdrops"]

@@ -30,7 +30,7 @@ HOMES = {
     "BackoffConfig": "airflow_sync_provider.config",
     "CircuitBreakerConfig": "airflow_sync_provider.config",
     "DEFAULT_SYNC_CONFIGS": "airflow_sync_provider.config",
-    "build_sync_dags": "airflow_sync_provider.dag_factory",
+    "build_sync_dags": "airflow_sync_provider.authoring.dag_factory",
     "SyncResult": "airflow_sync_provider.results",
     "SyncErrorKind": "airflow_sync_provider.results",
     "RateLimitedSyncOperator": "airflow_sync_provider.operators.sync",
@@ -100,7 +100,7 @@ def test_policy_package_imports_no_airflow_module():
 def test_config_results_state_and_durations_import_no_airflow_module():
     code = (
         "import airflow_sync_provider.config, airflow_sync_provider.results, "
-        "airflow_sync_provider.state, airflow_sync_provider.durations, "
+        "airflow_sync_provider.state.store, airflow_sync_provider.config.durations, "
         "airflow_sync_provider.exceptions; " + AIRFLOW_MODULES
     )
     assert run_python(code) == []

@@ -12,7 +12,7 @@ from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore
 
 T0 = 1_800_000_000.0
 
@@ -248,7 +248,7 @@ def test_a_dag_that_does_not_learn_keeps_what_another_dag_learned():
 
 def test_the_breaker_reset_clears_the_learned_quota_too():
     """``sync_admin``'s reset (CLI, dashboard) used to leave a learned year-long reset in place."""
-    from airflow_sync_provider.operations import reset_breaker
+    from airflow_sync_provider.admin.operations import reset_breaker
 
     clock, store, log = Clock(), InMemoryStateStore(), Log()
     guard = SourceGuard(config(), store, clock=clock, log=Log())

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from airflow_sync_provider import operations, resource_state
+from airflow_sync_provider.admin import operations
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncConfigError
-from airflow_sync_provider.parent_child import child_request
-from airflow_sync_provider.state import SourceState, merge
+from airflow_sync_provider.run.parent_child import child_request
+from airflow_sync_provider.state import resources as resource_state
+from airflow_sync_provider.state.store import SourceState, merge
 
 HUBSPOT: dict[str, Any] = {
     "source": "hubspot",
@@ -200,7 +201,7 @@ def test_a_merge_keeps_the_other_writers_resources() -> None:
 
 
 def test_the_dag_has_one_task_per_resource_in_the_source_pool_parents_first() -> None:
-    from airflow_sync_provider.dag_factory import build_sync_dags
+    from airflow_sync_provider.authoring.dag_factory import build_sync_dags
 
     config = parse(
         [

@@ -11,7 +11,7 @@ from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.policy.shares import ANONYMOUS, Share
-from airflow_sync_provider.state import (
+from airflow_sync_provider.state.store import (
     SCHEMA_VERSION,
     InMemoryStateStore,
     SourceState,
@@ -256,7 +256,7 @@ def test_stores_recover_from_corrupt_content(store_kind):
 
 
 def test_without_callback_warnings_go_to_the_log(caplog):
-    with caplog.at_level("WARNING", logger="airflow_sync_provider.state"):
+    with caplog.at_level("WARNING", logger="airflow_sync_provider.state.store"):
         assert SourceState.from_json("nope", "airdrops") == SourceState("airdrops")
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert KEY in caplog.records[0].getMessage()

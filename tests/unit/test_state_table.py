@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_sync_provider.state_table import format_states, format_utc
+from airflow_sync_provider.state.table import format_states, format_utc
 
 OPENED = 1_796_000_000.0  # 2026-11-30 00:53:20 UTC
 

@@ -9,7 +9,7 @@ import pytest
 from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy.buckets import Buckets
 from airflow_sync_provider.policy.shares import ANONYMOUS, Share
-from airflow_sync_provider.state import SourceState, merge
+from airflow_sync_provider.state.store import SourceState, merge
 
 T0 = 1_764_390_000.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import requests
 
-from airflow_sync_provider import endpoint_pages, handlers, sync_run
-from airflow_sync_provider.urls import wire_url
+from airflow_sync_provider.run import endpoint_pages, handlers, sync_run
+from airflow_sync_provider.run.urls import wire_url
 
 
 def test_params_are_added_as_requests_sends_them() -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy.log import Log
 from airflow_sync_provider.policy.window import LESS, MOST, SUM, Window
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 
 T0 = 1_764_390_000.0
 W = 60.0

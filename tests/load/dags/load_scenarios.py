@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from airflow_sync_provider import build_sync_dags
-from airflow_sync_provider.handlers import SyncContext, default_handler
+from airflow_sync_provider.run.handlers import SyncContext, default_handler
 from airflow_sync_provider.sources_file import configs_from_mapping
 
 SOURCES = yaml.safe_load("""

@@ -34,7 +34,7 @@ from airflow_sync_provider import (
     SyncConfig,
     SyncResult,
 )
-from airflow_sync_provider.handlers import SyncContext
+from airflow_sync_provider.run.handlers import SyncContext
 
 log = logging.getLogger(__name__)
 

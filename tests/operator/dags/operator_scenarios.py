@@ -28,8 +28,8 @@ from airflow_sync_provider import (
     SyncConfig,
     build_sync_dags,
 )
-from airflow_sync_provider.handlers import SyncContext
-from airflow_sync_provider.state import VariableStateStore
+from airflow_sync_provider.run.handlers import SyncContext
+from airflow_sync_provider.state.store import VariableStateStore
 
 log = logging.getLogger(__name__)
 START = pendulum.datetime(2024, 1, 1, tz="UTC")

@@ -10,7 +10,7 @@ import yaml
 from airflow.sdk import DAG
 
 from airflow_sync_provider import RateLimitedSyncOperator, build_sync_dags
-from airflow_sync_provider.dag_factory import START_DATE
+from airflow_sync_provider.authoring.dag_factory import START_DATE
 from airflow_sync_provider.sources_file import configs_from_mapping
 
 LIMIT = {"max_requests": 3, "window": "10s", "safety_margin": "500ms"}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
-from airflow_sync_provider.state import SourceState, StateStore
+from airflow_sync_provider.state.store import SourceState, StateStore
 
 Log = Any
 

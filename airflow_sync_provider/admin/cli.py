@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from airflow_sync_provider.metadata_db import missing_db_message
+from airflow_sync_provider.admin.metadata_db import missing_db_message
 
 DEFAULT_CONNECTION_URL = "http://127.0.0.1:8765"
 DEMO_URL_ENV = "SYNC_DEMO_URL"
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from airflow_sync_provider import operations, setup
+    from airflow_sync_provider.admin import operations, setup
 
     configs = operations.configured_sources(args.sources_file)
     for pool, status in setup.ensure_pools(configs.values()):
@@ -159,8 +159,9 @@ def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_states(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from airflow_sync_provider import operations, setup, state_reader
-    from airflow_sync_provider.state_table import format_states
+    from airflow_sync_provider.admin import operations, setup
+    from airflow_sync_provider.state import reader as state_reader
+    from airflow_sync_provider.state.table import format_states
 
     raw = state_reader.read_state_variables()  # every state in one query
     configs = operations.known_configs(
@@ -182,8 +183,8 @@ def cmd_states(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_reset(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from airflow_sync_provider import operations
-    from airflow_sync_provider.state_table import format_states
+    from airflow_sync_provider.admin import operations
+    from airflow_sync_provider.state.table import format_states
 
     if args.direct:
         raise _Failure(

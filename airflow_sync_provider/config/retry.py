@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Literal
 
-from airflow_sync_provider.config_checks import duration, int_at_least, number_in, require
+from airflow_sync_provider.config.checks import duration, int_at_least, number_in, require
 
 JITTER_STRATEGIES = ("proportional", "full", "decorrelated")
 DEFAULT_RESET_MULTIPLIER = 2.0

@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from airflow_sync_provider import json_paths, templates
-from airflow_sync_provider.config import SyncConfig
+from airflow_sync_provider.config import SyncConfig, templates
+from airflow_sync_provider.config.resources import ResourceConfig
 from airflow_sync_provider.exceptions import SyncAbort
-from airflow_sync_provider.handlers import Handler, SyncContext
-from airflow_sync_provider.resource_config import ResourceConfig
 from airflow_sync_provider.results import SyncErrorKind
+from airflow_sync_provider.run import json_paths
+from airflow_sync_provider.run.handlers import Handler, SyncContext
 
 POSITION = "parent"
 CHILD_ITEMS = "child_items"

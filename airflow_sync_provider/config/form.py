@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow_sync_provider import window_limits
-from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.config import windows as window_limits
+from airflow_sync_provider.config.durations import format_duration, parse_duration
+from airflow_sync_provider.config.rate_limit import RateLimitConfig
+from airflow_sync_provider.config.windows import WindowLimit
 from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.rate_limit_config import RateLimitConfig
-from airflow_sync_provider.window_limits import WindowLimit
 
 
 def expected(exc: SyncConfigError) -> str:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Literal
 
-from airflow_sync_provider import adaptive_config, window_limits
-from airflow_sync_provider.config_checks import duration, int_at_least, require
-from airflow_sync_provider.durations import format_duration
+from airflow_sync_provider.config import adaptive as adaptive_config
+from airflow_sync_provider.config import windows as window_limits
+from airflow_sync_provider.config.checks import duration, int_at_least, require
+from airflow_sync_provider.config.durations import format_duration
+from airflow_sync_provider.config.windows import WindowLimit
 from airflow_sync_provider.policy.quota import RESET_FORMS
-from airflow_sync_provider.window_limits import WindowLimit
 
 MAX_WINDOW_ENTRIES = 10_000
 DEFAULT_SAFETY_MARGIN = timedelta(seconds=1)

@@ -30,8 +30,8 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_sync_provider.exceptions import SyncAbort
-from airflow_sync_provider.handlers import SyncContext
 from airflow_sync_provider.results import SyncErrorKind
+from airflow_sync_provider.run.handlers import SyncContext
 
 SUBMISSION_FIELDS = ("id", "title", "url", "submitted_by")
 MAX_SUBMISSIONS = 50

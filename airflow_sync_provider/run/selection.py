@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_sync_provider import json_paths
+from airflow_sync_provider.run import json_paths
 
 
 class SelectionError(ValueError):

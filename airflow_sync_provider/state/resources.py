@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_sync_provider.state import SourceState
+from airflow_sync_provider.state.store import SourceState
 
 
 def bookmark(state: SourceState, resource: str | None) -> str | int | float | None:

@@ -35,16 +35,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from airflow_sync_provider import templates
-from airflow_sync_provider.config import SyncConfig
-from airflow_sync_provider.endpoint_pages import check_first_page, endpoint_pages, items_of, items_problem
+from airflow_sync_provider.config import SyncConfig, templates
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.load.incremental import Cursor, highest, value_to_send
 from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.sync_run import Checkpoint, PageLoop, SyncRun
-from airflow_sync_provider.urls import wire_url
+from airflow_sync_provider.run.endpoint_pages import check_first_page, endpoint_pages, items_of, items_problem
+from airflow_sync_provider.run.sync_run import Checkpoint, PageLoop, SyncRun
+from airflow_sync_provider.run.urls import wire_url
 
 MAX_REMEMBERED_CURSORS = 1000
 

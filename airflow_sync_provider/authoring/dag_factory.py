@@ -17,13 +17,13 @@ import pendulum
 from airflow.sdk import DAG, Asset, Param
 from airflow.sdk.definitions.param import ParamsDict
 
-from airflow_sync_provider.asset_schedule import describe_triggers, sync_schedule
+from airflow_sync_provider.authoring.asset_schedule import describe_triggers, sync_schedule
+from airflow_sync_provider.authoring.review import Notifiers, add_review, collect_submissions
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
-from airflow_sync_provider.durations import format_duration
-from airflow_sync_provider.handlers import Handler
+from airflow_sync_provider.config.durations import format_duration
 from airflow_sync_provider.observability.alerts import AlertSpec
 from airflow_sync_provider.operators.sync import RateLimitedSyncOperator, ResultCallback
-from airflow_sync_provider.review import Notifiers, add_review, collect_submissions
+from airflow_sync_provider.run.handlers import Handler
 
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 SYNC_TASK_ID = "sync"

@@ -17,15 +17,15 @@ from urllib.parse import urljoin
 
 import requests
 
-from airflow_sync_provider import json_paths, pagination, selection
 from airflow_sync_provider.config import SyncConfig
-from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig
+from airflow_sync_provider.config.endpoint import EndpointConfig, PaginatorConfig
 from airflow_sync_provider.exceptions import SyncAbort
 from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.redact import conceal, mask_secrets, reveal
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.sync_run import PageLoop, SyncRun
-from airflow_sync_provider.urls import wire_url
+from airflow_sync_provider.run import json_paths, pagination, selection
+from airflow_sync_provider.run.sync_run import PageLoop, SyncRun
+from airflow_sync_provider.run.urls import wire_url
 
 MAX_REMEMBERED_CURSORS = 1000
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.exceptions import SyncStateError
-from airflow_sync_provider.state import VARIABLE_PREFIX, SourceState
+from airflow_sync_provider.state.store import VARIABLE_PREFIX, SourceState
 
 ENV_PREFIX = "AIRFLOW_VAR_"
 DAG_ID_PREFIX = "sync_"  # build_sync_dags' default dag_id_prefix
@@ -91,7 +91,7 @@ def describe_all(
     the error is history, e.g. from before a reset), and ``next_run_at`` / ``paused`` when ``runs``
     is given (a probe is sent by the first run at or after ``next_probe_at``).
     """
-    from airflow_sync_provider.operations import _error_row, describe
+    from airflow_sync_provider.admin.operations import _error_row, describe
 
     at = time.time() if now is None else now
     rows = []

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_sync_provider import json_paths, templates
+from airflow_sync_provider.config import templates
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.run import json_paths
 
 METHODS = ("GET", "POST")
 _REQUIRED = object()

@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_sync_provider.admin_api import all_states as all_states
-from airflow_sync_provider.admin_api import breaker_state, error_row
-from airflow_sync_provider.admin_api import describe as describe
-from airflow_sync_provider.admin_api import describe_resources as describe_resources
-from airflow_sync_provider.admin_api import reset_breaker as reset_breaker
-from airflow_sync_provider.admin_names import ADMIN_DAG_ID, RESET_ACTION, reset_task_id
+from airflow_sync_provider.admin.api import all_states as all_states
+from airflow_sync_provider.admin.api import breaker_state, error_row
+from airflow_sync_provider.admin.api import describe as describe
+from airflow_sync_provider.admin.api import describe_resources as describe_resources
+from airflow_sync_provider.admin.api import reset_breaker as reset_breaker
+from airflow_sync_provider.authoring.admin_names import ADMIN_DAG_ID, RESET_ACTION, reset_task_id
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncStateError
 from airflow_sync_provider.sources_file import SOURCES_FILE_ENV, load_sources
-from airflow_sync_provider.state import VARIABLE_PREFIX
+from airflow_sync_provider.state.store import VARIABLE_PREFIX
 
 SOURCES_FILE_NAME = "sources.yaml"
 FINISHED_RUN_STATES = ("success", "failed")
@@ -152,7 +152,7 @@ def list_states(configs: Mapping[str, SyncConfig]) -> list[dict[str, Any]]:
     state this provider cannot read becomes an ``error`` row."""
     from airflow.models import Variable
 
-    from airflow_sync_provider.state import VariableStateStore
+    from airflow_sync_provider.state.store import VariableStateStore
 
     store = VariableStateStore(variable_api=Variable)
     rows = []

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from airflow_sync_provider.config_checks import require
+from airflow_sync_provider.config.checks import require
 from airflow_sync_provider.exceptions import SyncConfigError
 
 MAX_ASSET_NAME = 1500

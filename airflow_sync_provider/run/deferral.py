@@ -20,7 +20,7 @@ from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 
 from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.sync_run import Checkpoint
+from airflow_sync_provider.run.sync_run import Checkpoint
 
 DEFER_TIMEOUT_MARGIN = timedelta(minutes=5)
 """Default time a deferred sync may overrun its wait before it ends as ``TIMEOUT``."""

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_sync_provider import json_paths
-from airflow_sync_provider.endpoint_config import ENDPOINT_KEYS, EndpointConfig, parse_endpoint
+from airflow_sync_provider.config.endpoint import ENDPOINT_KEYS, EndpointConfig, parse_endpoint
 from airflow_sync_provider.exceptions import SyncConfigError
+from airflow_sync_provider.run import json_paths
 
 RESOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 """A resource's name is its task id: letters, digits and ``_`` (no dots, dashes or spaces)."""

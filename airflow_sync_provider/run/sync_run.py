@@ -24,7 +24,7 @@ from airflow_sync_provider.hooks.outcome import Attempt
 from airflow_sync_provider.hooks.sync import CrossHostRedirect, RateLimitedSyncHook
 from airflow_sync_provider.policy.backoff import retry_delay
 from airflow_sync_provider.results import SyncErrorKind, SyncResult, plural
-from airflow_sync_provider.urls import wire_url
+from airflow_sync_provider.run.urls import wire_url
 
 SECOND = timedelta(seconds=1)
 

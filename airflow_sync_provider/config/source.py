@@ -16,29 +16,29 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
-from airflow_sync_provider.config_checks import duration, int_at_least, require
-from airflow_sync_provider.config_form import expected, optional_section, plain, section_from_dict
-from airflow_sync_provider.durations import parse_duration
-from airflow_sync_provider.endpoint_config import EndpointConfig, PaginatorConfig, parse_paginator
-from airflow_sync_provider.exceptions import SyncConfigError
-from airflow_sync_provider.load_config import (
+from airflow_sync_provider.config.checks import duration, int_at_least, require
+from airflow_sync_provider.config.durations import parse_duration
+from airflow_sync_provider.config.endpoint import EndpointConfig, PaginatorConfig, parse_paginator
+from airflow_sync_provider.config.form import expected, optional_section, plain, section_from_dict
+from airflow_sync_provider.config.load import (
     IncrementalConfig,
     LoadConfig,
     check_duckdb_dataset,
     check_load_with_incremental,
 )
-from airflow_sync_provider.rate_limit_config import DEFAULT_MAX_LEARNED_WAIT as DEFAULT_MAX_LEARNED_WAIT
-from airflow_sync_provider.rate_limit_config import DEFAULT_SAFETY_MARGIN as DEFAULT_SAFETY_MARGIN
-from airflow_sync_provider.rate_limit_config import MAX_LEARNED_WAIT as MAX_LEARNED_WAIT
-from airflow_sync_provider.rate_limit_config import MAX_WINDOW_ENTRIES as MAX_WINDOW_ENTRIES
-from airflow_sync_provider.rate_limit_config import RateLimitConfig
-from airflow_sync_provider.resource_config import ResourceConfig, check_resources, parse_resources
-from airflow_sync_provider.retry_config import DEFAULT_MAX_RESET_TIMEOUT as DEFAULT_MAX_RESET_TIMEOUT
-from airflow_sync_provider.retry_config import DEFAULT_RESET_MULTIPLIER as DEFAULT_RESET_MULTIPLIER
-from airflow_sync_provider.retry_config import JITTER_STRATEGIES as JITTER_STRATEGIES
-from airflow_sync_provider.retry_config import BackoffConfig, CircuitBreakerConfig
-from airflow_sync_provider.schedule_config import MAX_ASSET_NAME as MAX_ASSET_NAME
-from airflow_sync_provider.schedule_config import check_schedule, check_trigger_assets
+from airflow_sync_provider.config.rate_limit import DEFAULT_MAX_LEARNED_WAIT as DEFAULT_MAX_LEARNED_WAIT
+from airflow_sync_provider.config.rate_limit import DEFAULT_SAFETY_MARGIN as DEFAULT_SAFETY_MARGIN
+from airflow_sync_provider.config.rate_limit import MAX_LEARNED_WAIT as MAX_LEARNED_WAIT
+from airflow_sync_provider.config.rate_limit import MAX_WINDOW_ENTRIES as MAX_WINDOW_ENTRIES
+from airflow_sync_provider.config.rate_limit import RateLimitConfig
+from airflow_sync_provider.config.resources import ResourceConfig, check_resources, parse_resources
+from airflow_sync_provider.config.retry import DEFAULT_MAX_RESET_TIMEOUT as DEFAULT_MAX_RESET_TIMEOUT
+from airflow_sync_provider.config.retry import DEFAULT_RESET_MULTIPLIER as DEFAULT_RESET_MULTIPLIER
+from airflow_sync_provider.config.retry import JITTER_STRATEGIES as JITTER_STRATEGIES
+from airflow_sync_provider.config.retry import BackoffConfig, CircuitBreakerConfig
+from airflow_sync_provider.config.schedule import MAX_ASSET_NAME as MAX_ASSET_NAME
+from airflow_sync_provider.config.schedule import check_schedule, check_trigger_assets
+from airflow_sync_provider.exceptions import SyncConfigError
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 BLOCKED_STATES = ("skipped", "failed")

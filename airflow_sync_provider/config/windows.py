@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from airflow_sync_provider.durations import format_duration, parse_duration
+from airflow_sync_provider.config.durations import format_duration, parse_duration
 from airflow_sync_provider.exceptions import SyncConfigError
 
 MAX_EXTRA_REQUESTS = 100_000_000

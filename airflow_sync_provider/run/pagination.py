@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_sync_provider import json_paths
-from airflow_sync_provider.endpoint_config import PaginatorConfig
+from airflow_sync_provider.config.endpoint import PaginatorConfig
+from airflow_sync_provider.run import json_paths
 
 Position = dict[str, Any]
 
