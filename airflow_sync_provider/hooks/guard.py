@@ -29,7 +29,7 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
-from airflow_sync_provider.policy import breaker, quota, rate_limit, skew
+from airflow_sync_provider.policy import advertised, breaker, quota, rate_limit, skew
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
@@ -269,32 +269,32 @@ class SourceGuard:
         return rate_limit.WindowDecision(False, self.state.window, worst[0]), worst[1]
 
     def _learn_windows(self, headers: dict[str, str], now: float) -> None:
-        """Each window a ``RateLimit-Policy`` advertises longer than ours binds as a learned window for
+        """Each window the API advertises (``policy.advertised``) longer than ours binds as a learned window for
         the larger of its length and ``max_learned_wait``; one tighter than the config allows over it
         is warned once per sync, naming both."""
-        said = quota.policies(next((v for k, v in headers.items() if k.lower() == "ratelimit-policy"), None))
-        longer = [(limit, n) for limit, n in said if n > self.window_seconds]
+        longer = [w for w in advertised.windows(headers) if w.seconds > self.window_seconds]
         if not longer:
             return
         learned = {length: (limit, until) for length, limit, until in self.state.learned_windows}
-        for limit, n in longer:
+        for limit, n, header in longer:
             learned[n] = (limit, now + max(n, self.learned_cap))
             allowed, ours = self._config_allows(n)
             if limit < allowed and (limit, n) not in self._warned_windows:
                 self._warned_windows.add((limit, n))
                 self.log.warning(
-                    "%s: the API advertises %d requests per %.0fs (RateLimit-Policy), tighter than the "
+                    "%s: the API advertises %d requests per %.0fs (%s), tighter than the "
                     "config (%s allows %d in %.0fs): obeying it as a learned window",
                     self.config.source,
                     limit,
                     n,
+                    header,
                     ours,
                     allowed,
                     n,
                 )
         # a window learned just now starts from the requests of ours (the one that brought it included)
         records = dict(self.state.extra_windows)
-        for _, n in longer:
+        for _, n, _ in longer:
             records.setdefault(n, self.state.shares)
         self.state = self.state.replace(
             learned_windows=tuple((n, limit, until) for n, (limit, until) in sorted(learned.items())),
