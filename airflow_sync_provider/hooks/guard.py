@@ -269,9 +269,9 @@ class SourceGuard:
         return rate_limit.WindowDecision(False, self.state.window, worst[0]), worst[1]
 
     def _learn_windows(self, headers: dict[str, str], now: float) -> None:
-        """Each window the API advertises (``policy.advertised``) longer than ours binds as a learned window for
-        the larger of its length and ``max_learned_wait``; one tighter than the config allows over it
-        is warned once per sync, naming both."""
+        """Each window the API advertises (``policy.advertised``) longer than ours binds as a learned
+        window for the larger of its length and ``max_learned_wait``; one tighter than the config
+        allows over it is warned once per sync, naming both."""
         longer = [w for w in advertised.windows(headers) if w.seconds > self.window_seconds]
         if not longer:
             return

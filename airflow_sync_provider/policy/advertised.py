@@ -52,9 +52,8 @@ def windows(headers: Mapping[str, str]) -> tuple[Advertised, ...]:
     """Every window the response advertises, in the order above; a length advertised twice: the lower
     limit (the API enforces both)."""
     h = {k.lower(): v for k, v in headers.items()}
-    found = [
-        Advertised(limit, seconds, "RateLimit-Policy") for limit, seconds in quota.policies(h.get("ratelimit-policy"))
-    ]
+    policy = quota.policies(h.get("ratelimit-policy"))
+    found = [Advertised(limit, seconds, "RateLimit-Policy") for limit, seconds in policy]
     for name in LIMIT_HEADERS:
         shown = "X-RateLimit-Limit" if name.startswith("x-") else "RateLimit-Limit"
         found += [Advertised(limit, seconds, shown) for limit, seconds in _listed(h.get(name) or "")]

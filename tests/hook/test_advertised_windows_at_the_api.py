@@ -13,8 +13,8 @@ import pytest
 
 from airflow_sync_provider.config import RateLimitConfig
 from airflow_sync_provider.exceptions import SyncAbort
-from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.handlers import SyncContext, default_handler
+from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import InMemoryStateStore
 from airflow_sync_provider.sync_run import SyncRun
 from tests.hook import LOG, FakeClock, Reply, ScriptedServer, Sleeps, connect, fast_config, make_hook, stored
@@ -60,7 +60,8 @@ def test_a_day_quota_the_api_states_is_never_exceeded(
     with ScriptedServer(pages(**said)) as server:
         store, refused = sync(server, monkeypatch, learn=True)
     assert len(server.log) == DAY_QUOTA  # the 429 behind the quota was never asked for
-    assert refused.kind is SyncErrorKind.RATE_LIMIT_EXCEEDED and "86400s, advertised by the API" in str(refused)
+    assert refused.kind is SyncErrorKind.RATE_LIMIT_EXCEEDED
+    assert "3 requests per 86400s, advertised by the API" in str(refused)
     (learned,) = stored(store, "sponsored").learned_windows
     assert learned[:2] == (86400.0, DAY_QUOTA)
 

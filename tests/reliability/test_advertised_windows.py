@@ -87,7 +87,8 @@ def test_a_config_that_does_not_learn_ignores_advertised_windows() -> None:
 def test_x_ratelimit_headers_of_a_named_window_bind_too() -> None:
     # Kong's form names the window in the header; the draft's list form in the limit header's items
     log = Log()
-    assert sent_in_a_day(HOURLY, {"X-RateLimit-Limit-Day": "100", "X-RateLimit-Remaining-Day": "1"}, log) == 100
+    kong = {"X-RateLimit-Limit-Day": "100", "X-RateLimit-Remaining-Day": "1"}
+    assert sent_in_a_day(HOURLY, kong, log) == 100
     warned = [m for m in log if "advertises 100 requests per 86400s (X-RateLimit-Limit-Day)" in m]
     assert len(warned) == 2 and "rate_limit 60 per 3600s allows 1440" in warned[0]
     assert sent_in_a_day(HOURLY, {"X-RateLimit-Limit": "60, 60;w=3600, 150;window=86400"}) == 150
