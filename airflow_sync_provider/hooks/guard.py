@@ -272,7 +272,9 @@ class SourceGuard:
         """Each window the API advertises (``policy.advertised``) longer than ours binds as a learned
         window for the larger of its length and ``max_learned_wait``; one tighter than the config
         allows over it is warned once per sync, naming both."""
-        longer = [w for w in advertised.windows(headers) if w.seconds > self.window_seconds]
+        bare = self.config.rate_limit.advertised_window
+        said = advertised.windows(headers, bare_window=bare.total_seconds() if bare else None)
+        longer = [w for w in said if w.seconds > self.window_seconds]
         if not longer:
             return
         learned = {length: (limit, until) for length, limit, until in self.state.learned_windows}

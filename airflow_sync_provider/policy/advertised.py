@@ -11,7 +11,8 @@ as learned windows. Read (names are case-insensitive):
   length: those headers are not read.
 
 A bare ``X-RateLimit-Limit: 5000`` names no window (GitHub documents an hour, its headers do not
-say): ``policy.quota`` reads it as per our window, and its ``Remaining``/``Reset`` bind as before.
+say): it is a window only with ``bare_window`` given (``rate_limit.advertised_window``). Either way
+``policy.quota`` reads it as per our window, and its ``Remaining``/``Reset`` bind as before.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _listed(value: str) -> list[tuple[int, float]]:
     return out
 
 
-def windows(headers: Mapping[str, str]) -> tuple[Advertised, ...]:
+def windows(headers: Mapping[str, str], *, bare_window: float | None = None) -> tuple[Advertised, ...]:
     """Every window the response advertises, in the order above; a length advertised twice: the lower
     limit (the API enforces both)."""
     h = {k.lower(): v for k, v in headers.items()}
@@ -57,6 +58,9 @@ def windows(headers: Mapping[str, str]) -> tuple[Advertised, ...]:
     for name in LIMIT_HEADERS:
         shown = "X-RateLimit-Limit" if name.startswith("x-") else "RateLimit-Limit"
         found += [Advertised(limit, seconds, shown) for limit, seconds in _listed(h.get(name) or "")]
+        bare = quota._count((h.get(name) or "").split(",", 1)[0])
+        if bare and bare_window:
+            found.append(Advertised(bare, bare_window, f"{shown}, rate_limit.advertised_window"))
         for unit, seconds in UNITS.items():
             limit = quota._count(h.get(f"{name}-{unit}"))
             if limit:

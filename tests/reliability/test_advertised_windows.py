@@ -96,3 +96,18 @@ def test_x_ratelimit_headers_of_a_named_window_bind_too() -> None:
 
 def test_a_bare_x_ratelimit_limit_is_not_a_learned_window() -> None:
     assert sent_in_a_day(HOURLY, {"X-RateLimit-Limit": "100"}) == BASELINE
+
+
+def test_a_bare_x_ratelimit_limit_binds_over_the_window_the_config_names() -> None:
+    # GitHub's form: X-RateLimit-Limit with no window in the headers; its documented window is configured
+    per_minute = RateLimitConfig(
+        max_requests=100, window=timedelta(minutes=1), advertised_window=timedelta(days=1)
+    )
+    cfg = HOURLY.replace(rate_limit=per_minute)
+    log = Log()
+    assert sent_in_a_day(cfg, {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "149"}, log) == 150
+    assert [
+        m for m in log if "150 requests per 86400s (X-RateLimit-Limit, rate_limit.advertised_window)" in m
+    ]
+    unnamed = cfg.replace(rate_limit=RateLimitConfig(max_requests=100, window=timedelta(minutes=1)))
+    assert sent_in_a_day(unnamed, {"X-RateLimit-Limit": "150"}) == 24 * 100

@@ -52,3 +52,18 @@ def test_garbage_months_and_non_positive_windows_are_ignored() -> None:
 def test_one_length_advertised_twice_keeps_the_lower_limit() -> None:
     both = {"RateLimit-Policy": "1000;w=86400", "X-RateLimit-Limit-Day": "800"}
     assert windows(both) == (Advertised(800, DAY, "X-RateLimit-Limit-Day"),)
+
+
+def test_a_bare_limit_is_a_window_when_the_config_names_it() -> None:
+    github = {"X-RateLimit-Limit": "5000", "X-RateLimit-Reset": "1800003600"}
+    assert windows(github, bare_window=3600.0) == (
+        Advertised(5000, 3600.0, "X-RateLimit-Limit, rate_limit.advertised_window"),
+    )
+    listed = {"RateLimit-Limit": "100, 100;w=60"}
+    assert windows(listed, bare_window=86400.0) == (
+        Advertised(100, 60.0, "RateLimit-Limit"),
+        Advertised(100, DAY, "RateLimit-Limit, rate_limit.advertised_window"),
+    )
+    assert windows({"X-RateLimit-Limit": "5000;w=60"}, bare_window=3600.0) == (
+        Advertised(5000, 60.0, "X-RateLimit-Limit"),
+    )
