@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from airflow_sync_provider import learned_windows
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy import advertised, breaker, quota, rate_limit, skew
@@ -237,11 +238,8 @@ class SourceGuard:
         found: dict[float, tuple[int, str]] = {}
         for w in self.config.rate_limit.extra_windows:
             found[w.seconds] = (w.max_requests, "rate_limit.extra_windows")
-        for length, limit, until in (
-            self.state.learned_windows if self.config.rate_limit.learn_from_headers else ()
-        ):
-            if until > now and length > self.window_seconds and limit < found.get(length, (limit + 1, ""))[0]:
-                found[length] = (limit, "advertised by the API")
+        for length, limit, _ in learned_windows.binding(self.state, self.config, now):
+            found[length] = (limit, "advertised by the API")
         return tuple((n, limit, n + margin, text) for n, (limit, text) in sorted(found.items()))
 
     def _extra_fitted(self, now: float) -> tuple[tuple[float, sh.Shares], ...]:
@@ -435,8 +433,8 @@ class SourceGuard:
         return self.state.breaker.state is BreakerState.OPEN
 
     def window_usage(self) -> float:
-        """The fullest window's usage (the tightest of ``rate_limit`` and its ``extra_windows``)."""
-        requests, limit, _ = tightest_window(self.state, self.config, self.clock())
+        """The fullest window's usage (``rate_limit``, its ``extra_windows`` and the learned ones)."""
+        requests, limit, _ = learned_windows.tightest(self.state, self.config, self.clock())
         return requests / limit
 
     def _take(self, length: float, fitted: sh.Shares, now: float) -> sh.Shares:
