@@ -142,6 +142,27 @@ def _learned_quota(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _windows(r: dict[str, Any]) -> list[Row]:
+    both, p = r["day_and_second"], r["params"]
+    alone = both["baseline_second_only"]
+    return [
+        (
+            f"windows: 429s from an API enforcing {p['per_second']}/s and {p['day_limit']}/day",
+            f"{both['api_429s']} (both windows)",
+            f"{alone['api_429s']} (per-second window only)",
+            "—",
+            f"0 ({_verdict(both['api_429s'] == 0)})",
+        ),
+        (
+            f"windows: stored state at a day window of {both['state_bytes_day_limit']:,}, bytes",
+            _num(both["state_bytes"]),
+            "—",
+            "—",
+            f"< 8,192 ({_verdict(both['state_bytes'] < 8192)})",
+        ),
+    ]
+
+
 def _deferral(r: dict[str, Any]) -> list[Row]:
     return [
         (
@@ -342,6 +363,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "outage": _outage,
     "quota": _quota,
     "learned_quota": _learned_quota,
+    "windows": _windows,
     "deferral": _deferral,
     "overhead": _overhead,
     "state": _state,
