@@ -153,12 +153,18 @@ def _windows(r: dict[str, Any]) -> list[Row]:
             "—",
             f"0 ({_verdict(both['api_429s'] == 0)})",
         ),
-        (
-            f"windows: stored state at a day window of {both['state_bytes_day_limit']:,}, bytes",
-            _num(both["state_bytes"]),
-            "—",
-            "—",
-            f"< 8,192 ({_verdict(both['state_bytes'] < 8192)})",
+        *(
+            (
+                f"windows: stored state at a day window of {both['state_bytes_day_limit']:,}, "
+                f"{syncs} syncs a day, bytes",
+                _num(size),
+                "—",
+                "—",
+                f"< 8,192 ({_verdict(size < 8192)})",
+            )
+            for syncs, size in (
+                both.get("state_bytes_by_syncs_per_day") or {"24": both["state_bytes"]}
+            ).items()
         ),
     ]
 

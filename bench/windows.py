@@ -12,8 +12,10 @@ next one starts (they send nothing until the day window frees).
 
 - ``api_429s``: 429s the API answered to ``ours`` (goal 0);
 - ``state_bytes``: the stored Variable's size at a day window of 250,000 (the bucketed form): the
-  state ``ours`` left, its day window filled as 24 hourly syncs over the last day would have filled
-  it (their shares), written by one more sync through the real guard (goal < 8,192).
+  state ``ours`` left, its day window filled as 24 hourly syncs (the default schedule) over the last
+  day would have filled it, written by one more sync through the real guard (goal < 8,192).
+  ``state_bytes_by_syncs_per_day`` gives it for more frequent schedules: each sync's guard keeps its
+  own share of the window (``policy.shares``), so the size grows with the syncs in a day.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from airflow_sync_provider.sync_run import SyncRun
 
 DAY = 86400.0
 SIDES = ("ours", "second_only")
+SCHEDULES = (24, 96, 288)
+"""Syncs a day the state size is measured at: hourly (the default schedule), every 15 and 5 minutes."""
 FULL_DAY = 250_000
 """The day window ``state_bytes`` is measured at (HubSpot's daily quota)."""
 _QUIET = logging.getLogger("bench.windows")
@@ -71,6 +75,11 @@ def config_for(source: str, params: WindowsParams, *, day: int | None) -> SyncCo
         defer_after=timedelta(seconds=5),
         timeout=timedelta(seconds=5),
     )
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client dropping its keep-alive connection at the end of a sync: not a measurement
 
 
 class TwoWindowApi:
@@ -108,7 +117,7 @@ class TwoWindowApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
@@ -175,19 +184,21 @@ def summarize(arrivals: list[tuple[float, int]], side: Side) -> dict[str, Any]:
     }
 
 
-def state_bytes_at_a_full_day(state: SourceState, params: WindowsParams, count: int = FULL_DAY) -> int:
-    """The stored size of ``state`` at a day window of ``count``: 24 hourly syncs' shares over the last
-    day hold ``count - 1`` requests, and one more sync writes through the real guard."""
+def state_bytes_at_a_full_day(
+    state: SourceState, params: WindowsParams, count: int = FULL_DAY, syncs: int = 24
+) -> int:
+    """The stored size of ``state`` at a day window of ``count``: ``syncs`` evenly spread syncs' shares
+    over the last day hold ``count - 1`` requests, and one more sync writes through the real guard."""
     config = config_for(state.source, params, day=count)
     hold = hold_seconds(config) - config.rate_limit.window.total_seconds() + DAY
     now = time.time()
-    per_sync = (count - 1) // 24
+    per_sync, every = (count - 1) // syncs, DAY / syncs
     shares = []
-    for hour in range(24):
-        start = now - DAY + hour * 3600.0 + 60.0
-        n = per_sync + (count - 1 - 24 * per_sync if hour == 23 else 0)
-        times = Log(tuple(start + i * 3000.0 / n for i in range(n)))
-        shares.append(sh.Share(f"hour{hour:04d}", 2 * n, times))
+    for k in range(syncs):
+        start = now - DAY + k * every + 60.0
+        n = per_sync + (count - 1 - syncs * per_sync if k == syncs - 1 else 0)
+        times = Log(tuple(start + i * (every - 120.0) / n for i in range(n)))
+        shares.append(sh.Share(f"{k:08x}", 2 * n, times))
     fitted = sh.fit(sh.of(shares), now, max_requests=count, window=hold)
     store = InMemoryStateStore()
     store.save(state.replace(extra_windows=((DAY, fitted),), updated_at=now - 60, writer="last"))
@@ -238,8 +249,11 @@ def run(quick: bool = False, params: WindowsParams | None = None) -> dict[str, A
         "params": asdict(params),
         "day_and_second": {
             "api_429s": ours["api_429s"],
-            "state_bytes": state_bytes_at_a_full_day(final, params),
+            "state_bytes": state_bytes_at_a_full_day(final, params, syncs=SCHEDULES[0]),
             "state_bytes_day_limit": FULL_DAY,
+            "state_bytes_by_syncs_per_day": {
+                str(n): state_bytes_at_a_full_day(final, params, syncs=n) for n in SCHEDULES
+            },
             "state_bytes_after_run": len(final.to_json().encode()),
             **{k: v for k, v in ours.items() if k != "api_429s"},
             "baseline_second_only": counted["second_only"],

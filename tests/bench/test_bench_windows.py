@@ -48,5 +48,8 @@ def test_table_rows_and_the_only_flag() -> None:
     }
     rows = table.rows({"windows": result})
     assert rows[0][1:3] == ("0 (both windows)", "7 (per-second window only)") and "met" in rows[0][4]
-    assert rows[1][1] == "4,321" and "met" in rows[1][4]
+    assert rows[1][1] == "4,321" and "met" in rows[1][4] and "24 syncs a day" in rows[1][0]
+    result["day_and_second"]["state_bytes_by_syncs_per_day"] = {"24": 4321, "288": 9000}
+    assert [row[1] for row in table.rows({"windows": result})[1:]] == ["4,321", "9,000"]
+    assert "missed" in table.rows({"windows": result})[2][4]
     assert "windows" in ALL and parse_args(["--only", "windows"]).only == ["windows"]
