@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -32,15 +31,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_sync_provider.config import BackoffConfig, SyncConfig
-from airflow_sync_provider.exceptions import SyncAbort, SyncWaitRequired
-from airflow_sync_provider.handlers import SyncContext, default_handler
 from airflow_sync_provider.hooks.guard import SourceGuard, hold_seconds
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.log import Log
 from airflow_sync_provider.state import InMemoryStateStore, SourceState, variable_key
-from airflow_sync_provider.sync_run import SyncRun
+from bench.learned_quota import one_sync
+from bench.measure import max_in_any_window, sync_default_at
 
 DAY = 86400.0
 SIDES = ("ours", "second_only")
@@ -49,8 +47,7 @@ SCHEDULES = (24, 96, 288)
 FULL_DAY = 250_000
 """The day window ``state_bytes`` is measured at (HubSpot's daily quota)."""
 _QUIET = logging.getLogger("bench.windows")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
+_QUIET.disabled = True
 
 
 @dataclass(frozen=True)
@@ -143,32 +140,12 @@ class Side:
         hook = RateLimitedSyncHook(conn_id="sync_default", store=self.store)
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
-            guard = hook.open_guard(self.config, log=_QUIET)
-            run = SyncRun(self.config, hook, guard, log=_QUIET)
-            ctx = SyncContext(run, {})
-            success = True
-            try:
-                default_handler(ctx)
-            except (SyncAbort, SyncWaitRequired):
-                success = False
-            finally:
-                ctx.close()
-            guard.finish({"source": self.config.source, "success": success})
-            self.items += run.checkpoint.items
+            success, items = one_sync(hook, self.config)
+            self.items += items
             self.syncs += 1
             if not success:
                 self.refused_syncs += 1
                 time.sleep(0.5)  # the next scheduled run
-
-
-def most_in_any(times: list[float], window: float) -> int:
-    """The most arrivals in any span of ``window`` seconds."""
-    ordered, most, start = sorted(times), 0, 0
-    for end, t in enumerate(ordered):
-        while t - ordered[start] >= window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def summarize(arrivals: list[tuple[float, int]], side: Side) -> dict[str, Any]:
@@ -177,7 +154,7 @@ def summarize(arrivals: list[tuple[float, int]], side: Side) -> dict[str, Any]:
         "requests": len(arrivals),
         "api_429s": sum(1 for _, status in arrivals if status == 429),
         "served": len(served),
-        "most_served_in_any_second": most_in_any(served, 1.0),
+        "most_served_in_any_second": max_in_any_window([round(t * 1000) for t in served], 1000),
         "items": side.items,
         "syncs": side.syncs,
         "refused_syncs": side.refused_syncs,
@@ -213,7 +190,6 @@ def state_bytes_at_a_full_day(
 
 def run(quick: bool = False, params: WindowsParams | None = None) -> dict[str, Any]:
     params = params or (WindowsParams(seconds=20.0, day_limit=60) if quick else WindowsParams())
-    saved = os.environ.get("AIRFLOW_CONN_SYNC_DEFAULT")
     sides = {
         name: Side(
             config_for(f"windows_{name}", params, day=params.day_limit if name == "ours" else None),
@@ -222,24 +198,12 @@ def run(quick: bool = False, params: WindowsParams | None = None) -> dict[str, A
         )
         for name in SIDES
     }
-    with TwoWindowApi(params) as api:
-        host, port = api.url.split("://", 1)[1].split(":")
-        os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = json.dumps(
-            {"conn_type": "http", "host": host, "port": int(port)}
-        )
-        try:
-            threads = [
-                threading.Thread(target=side.loop, name=f"bench-windows-{n}") for n, side in sides.items()
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            if saved is None:
-                os.environ.pop("AIRFLOW_CONN_SYNC_DEFAULT", None)
-            else:
-                os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = saved
+    with TwoWindowApi(params) as api, sync_default_at(api.url):
+        threads = [threading.Thread(target=side.loop, name=f"bench-windows-{n}") for n, side in sides.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         counted = {
             name: summarize(api.arrivals.get(f"windows_{name}", []), side) for name, side in sides.items()
         }
