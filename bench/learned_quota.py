@@ -15,9 +15,7 @@ instead of minutes) so the whole comparison takes about a minute; rates are give
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -30,7 +28,7 @@ from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.run.handlers import SyncContext, default_handler
 from airflow_sync_provider.run.sync_run import SyncRun
 from airflow_sync_provider.state.store import InMemoryStateStore
-from bench.measure import rounded
+from bench.measure import rounded, sync_default_at
 
 SIDES = {"learning_on": True, "learning_off": False}
 _QUIET = logging.getLogger("bench.learned_quota")
@@ -80,21 +78,28 @@ class Side:
         started = time.monotonic()
         deadline = started + self.seconds
         while time.monotonic() < deadline:
-            guard = hook.open_guard(self.config, log=_QUIET)
-            run = SyncRun(self.config, hook, guard, log=_QUIET)
-            ctx = SyncContext(run, {})
-            success = True
-            try:
-                default_handler(ctx)
-            except (SyncAbort, SyncWaitRequired):
-                success = False
-            finally:
-                ctx.close()
-            guard.finish({"source": self.config.source, "success": success})
-            self.items += run.checkpoint.items  # the finished pages, of a failed sync too
+            success, items = one_sync(hook, self.config)
+            self.items += items
             self.syncs += 1
             self.failed_syncs += 0 if success else 1
         self.elapsed = time.monotonic() - started
+
+
+def one_sync(hook: RateLimitedSyncHook, config: SyncConfig) -> tuple[bool, int]:
+    """One sync of every page with a new guard, as an Airflow run makes it: whether it ended well, and
+    the items of its finished pages (of a failed sync too)."""
+    guard = hook.open_guard(config, log=_QUIET)
+    run = SyncRun(config, hook, guard, log=_QUIET)
+    ctx = SyncContext(run, {})
+    success = True
+    try:
+        default_handler(ctx)
+    except (SyncAbort, SyncWaitRequired):
+        success = False
+    finally:
+        ctx.close()
+    guard.finish({"source": config.source, "success": success})
+    return success, run.checkpoint.items
 
 
 def run(quick: bool = False, params: LearnedQuotaParams | None = None) -> dict[str, Any]:
@@ -103,30 +108,19 @@ def run(quick: bool = False, params: LearnedQuotaParams | None = None) -> dict[s
     params = params or LearnedQuotaParams(seconds=18.0 if quick else 60.0)
     logging.getLogger("airflow_sync_provider.demo.server").setLevel(logging.CRITICAL)
     out: dict[str, Any] = {"params": asdict(params)}
-    saved = os.environ.get("AIRFLOW_CONN_SYNC_DEFAULT")
-    with DemoServer(port=0) as demo:
-        host, port = demo.url.split("://", 1)[1].split(":")
-        os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = json.dumps(
-            {"conn_type": "http", "host": host, "port": int(port)}
-        )
-        try:
-            sides = {}
-            for name, learn in SIDES.items():
-                source = f"quota_{name}"
-                demo.set_quota(source, params.api_limit, params.window_s, params.family)
-                sides[name] = (source, Side(config_for(source, params, learn=learn), params.seconds))
-            threads = [
-                threading.Thread(target=side.loop, name=f"bench-{name}") for name, (_, side) in sides.items()
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            if saved is None:
-                os.environ.pop("AIRFLOW_CONN_SYNC_DEFAULT", None)
-            else:
-                os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = saved
+    with DemoServer(port=0) as demo, sync_default_at(demo.url):
+        sides = {}
+        for name, learn in SIDES.items():
+            source = f"quota_{name}"
+            demo.set_quota(source, params.api_limit, params.window_s, params.family)
+            sides[name] = (source, Side(config_for(source, params, learn=learn), params.seconds))
+        threads = [
+            threading.Thread(target=side.loop, name=f"bench-{name}") for name, (_, side) in sides.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         for name, (source, side) in sides.items():
             statuses = [entry["status"] for entry in demo.requests(source)]
             out[name] = summarize(statuses, side)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 
@@ -41,3 +44,21 @@ def max_in_any_window(times_ms: Sequence[int], window_ms: int) -> int:
 
 def rounded(value: float, digits: int = 3) -> float:
     return float(round(value, digits))
+
+
+@contextlib.contextmanager
+def sync_default_at(url: str) -> Iterator[None]:
+    """The ``sync_default`` connection pointed at ``url`` (``http://host:port``) through the
+    environment while the block runs; what was there before comes back after it."""
+    saved = os.environ.get("AIRFLOW_CONN_SYNC_DEFAULT")
+    host, port = url.split("://", 1)[1].split(":")
+    os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = json.dumps(
+        {"conn_type": "http", "host": host, "port": int(port)}
+    )
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("AIRFLOW_CONN_SYNC_DEFAULT", None)
+        else:
+            os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = saved

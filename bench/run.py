@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
 
 PURE = ("parse", "jitter", "quota", "outage", "load", "state")
 REAL = ("outage_slice", "overhead", "deferral")
-OWN_SERVER = ("learned_quota", "bulk")  # against their own demo API, real clock (minutes)
+OWN_SERVER = ("learned_quota", "windows", "bulk")  # against their own demo API, real clock (minutes)
 OWN_AIRFLOW = ("scale",)  # starts its own deployments, after the shared one has stopped
 ALL = PURE + REAL + OWN_SERVER + OWN_AIRFLOW
 
@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import learned_quota
 
         measured(results, timings, "learned_quota", lambda: learned_quota.run(quick=args.quick))
+    if "windows" in args.only:  # a per-second and a per-day window at a local API, real sleeps
+        from bench import windows
+
+        measured(results, timings, "windows", lambda: windows.run(quick=args.quick))
     if "bulk" in args.only:  # 100,000 items three ways, each side in its own interpreter
         from bench import bulk
 

@@ -142,6 +142,33 @@ def _learned_quota(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _windows(r: dict[str, Any]) -> list[Row]:
+    both, p = r["day_and_second"], r["params"]
+    alone = both["baseline_second_only"]
+    return [
+        (
+            f"windows: 429s from an API enforcing {p['per_second']}/s and {p['day_limit']}/day",
+            f"{both['api_429s']} (both windows)",
+            f"{alone['api_429s']} (per-second window only)",
+            "—",
+            f"0 ({_verdict(both['api_429s'] == 0)})",
+        ),
+        *(
+            (
+                f"windows: stored state at a day window of {both['state_bytes_day_limit']:,}, "
+                f"{syncs} syncs a day, bytes",
+                _num(size),
+                "—",
+                "—",
+                f"< 8,192 ({_verdict(size < 8192)})",
+            )
+            for syncs, size in (
+                both.get("state_bytes_by_syncs_per_day") or {"24": both["state_bytes"]}
+            ).items()
+        ),
+    ]
+
+
 def _deferral(r: dict[str, Any]) -> list[Row]:
     return [
         (
@@ -342,6 +369,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "outage": _outage,
     "quota": _quota,
     "learned_quota": _learned_quota,
+    "windows": _windows,
     "deferral": _deferral,
     "overhead": _overhead,
     "state": _state,

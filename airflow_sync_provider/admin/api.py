@@ -39,11 +39,12 @@ def error_row(source: str, config: SyncConfig, message: str) -> dict[str, Any]:
 
 def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, Any]:
     """A source's state as plain JSON for logs, dashboards and the CLI."""
-    from airflow_sync_provider.hooks.guard import breaker_settings, tightest_window
+    from airflow_sync_provider.hooks.guard import breaker_settings
     from airflow_sync_provider.policy import quota
+    from airflow_sync_provider.state import learned_windows
 
     b = state.breaker
-    in_window, most, seconds = tightest_window(state, config, now)  # the fullest of the windows
+    in_window, most, seconds = learned_windows.tightest(state, config, now)  # the fullest, learned included
     cap = config.rate_limit.learned_wait_cap.total_seconds()
     learned = quota.current(state.quota, now, cap) if config.rate_limit.learn_from_headers else None
     return {
@@ -62,6 +63,7 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
         "api_remaining": learned.remaining if learned else None,
         "api_limit": learned.limit if learned else None,
         "api_reset_at": learned.reset_at if learned else None,
+        "learned_windows": learned_windows.shown(state, config, now),
         "last_result": state.last_result,
         "updated_at": state.updated_at,
         **describe_resources(state, config),

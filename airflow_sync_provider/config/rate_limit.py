@@ -71,6 +71,9 @@ class RateLimitConfig:
     """The factor a refusal multiplies the effective limit by, in [0.1, 0.95]."""
     extra_windows: tuple[WindowLimit, ...] = ()
     """Longer windows obeyed as well (``window_limits``; the list form of ``rate_limit`` fills it)."""
+    advertised_window: timedelta | None = None
+    """The window a bare ``X-RateLimit-Limit``/``RateLimit-Limit`` counts over, when the API documents it
+    but its headers do not say (GitHub: an hour); with it, that limit binds as a learned window."""
 
     def __post_init__(self) -> None:
         int_at_least(f"{self.prefix}.max_requests", self.max_requests, 1)
@@ -122,6 +125,7 @@ class RateLimitConfig:
             )
         adaptive_config.check(self)
         self._check_extra_windows()
+        window_limits.check_advertised_window(self.advertised_window, f"{self.prefix}.advertised_window")
 
     def _check_extra_windows(self) -> None:
         name = f"{self.prefix}.extra_windows"

@@ -31,6 +31,7 @@ from airflow_sync_provider.exceptions import SyncConfigError
 MAX_EXTRA_REQUESTS = 100_000_000
 """An extra window is always bucketed (``policy.buckets``): its size does not grow with its limit."""
 MAX_EXTRA_WINDOWS = 4
+MAX_ADVERTISED_WINDOW = timedelta(days=31)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,3 +117,15 @@ def from_list(value: list[Any], prefix: str) -> dict[str, Any]:
     entries.sort(key=lambda e: e[2])
     (_, first, _), rest = entries[0], entries[1:]
     return {**first, "extra_windows": tuple(parse(entry, name) for name, entry, _ in rest)}
+
+
+def check_advertised_window(value: Any, name: str) -> None:
+    """``rate_limit.advertised_window``: unset, or a positive duration of at most 31 days."""
+    if value is None:
+        return
+    ok = isinstance(value, timedelta) and timedelta(0) < value <= MAX_ADVERTISED_WINDOW
+    if not ok:
+        shown = format_duration(value) if isinstance(value, timedelta) else value
+        raise SyncConfigError(
+            name, shown, f"must be a positive duration of at most {MAX_ADVERTISED_WINDOW.days}d"
+        )

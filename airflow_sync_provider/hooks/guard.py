@@ -29,10 +29,11 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
-from airflow_sync_provider.policy import breaker, quota, rate_limit, skew
+from airflow_sync_provider.policy import advertised, breaker, quota, rate_limit, skew
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
+from airflow_sync_provider.state import learned_windows
 from airflow_sync_provider.state.store import SourceState, StateStore, merge, variable_key
 
 SKEW_TOLERANCE = 1.0
@@ -54,19 +55,6 @@ def hold_seconds(config: SyncConfig) -> float:
     """How long a slot stays taken after its response: the window plus the safety margin."""
     limit = config.rate_limit
     return (limit.window + limit.margin) / timedelta(seconds=1)
-
-
-def tightest_window(state: SourceState, config: SyncConfig, now: float) -> tuple[int, int, float]:
-    """The fullest of the source's windows (``rate_limit`` and its ``extra_windows``): requests in it,
-    its limit and its length in seconds (the first on a tie). What the attempt line, the metric
-    ``sync.rate_limit.usage``, ``states`` and the dashboard show."""
-    limit = config.rate_limit
-    margin = limit.margin / timedelta(seconds=1)
-    first = limit.window / timedelta(seconds=1)
-    windows = [(state.window, limit.max_requests, first)]
-    windows += [(sh.total(state.extra(w.seconds)), w.max_requests, w.seconds) for w in limit.extra_windows]
-    counted = [(window.in_window(now, length + margin), most, length) for window, most, length in windows]
-    return max(counted, key=lambda c: c[0] / c[1])
 
 
 def clamp_future_times(state: SourceState, now: float, warn: Callable[[str], None]) -> SourceState:
@@ -237,11 +225,8 @@ class SourceGuard:
         found: dict[float, tuple[int, str]] = {}
         for w in self.config.rate_limit.extra_windows:
             found[w.seconds] = (w.max_requests, "rate_limit.extra_windows")
-        for length, limit, until in (
-            self.state.learned_windows if self.config.rate_limit.learn_from_headers else ()
-        ):
-            if until > now and length > self.window_seconds and limit < found.get(length, (limit + 1, ""))[0]:
-                found[length] = (limit, "advertised by the API")
+        for length, limit, _ in learned_windows.binding(self.state, self.config, now):
+            found[length] = (limit, "advertised by the API")
         return tuple((n, limit, n + margin, text) for n, (limit, text) in sorted(found.items()))
 
     def _extra_fitted(self, now: float) -> tuple[tuple[float, sh.Shares], ...]:
@@ -269,32 +254,34 @@ class SourceGuard:
         return rate_limit.WindowDecision(False, self.state.window, worst[0]), worst[1]
 
     def _learn_windows(self, headers: dict[str, str], now: float) -> None:
-        """Each window a ``RateLimit-Policy`` advertises longer than ours binds as a learned window for
-        the larger of its length and ``max_learned_wait``; one tighter than the config allows over it
-        is warned once per sync, naming both."""
-        said = quota.policies(next((v for k, v in headers.items() if k.lower() == "ratelimit-policy"), None))
-        longer = [(limit, n) for limit, n in said if n > self.window_seconds]
+        """Each window the API advertises (``policy.advertised``) longer than ours binds as a learned
+        window for the larger of its length and ``max_learned_wait``; one tighter than the config
+        allows over it is warned once per sync, naming both."""
+        bare = self.config.rate_limit.advertised_window
+        said = advertised.windows(headers, bare_window=bare.total_seconds() if bare else None)
+        longer = [w for w in said if w.seconds > self.window_seconds]
         if not longer:
             return
         learned = {length: (limit, until) for length, limit, until in self.state.learned_windows}
-        for limit, n in longer:
+        for limit, n, header in longer:
             learned[n] = (limit, now + max(n, self.learned_cap))
             allowed, ours = self._config_allows(n)
             if limit < allowed and (limit, n) not in self._warned_windows:
                 self._warned_windows.add((limit, n))
                 self.log.warning(
-                    "%s: the API advertises %d requests per %.0fs (RateLimit-Policy), tighter than the "
+                    "%s: the API advertises %d requests per %.0fs (%s), tighter than the "
                     "config (%s allows %d in %.0fs): obeying it as a learned window",
                     self.config.source,
                     limit,
                     n,
+                    header,
                     ours,
                     allowed,
                     n,
                 )
         # a window learned just now starts from the requests of ours (the one that brought it included)
         records = dict(self.state.extra_windows)
-        for _, n in longer:
+        for _, n, _ in longer:
             records.setdefault(n, self.state.shares)
         self.state = self.state.replace(
             learned_windows=tuple((n, limit, until) for n, (limit, until) in sorted(learned.items())),
@@ -433,8 +420,8 @@ class SourceGuard:
         return self.state.breaker.state is BreakerState.OPEN
 
     def window_usage(self) -> float:
-        """The fullest window's usage (the tightest of ``rate_limit`` and its ``extra_windows``)."""
-        requests, limit, _ = tightest_window(self.state, self.config, self.clock())
+        """The fullest window's usage (``rate_limit``, its ``extra_windows`` and the learned ones)."""
+        requests, limit, _ = learned_windows.tightest(self.state, self.config, self.clock())
         return requests / limit
 
     def _take(self, length: float, fitted: sh.Shares, now: float) -> sh.Shares:

@@ -33,7 +33,7 @@ from airflow_sync_provider.hooks import outcome
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.oauth2 import CLIENT_AUTH, TOKENS, ClientCredentials, token_problem
 from airflow_sync_provider.hooks.outcome import Attempt
-from airflow_sync_provider.policy import quota
+from airflow_sync_provider.policy import advertised, quota
 from airflow_sync_provider.policy.backoff import parse_retry_after
 from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scrub
 from airflow_sync_provider.results import SyncErrorKind
@@ -432,7 +432,7 @@ class RateLimitedSyncHook(HttpHook):
         return self.get_circuit_breaker_state(source)
 
 
-_KEPT_HEADERS = frozenset({"link", "retry-after", "content-type", "date"})
+_KEPT_HEADERS = frozenset({"link", "retry-after", "content-type", "date"}) | advertised.NAMES
 
 
 class _TooLarge(Exception):

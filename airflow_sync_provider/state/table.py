@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_sync_provider.config.durations import format_duration
 from airflow_sync_provider.results import plural
 
 COLUMNS = (
@@ -16,6 +17,7 @@ COLUMNS = (
     "next probe (UTC)",
     "window",
     "API left",
+    "learned windows (UTC)",
     "last result",
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Airflow's own (its UI and logs)
@@ -47,6 +49,27 @@ def _api_left(state: dict[str, Any]) -> str:
     return f"{remaining}/{limit}" if limit else str(remaining)
 
 
+def _per(seconds: float) -> str:
+    return f"per {format_duration(timedelta(seconds=seconds))}"
+
+
+def _window(state: dict[str, Any]) -> str:
+    """The fullest window (learned ones included): ``42/60 per 1h``."""
+    shown = f"{state['window_requests']}/{state['window_max_requests']}"
+    seconds = state.get("window_seconds")
+    return f"{shown} {_per(seconds)}" if seconds else shown
+
+
+def _learned(state: dict[str, Any]) -> str:
+    """Each window the API advertised that binds: ``12/100 per 1d until 2026-12-06 10:00:00``."""
+    windows = state.get("learned_windows") or []
+    shown = [
+        f"{w['requests']}/{w['max_requests']} {_per(w['window_seconds'])} until {_when(w['until'])}"
+        for w in windows
+    ]
+    return "; ".join(shown) or "-"
+
+
 def row(state: dict[str, Any]) -> tuple[str, ...]:
     return (
         state["source"],
@@ -54,8 +77,9 @@ def row(state: dict[str, Any]) -> tuple[str, ...]:
         f"{state['failure_count']}/{state['failure_threshold']}",
         _when(state.get("opened_at")),
         _when(state.get("next_probe_at")),
-        f"{state['window_requests']}/{state['window_max_requests']}",
+        _window(state),
         _api_left(state),
+        _learned(state),
         _last(state.get("last_result")),
     )
 

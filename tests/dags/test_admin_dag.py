@@ -172,7 +172,7 @@ def test_show_states_run_prints_a_table_of_every_source(installed_dags: None, va
     assert run.state == "success", run.output[-4000:]
     assert re.search(
         r"source\s+breaker\s+failures\s+opened at \(UTC\)\s+next probe \(UTC\)"
-        r"\s+window\s+API left\s+last result",
+        r"\s+window\s+API left\s+learned windows \(UTC\)\s+last result",
         run.output,
     )
     rows = {
@@ -182,7 +182,7 @@ def test_show_states_run_prints_a_table_of_every_source(installed_dags: None, va
     assert set(rows) >= set(DEFAULT_SYNC_CONFIGS), run.output[-4000:]
     assert set(rows) == set(SHIPPED)
     assert re.search(r"\bpoints\s+open\s+5/5\s", rows["points"])
-    assert re.search(r"\bairdrops\s+closed\s+0/5\s+-\s+-\s+0/60\s+-", rows["airdrops"])
+    assert re.search(r"\bairdrops\s+closed\s+0/5\s+-\s+-\s+0/60 per 1h\s+-\s+-", rows["airdrops"])
     states = _task_states(before)
     assert states == {
         "route": "success",

@@ -31,6 +31,7 @@ import pytest
 import requests
 
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
+from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSnapshot, BreakerState
 from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.state.store import SourceState, VariableStateStore
@@ -102,6 +103,8 @@ def seed_states(now: float) -> None:
             updated_at=now,
         )
     )
+    # the API advertised 50 per day (its headers, issue 19), 20 of them used: the fullest window
+    day = sh.of([sh.Share("seed0001", 1, tuple(now - 7200 - i for i in range(20)))])
     store.save(
         SourceState(
             "quests",
@@ -109,6 +112,8 @@ def seed_states(now: float) -> None:
                 BreakerState.HALF_OPEN, failure_count=5, opened_at=now - 400, half_open_since=now - 5
             ),
             updated_at=now,
+            extra_windows=((86400.0, day),),
+            learned_windows=((86400.0, 50, now + 86400),),
         )
     )
     # the API said 4 of its 10 are left until an hour from now (learned quota, issue 11)
@@ -242,7 +247,14 @@ def test_states_list_every_default_source_and_variable_only_ones(api_server: Api
     reset_timeout = DEFAULT_SYNC_CONFIGS["airdrops"].circuit_breaker.reset_timeout.total_seconds()
     assert airdrops["next_probe_at"] == pytest.approx(airdrops["opened_at"] + reset_timeout, abs=1e-3)
     assert airdrops["last_result"]["error"] == "http_error"
-    assert states["quests"]["state"] == "half-open"
+    quests = states["quests"]
+    assert quests["state"] == "half-open"
+    assert (quests["window_requests"], quests["window_max_requests"], quests["window_seconds"]) == (
+        20,
+        50,
+        86400,
+    )
+    assert [(w["requests"], w["max_requests"]) for w in quests["learned_windows"]] == [(20, 50)]
     sponsored = states["sponsored"]
     assert (sponsored["window_requests"], sponsored["window_max_requests"]) == (90, 120)
     assert sponsored["window_usage"] == pytest.approx(0.75)
@@ -506,6 +518,10 @@ def test_page_renders_in_headless_chromium(api_server: ApiServer, tmp_path: Path
     assert dom.stdout.count('class="api-left') == 1
     sponsored_row = dom.stdout[dom.stdout.index('<tr id="sponsored"') :].split("</tr>", 1)[0]
     assert "API 4/10 left</div>" in sponsored_row
+    # the window the API advertised, under quests' bar, and the fullest window says its length
+    quests_row = dom.stdout[dom.stdout.index('<tr id="quests"') :].split("</tr>", 1)[0]
+    assert "20/50 per 1d (40%)" in quests_row and "learned 20/50 per 1d until " in quests_row
+    assert dom.stdout.count('class="learned') == 1
     # where yield's last sync landed its items, and the bookmark it left
     yield_row = dom.stdout[dom.stdout.index('<tr id="yield"') :].split("</tr>", 1)[0]
     assert "42 loaded -&gt; duckdb sync.yield · bookmark 2026-01-05T09:58:00Z" in yield_row

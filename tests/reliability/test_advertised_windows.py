@@ -17,12 +17,14 @@ DAY = 86_400.0
 HOURLY = SyncConfig(source="crm", rate_limit=RateLimitConfig(max_requests=60, window=timedelta(hours=1)))
 
 
-def answer(policy: str) -> Attempt:
-    return Attempt(None, False, BreakerEffect.SUCCESS, "ok", 200, headers={"RateLimit-Policy": policy})
+def answer(policy: str | dict[str, str]) -> Attempt:
+    headers = policy if isinstance(policy, dict) else {"RateLimit-Policy": policy}
+    return Attempt(None, False, BreakerEffect.SUCCESS, "ok", 200, headers=headers)
 
 
-def sent_in_a_day(cfg: SyncConfig, policy: str, log: Log | None = None) -> int:
-    """Hourly runs of up to 100 requests for a day, every answer advertising ``policy``."""
+def sent_in_a_day(cfg: SyncConfig, policy: str | dict[str, str], log: Log | None = None) -> int:
+    """Hourly runs of up to 100 requests for a day, every answer advertising ``policy`` (a
+    ``RateLimit-Policy``, or the headers given)."""
     store, clock, sent = InMemoryStateStore(), Clock(), 0
     for hour in range(24):
         clock.now = T0 + hour * 3600.0
@@ -80,3 +82,32 @@ def test_a_learned_window_expires_and_is_kept_in_the_state() -> None:
 def test_a_config_that_does_not_learn_ignores_advertised_windows() -> None:
     cfg = HOURLY.replace(rate_limit=RateLimitConfig(max_requests=60, learn_from_headers=False))
     assert sent_in_a_day(cfg, "100;w=86400") == BASELINE
+
+
+def test_x_ratelimit_headers_of_a_named_window_bind_too() -> None:
+    # Kong's form names the window in the header; the draft's list form in the limit header's items
+    log = Log()
+    kong = {"X-RateLimit-Limit-Day": "100", "X-RateLimit-Remaining-Day": "1"}
+    assert sent_in_a_day(HOURLY, kong, log) == 100
+    warned = [m for m in log if "advertises 100 requests per 86400s (X-RateLimit-Limit-Day)" in m]
+    assert len(warned) == 2 and "rate_limit 60 per 3600s allows 1440" in warned[0]
+    assert sent_in_a_day(HOURLY, {"X-RateLimit-Limit": "60, 60;w=3600, 150;window=86400"}) == 150
+
+
+def test_a_bare_x_ratelimit_limit_is_not_a_learned_window() -> None:
+    assert sent_in_a_day(HOURLY, {"X-RateLimit-Limit": "100"}) == BASELINE
+
+
+def test_a_bare_x_ratelimit_limit_binds_over_the_window_the_config_names() -> None:
+    # GitHub's form: X-RateLimit-Limit with no window in the headers; its documented window is configured
+    per_minute = RateLimitConfig(
+        max_requests=100, window=timedelta(minutes=1), advertised_window=timedelta(days=1)
+    )
+    cfg = HOURLY.replace(rate_limit=per_minute)
+    log = Log()
+    assert sent_in_a_day(cfg, {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "149"}, log) == 150
+    assert [
+        m for m in log if "150 requests per 86400s (X-RateLimit-Limit, rate_limit.advertised_window)" in m
+    ]
+    unnamed = cfg.replace(rate_limit=RateLimitConfig(max_requests=100, window=timedelta(minutes=1)))
+    assert sent_in_a_day(unnamed, {"X-RateLimit-Limit": "150"}) == 24 * 100

@@ -99,6 +99,7 @@ def test_airdrops_to_dict_is_the_documented_yaml_form():
             "adaptive": False,
             "min_requests": 1,
             "adaptive_decrease": 0.7,
+            "advertised_window": None,
         },
         "backoff": {
             "initial_delay": "1s",

@@ -90,3 +90,25 @@ def test_extra_windows_given_directly_must_be_longer() -> None:
             window=timedelta(hours=1),
             extra_windows=(WindowLimit(max_requests=50, window=timedelta(minutes=1)),),
         )
+
+
+def test_a_redundant_longer_window_is_accepted_a_dead_shorter_one_is_not() -> None:
+    # 10 per 1s admits at most 600 in a minute: the minute window never refuses, but APIs state both
+    stated = [{"max_requests": 10, "window": "1s"}, {"max_requests": 600, "window": "1m"}]
+    assert SyncConfig.from_dict({"source": "crm", "rate_limit": stated}).rate_limit.extra_windows
+    # 100 per 10s never fills under 100 per 1d: one of the two is a mistake (units, swapped limits)
+    dead = [{"max_requests": 100, "window": "10s"}, {"max_requests": 100, "window": "1d"}]
+    with pytest.raises(
+        SyncConfigError, match=r"contradicts rate_limit\[0\]: 100 per 1d is at most 100 per 10s"
+    ):
+        SyncConfig.from_dict({"source": "crm", "rate_limit": dead})
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0s", "0ms"), ("32d", "32d"), ("soon", "soon")])
+def test_advertised_window_is_a_positive_duration_of_at_most_a_month(value: str, shown: str) -> None:
+    with pytest.raises(SyncConfigError) as error:
+        SyncConfig.from_dict({"source": "crm", "rate_limit": {"advertised_window": value}})
+    assert error.value.field == "rate_limit.advertised_window" and shown in str(error.value)
+    github = SyncConfig.from_dict({"source": "crm", "rate_limit": {"advertised_window": "1h"}})
+    assert github.rate_limit.advertised_window == timedelta(hours=1)
+    assert SyncConfig.from_dict(github.to_dict()) == github
