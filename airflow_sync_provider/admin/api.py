@@ -100,8 +100,8 @@ def all_states(store: StateStore, configs: Mapping[str, SyncConfig], now: float)
 
 
 def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, writer: str | None = None) -> None:
-    """Close ``source``'s breaker, clear its count and forget the quota learned from the API (run it in
-    the pool ``sync_<source>``): the next sync sends, and learns the quota again from the answer."""
+    """Close ``source``'s breaker, clear its count and forget the quota and windows learned from the API
+    (run it in the pool ``sync_<source>``): the next sync sends, and learns them again from the answer."""
     from airflow_sync_provider.policy import breaker
 
     state = store.load(source, on_warning=log.warning)
@@ -110,5 +110,10 @@ def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, write
         log.warning("Circuit breaker of %s: %s -> closed (manual reset)", source, moved.source_state.value)
     if state.quota is not None:
         log.warning("%s: the quota learned from the API is cleared (manual reset): %s", source, state.quota)
-    saved = state.replace(breaker=snapshot, quota=None, updated_at=now, writer=writer or "reset")
+    if state.learned_windows:
+        shown = ", ".join(f"{limit} per {seconds:g}s" for seconds, limit, _ in state.learned_windows)
+        log.warning("%s: the windows learned from the API are cleared (manual reset): %s", source, shown)
+    saved = state.replace(
+        breaker=snapshot, quota=None, learned_windows=(), updated_at=now, writer=writer or "reset"
+    )
     store.save(saved)

@@ -12,7 +12,7 @@ from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.policy.quota import Quota
 from airflow_sync_provider.results import SyncErrorKind
-from airflow_sync_provider.state.store import InMemoryStateStore
+from airflow_sync_provider.state.store import InMemoryStateStore, SourceState
 
 T0 = 1_800_000_000.0
 
@@ -259,3 +259,17 @@ def test_the_breaker_reset_clears_the_learned_quota_too():
     assert store.load("airdrops").quota is None
     assert any("the quota learned from the API is cleared (manual reset)" in w for w in log.warnings)
     assert SourceGuard(config(), store, clock=clock, log=Log()).admit().allowed
+
+
+def test_the_breaker_reset_clears_the_learned_windows_too():
+    from airflow_sync_provider.admin.operations import reset_breaker
+
+    clock, store, log = Clock(), InMemoryStateStore(), Log()
+    day = (86400.0, 100, clock() + 86400)
+    store.save(SourceState("airdrops", learned_windows=(day,), updated_at=clock()))
+    reset_breaker(store, "airdrops", clock(), log=log, writer="sync_admin/manual_1")
+    assert store.load("airdrops").learned_windows == ()
+    assert any(
+        "the windows learned from the API are cleared (manual reset): 100 per 86400s" in w
+        for w in log.warnings
+    )
