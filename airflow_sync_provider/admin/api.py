@@ -41,7 +41,7 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
     """A source's state as plain JSON for logs, dashboards and the CLI."""
     from airflow_sync_provider.hooks.guard import breaker_settings
     from airflow_sync_provider.policy import quota
-    from airflow_sync_provider.state import learned_windows
+    from airflow_sync_provider.state import adaptive_limit, learned_windows
 
     b = state.breaker
     in_window, most, seconds = learned_windows.tightest(state, config, now)  # the fullest, learned included
@@ -67,6 +67,7 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
         "last_result": state.last_result,
         "updated_at": state.updated_at,
         **describe_resources(state, config),
+        **adaptive_limit.describe(state, config, now),  # effective_limit, configured_limit (adaptive)
     }
 
 
