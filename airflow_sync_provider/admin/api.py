@@ -101,8 +101,9 @@ def all_states(store: StateStore, configs: Mapping[str, SyncConfig], now: float)
 
 
 def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, writer: str | None = None) -> None:
-    """Close ``source``'s breaker, clear its count and forget the quota and windows learned from the API
-    (run it in the pool ``sync_<source>``): the next sync sends, and learns them again from the answer."""
+    """Close ``source``'s breaker, clear its count and forget the quota, windows and effective limit
+    learned from the API (run it in the pool ``sync_<source>``): the next sync sends, and learns them
+    again from the answer."""
     from airflow_sync_provider.policy import breaker
 
     state = store.load(source, on_warning=log.warning)
@@ -114,7 +115,14 @@ def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, write
     if state.learned_windows:
         shown = ", ".join(f"{limit} per {seconds:g}s" for seconds, limit, _ in state.learned_windows)
         log.warning("%s: the windows learned from the API are cleared (manual reset): %s", source, shown)
+    if state.adaptive is not None:  # rate_limit.adaptive: back to the configured limit
+        log.warning("%s: the effective limit learned from refusals is cleared (manual reset)", source)
     saved = state.replace(
-        breaker=snapshot, quota=None, learned_windows=(), updated_at=now, writer=writer or "reset"
+        breaker=snapshot,
+        quota=None,
+        learned_windows=(),
+        adaptive=None,
+        updated_at=now,
+        writer=writer or "reset",
     )
     store.save(saved)

@@ -256,3 +256,23 @@ def test_adaptive_off_changes_nothing() -> None:
     assert "adaptive" not in stored(store)
     assert g.adaptive.note(g.state, clock.now) == ""
     assert "effective" not in format_states([describe(store.load(SOURCE), cfg, clock.now)])
+
+
+def test_the_breaker_reset_clears_the_effective_limit() -> None:
+    """``sync_admin``'s reset forgets what was learned from the API, the effective limit included."""
+    from airflow_sync_provider.admin.operations import reset_breaker
+
+    store, clock = InMemoryStateStore(), Clock()
+    g = guard(store, clock)
+    for _ in range(10):
+        send(g, OK)
+    send(g, REFUSED)
+    warnings: list[str] = []
+
+    class Log:
+        warning = staticmethod(lambda message, *args: warnings.append(message % args))
+
+    reset_breaker(store, SOURCE, clock.now, log=Log(), writer="sync_admin/manual_1")
+    assert "adaptive" not in stored(store)
+    assert effective(store, config(), clock.now) == 20
+    assert warnings == ["hidden: the effective limit learned from refusals is cleared (manual reset)"]
