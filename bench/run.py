@@ -34,7 +34,12 @@ if str(REPO) not in sys.path:
 
 PURE = ("parse", "jitter", "quota", "outage", "load", "state")
 REAL = ("outage_slice", "overhead", "deferral")
-OWN_SERVER = ("learned_quota", "windows", "bulk")  # against their own demo API, real clock (minutes)
+OWN_SERVER = (
+    "learned_quota",
+    "windows",
+    "adaptive",
+    "bulk",
+)  # against their own local API, real clock (minutes)
 OWN_AIRFLOW = ("scale",)  # starts its own deployments, after the shared one has stopped
 ALL = PURE + REAL + OWN_SERVER + OWN_AIRFLOW
 
@@ -212,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import windows
 
         measured(results, timings, "windows", lambda: windows.run(quick=args.quick))
+    if "adaptive" in args.only:  # 10 minutes of real clock (quick: 2)
+        from bench import adaptive
+
+        measured(results, timings, "adaptive", lambda: adaptive.run(quick=args.quick))
     if "bulk" in args.only:  # 100,000 items three ways, each side in its own interpreter
         from bench import bulk
 

@@ -364,12 +364,43 @@ def _scale(r: dict[str, Any]) -> list[Row]:
     return out
 
 
+def _adaptive(r: dict[str, Any]) -> list[Row]:
+    p, base, two = r["params"], r["baselines"], r["two_dags"]
+    limits = " -> ".join(str(limit) for _, limit in p["phases_per_minute"])
+    setting = f"hidden {limits}/min, config {p['configured']}, {p['minutes']:g} min of {p['minute']:g} s"
+    ratio = r["requests_429_ratio"]
+    return [
+        (
+            f"adaptive: 429s per request after minute 1 ({setting})",
+            _num(ratio, 4),
+            f"fixed {_num(base['fixed'], 4)} / plain retries {_num(base['plain'], 4)}",
+            _num(ratio / base["fixed"]) if base["fixed"] else "—",
+            f"< 0.01 ({_verdict(ratio < 0.01)})",
+        ),
+        (
+            "adaptive: utilization in the 2 minutes after a change (worst)",
+            f"{r['utilization']:.2f}",
+            "—",
+            "—",
+            f"≥ 0.85 ({_verdict(r['utilization'] >= 0.85)})",
+        ),
+        (
+            "adaptive: two DAGs of the source at once, 429 ratio / utilization",
+            f"{_num(two['requests_429_ratio'], 4)} / {two['utilization']:.2f}",
+            "—",
+            "—",
+            f"< 0.01 / ≥ 0.85 ({_verdict(two['requests_429_ratio'] < 0.01 and two['utilization'] >= 0.85)})",
+        ),
+    ]
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "parse": _parse,
     "outage": _outage,
     "quota": _quota,
     "learned_quota": _learned_quota,
     "windows": _windows,
+    "adaptive": _adaptive,
     "deferral": _deferral,
     "overhead": _overhead,
     "state": _state,

@@ -41,7 +41,7 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
     """A source's state as plain JSON for logs, dashboards and the CLI."""
     from airflow_sync_provider.hooks.guard import breaker_settings
     from airflow_sync_provider.policy import quota
-    from airflow_sync_provider.state import learned_windows
+    from airflow_sync_provider.state import adaptive_limit, learned_windows
 
     b = state.breaker
     in_window, most, seconds = learned_windows.tightest(state, config, now)  # the fullest, learned included
@@ -67,6 +67,7 @@ def describe(state: SourceState, config: SyncConfig, now: float) -> dict[str, An
         "last_result": state.last_result,
         "updated_at": state.updated_at,
         **describe_resources(state, config),
+        **adaptive_limit.describe(state, config, now),  # effective_limit, configured_limit (adaptive)
     }
 
 
@@ -100,8 +101,9 @@ def all_states(store: StateStore, configs: Mapping[str, SyncConfig], now: float)
 
 
 def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, writer: str | None = None) -> None:
-    """Close ``source``'s breaker, clear its count and forget the quota and windows learned from the API
-    (run it in the pool ``sync_<source>``): the next sync sends, and learns them again from the answer."""
+    """Close ``source``'s breaker, clear its count and forget the quota, windows and effective limit
+    learned from the API (run it in the pool ``sync_<source>``): the next sync sends, and learns them
+    again from the answer."""
     from airflow_sync_provider.policy import breaker
 
     state = store.load(source, on_warning=log.warning)
@@ -113,7 +115,14 @@ def reset_breaker(store: StateStore, source: str, now: float, *, log: Log, write
     if state.learned_windows:
         shown = ", ".join(f"{limit} per {seconds:g}s" for seconds, limit, _ in state.learned_windows)
         log.warning("%s: the windows learned from the API are cleared (manual reset): %s", source, shown)
+    if state.adaptive is not None:  # rate_limit.adaptive: back to the configured limit
+        log.warning("%s: the effective limit learned from refusals is cleared (manual reset)", source)
     saved = state.replace(
-        breaker=snapshot, quota=None, learned_windows=(), updated_at=now, writer=writer or "reset"
+        breaker=snapshot,
+        quota=None,
+        learned_windows=(),
+        adaptive=None,
+        updated_at=now,
+        writer=writer or "reset",
     )
     store.save(saved)

@@ -34,6 +34,7 @@ from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerState, Transition
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state import learned_windows
+from airflow_sync_provider.state.adaptive_limit import AdaptiveLimit
 from airflow_sync_provider.state.store import SourceState, StateStore, merge, variable_key
 
 SKEW_TOLERANCE = 1.0
@@ -138,6 +139,8 @@ class SourceGuard:
         self._pending: float | None = None  # the slot of the request in flight (its pre-send stamp)
         self._warned_limit: int | None = None  # an advertised limit below ours is logged once
         self._warned_skew = False  # a clock off the API's Date is logged once
+        self.adaptive = AdaptiveLimit(config, log=log)
+        """The effective limit of ``rate_limit.adaptive`` (the configured limit otherwise)."""
 
     def admit(self) -> Admission:
         """Breaker permission, then a window slot; persists the slot before the request is sent."""
@@ -162,6 +165,7 @@ class SourceGuard:
             breaker=permit.snapshot, shares=shares, quota=self._spend_one(now), extra_windows=extra
         )
         self._pending = now
+        self.adaptive.sent(self.state, now, in_window=len(decision.timestamps) - 1)
         self._save(now)
         return admission
 
@@ -198,11 +202,12 @@ class SourceGuard:
     def _window(self, learned: quota.Quota | None, now: float) -> tuple[rate_limit.WindowDecision, str]:
         """Our window at the obeyed limit, and why it refuses. A lower limit the API advertised binds only
         while its report holds (a limit without a window counts per ours, but not past its reset)."""
-        ours = self.config.rate_limit.max_requests
-        obeyed = self._obeyed_limit(learned, now)
+        ours = self.adaptive.limit(self.state, now)  # the configured limit, or the effective one
+        obeyed = min(self._obeyed_limit(learned, now), ours)
         own = rate_limit.acquire(self.state.window, now, max_requests=ours, window=self.hold_seconds)
         if not own.granted or obeyed == ours:
-            limit, decision, whose = ours, own, ""
+            limit, decision = ours, own
+            whose = "" if ours == self.config.rate_limit.max_requests else ", the effective limit (adaptive)"
         else:
             lowered = rate_limit.acquire(
                 self.state.window, now, max_requests=obeyed, window=self.hold_seconds
@@ -318,6 +323,9 @@ class SourceGuard:
             self._learn(attempt.quota, now)
         if attempt.headers and self.config.rate_limit.learn_from_headers:
             self._learn_windows(attempt.headers, now)
+        if self.adaptive.is_refusal(attempt):  # another worker's decrease first: one per round trip
+            self._refresh(now)
+        self.state, lowered = self.adaptive.after(self.state, attempt, now)
         before = self.state.breaker
         if attempt.effect is BreakerEffect.SUCCESS:
             after, moved = breaker.record_success(before, now)
@@ -329,7 +337,7 @@ class SourceGuard:
             self.state = self.state.replace(breaker=after)
             self._note(moved, after)
         # A reset success count in a closed breaker can wait for the final write; the rest cannot.
-        if slow or moved is not None or attempt.effect is BreakerEffect.FAILURE:
+        if slow or lowered or moved is not None or attempt.effect is BreakerEffect.FAILURE:
             self._refresh(now)
             self._save(now)
 

@@ -5,23 +5,25 @@ they go nowhere. Every metric is sent twice, the way Airflow sends its own (``da
 plus the legacy ``dagrun.duration.success.<dag_id>``): once with the source in the name, because plain
 StatsD drops tags, and once under the bare name with ``tags={"source": source}`` for tag-aware backends.
 
-=================================  =======  ==========================================================
-name (+ ``.<source>`` variant)     type     value
-=================================  =======  ==========================================================
-``sync.success``                   gauge    1 when the sync succeeded, else 0
-``sync.duration``                  timer    the sync's duration in milliseconds
-``sync.circuit_breaker.state``     gauge    0 closed, 1 half-open, 2 open (``BREAKER_STATE_VALUES``)
-``sync.circuit_breaker.failures``  gauge    consecutive counted failures
-``sync.retry_count``               gauge    retries the sync made (all requests)
-``sync.rate_limit.usage``          gauge    requests in the window / ``max_requests`` (0.0 - 1.0)
-``sync.rate_limit.remaining``      gauge    requests the API itself says are left (only when it says)
-=================================  =======  ==========================================================
+===================================  =======  ============================================================
+name (+ ``.<source>`` variant)       type     value
+===================================  =======  ============================================================
+``sync.success``                     gauge    1 when the sync succeeded, else 0
+``sync.duration``                    timer    the sync's duration in milliseconds
+``sync.circuit_breaker.state``       gauge    0 closed, 1 half-open, 2 open (``BREAKER_STATE_VALUES``)
+``sync.circuit_breaker.failures``    gauge    consecutive counted failures
+``sync.retry_count``                 gauge    retries the sync made (all requests)
+``sync.rate_limit.usage``            gauge    requests in the window / ``max_requests`` (0.0 - 1.0)
+``sync.rate_limit.remaining``        gauge    requests the API itself says are left (only when it says)
+``sync.rate_limit.effective_limit``  gauge    the adaptive effective limit (``rate_limit.adaptive`` only)
+===================================  =======  ============================================================
 
 The first six (the original design's) are sent at the end of every sync, whatever its outcome (dry
 runs send none), ``sync.rate_limit.remaining`` with them while the API's count is known; the two breaker
-gauges are sent again at every breaker transition. Values are numbers and the only tag is the source
-name, so no metric can carry a URL, a header or a secret. A metrics backend that fails is logged and
-ignored: metrics never fail a sync.
+gauges are sent again at every breaker transition. ``sync.rate_limit.effective_limit`` is sent by an
+adaptive source's guard at its first admission and at every change (``adaptive_limit``). Values are
+numbers and the only tag is the source name, so no metric can carry a URL, a header or a secret. A
+metrics backend that fails is logged and ignored: metrics never fail a sync.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ __all__ = [
     "BREAKER_STATE_VALUES",
     "DURATION",
     "METRIC_NAMES",
+    "RATE_LIMIT_EFFECTIVE",
     "RATE_LIMIT_REMAINING",
     "RATE_LIMIT_USAGE",
     "RETRY_COUNT",
     "SUCCESS",
     "StatsLike",
     "emit_breaker",
+    "emit_effective_limit",
     "emit_sync",
     "get_stats",
     "per_source_name",
@@ -59,6 +63,8 @@ RATE_LIMIT_USAGE = "sync.rate_limit.usage"
 METRIC_NAMES = (SUCCESS, DURATION, BREAKER_STATE, BREAKER_FAILURES, RETRY_COUNT, RATE_LIMIT_USAGE)
 RATE_LIMIT_REMAINING = "sync.rate_limit.remaining"
 """Learned from the API's headers (``policy.quota``); not one of the original six."""
+RATE_LIMIT_EFFECTIVE = "sync.rate_limit.effective_limit"
+"""The effective limit of ``rate_limit.adaptive`` (``adaptive_limit``); not one of the original six."""
 
 BREAKER_STATE_VALUES: dict[BreakerState, int] = {
     BreakerState.CLOSED: 0,
@@ -128,6 +134,11 @@ def emit_sync(
 def emit_breaker(source: str, breaker: BreakerSnapshot, *, stats: StatsLike | None = None) -> None:
     """Send the breaker's state and failure count (at a transition). Never raises."""
     _send_all(stats, source, _breaker_metrics(breaker))
+
+
+def emit_effective_limit(source: str, limit: int, *, stats: StatsLike | None = None) -> None:
+    """Send an adaptive source's effective limit (requests per its first window). Never raises."""
+    _send_all(stats, source, [("gauge", RATE_LIMIT_EFFECTIVE, limit)])
 
 
 def _breaker_metrics(breaker: BreakerSnapshot) -> list[tuple[str, str, float]]:

@@ -297,3 +297,27 @@ def make(algorithm: str, bounds: Bounds, **tuning: float) -> Adaptive:
             f"unknown adaptive algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}"
         ) from None
     return kind(bounds, **tuning)  # type: ignore[arg-type]
+
+
+def merge(ours: Mapping[str, Any] | None, theirs: Mapping[str, Any] | None) -> State | None:
+    """Two workers' adaptive states (one of them a foreign write read back): the one to keep.
+
+    The state with the later decrease wins whole: it answers the newest refusal, and a copy that grew
+    since an older decrease must not undo it (two workers refused at once: each decreased once, and
+    neither decrease is raised back by the other's stale growth). With the same decrease (or none on
+    either side), both grew along the same curve since then, so the further grown one (the higher
+    limit) is kept: a stale copy does not undo another worker's successes. ``None`` (never refused)
+    yields to any state. Pure; the states need not be valid (``restore`` checks them when read).
+    """
+    if ours is None or theirs is None:
+        kept = ours if theirs is None else theirs
+        return None if kept is None else dict(kept)
+
+    def decreased(state: Mapping[str, Any]) -> float:
+        at = _number(state.get("decreased_at"))
+        return -math.inf if at is None else at
+
+    if decreased(ours) != decreased(theirs):
+        return dict(ours if decreased(ours) > decreased(theirs) else theirs)
+    limit = lambda state: _number(state.get("limit")) or 0.0  # noqa: E731
+    return dict(ours if limit(ours) >= limit(theirs) else theirs)

@@ -318,12 +318,13 @@ class SyncRun:
         verdict, request = _verdict(attempt), f"{method} {self.hook.redact(url, self.config)}"
         failed = not attempt.ok and attempt.redirect_to is None
         (self.log.warning if failed else self.log.info)(
-            "%s | breaker %s %d/%d | window %.0f%%%s%s (attempt %d)",
+            "%s | breaker %s %d/%d | window %.0f%%%s%s%s (attempt %d)",
             _verdict(attempt),
             b.state.value,
             b.failure_count,
             threshold,
             100 * self.guard.window_usage(),
+            self.guard.adaptive.note(self.guard.state, self.clock()),  # " | effective 42/60" (adaptive)
             "" if said is None else f" | API {said} left",
             "" if request in verdict else f" | {request}",  # a failure's message names the request
             self.checkpoint.retry + 1,

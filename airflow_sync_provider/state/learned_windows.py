@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.policy import shares as sh
+from airflow_sync_provider.state.adaptive_limit import effective_limit
 from airflow_sync_provider.state.store import SourceState
 
 
@@ -23,7 +24,7 @@ def tightest_window(state: SourceState, config: SyncConfig, now: float) -> tuple
     limit = config.rate_limit
     margin = limit.margin / timedelta(seconds=1)
     first = limit.window / timedelta(seconds=1)
-    windows = [(state.window, limit.max_requests, first)]
+    windows = [(state.window, effective_limit(state, config, now), first)]  # adaptive: the effective one
     windows += [(sh.total(state.extra(w.seconds)), w.max_requests, w.seconds) for w in limit.extra_windows]
     counted = [(window.in_window(now, length + margin), most, length) for window, most, length in windows]
     return max(counted, key=lambda c: c[0] / c[1])

@@ -33,6 +33,11 @@ The further windows of ``rate_limit.extra_windows`` (issue 19) are kept the same
 ``"extra_windows": {"86400": {"3f9a0c1d": [4, 864.01, [[2083334, 57], ...]]}}``: per window length in
 seconds, the shares as in ``window_shares``. Added without a schema bump (an older provider drops it).
 
+A source with ``rate_limit.adaptive`` keeps its effective limit under ``"adaptive": {"algorithm":
+"cubic", "limit": 42.0, "w_max": 60.0, "decreased_at": 1764390000.0, "in_use": 59}`` once the API
+first refused it (``adaptive_limit``, ``policy.adaptive``); no key before that, none for other sources.
+Added without a schema bump (an older provider drops it).
+
 Corrupt or foreign content is reported through ``on_warning`` and replaced by a fresh state; a
 *newer* schema version raises ``SyncStateError`` instead, so an older provider never overwrites it.
 """
@@ -50,6 +55,7 @@ from typing import Any, Protocol
 
 from airflow_sync_provider.config import MAX_WINDOW_ENTRIES
 from airflow_sync_provider.exceptions import SyncStateError
+from airflow_sync_provider.policy import adaptive as adaptive_policy
 from airflow_sync_provider.policy import breaker as breaker_policy
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy import shares as sh
@@ -98,6 +104,10 @@ class SourceState:
     learned_windows: tuple[tuple[float, int, float], ...] = ()
     """Windows the API advertised (``RateLimit-Policy``) longer than ours: (seconds, limit, trusted
     until); their requests are kept in ``extra_windows`` from when they were learned."""
+
+    adaptive: dict[str, Any] | None = None
+    """The effective limit of ``rate_limit.adaptive`` (``policy.adaptive`` state); ``None``: never
+    lowered, or not adaptive."""
 
     def extra(self, seconds: float) -> sh.Shares:
         """The shares of the further window of ``seconds`` (none yet: empty)."""
@@ -150,6 +160,8 @@ class SourceState:
             body["extra_windows"] = extra
         if self.learned_windows:
             body["learned_windows"] = [list(w) for w in self.learned_windows]
+        if self.adaptive is not None:
+            body["adaptive"] = self.adaptive
         if self.writer is not None:
             body["writer"] = self.writer
         if self.quota is not None:
@@ -254,7 +266,17 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
         extra_windows=extra,
         learned_windows=_learned_windows(data.get("learned_windows"), warn),
         resources=_resources(data.get("resources"), warn),
+        adaptive=_adaptive(data.get("adaptive"), warn),
     )
+
+
+def _adaptive(value: Any, warn: Warn) -> dict[str, Any] | None:
+    """The adaptive state: an object (its fields are checked by ``policy.adaptive``'s ``restore``);
+    anything else is dropped with a warning (the effective limit starts over at the configured one)."""
+    if value is None or isinstance(value, dict):
+        return value
+    warn(f"adaptive must be an object, got {value!r}; the effective limit starts over")
+    return None
 
 
 def _learned_windows(value: Any, warn: Warn) -> tuple[tuple[float, int, float], ...]:
@@ -358,7 +380,8 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
     The window is the union of both per writer (``shares.merge``: no request of one writer can
     cancel out another's); the breaker is the more severe of the two (``breaker.merge``, two open
     ones: the later probe, given ``settings``). The newer learned ``quota`` wins; our
-    ``last_result`` and writer stay.
+    ``last_result`` and writer stay. The adaptive state of the later decrease wins (``policy.adaptive``
+    ``merge``: two workers' refusals do not undo each other).
     """
     quota = ours.quota
     if theirs.quota is not None and (
@@ -385,6 +408,7 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
             for length in sorted({n for n, _ in (*ours.extra_windows, *theirs.extra_windows)})
         ),
         resources={**theirs.resources, **ours.resources},
+        adaptive=adaptive_policy.merge(ours.adaptive, theirs.adaptive),
     )
 
 

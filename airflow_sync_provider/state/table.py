@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow_sync_provider.config.durations import format_duration
 from airflow_sync_provider.results import plural
+from airflow_sync_provider.state import adaptive_limit
 
 COLUMNS = (
     "source",
@@ -70,6 +71,12 @@ def _learned(state: dict[str, Any]) -> str:
     return "; ".join(shown) or "-"
 
 
+def _effective(state: dict[str, Any]) -> str:
+    """`` (effective 42/60)`` for an adaptive source (``adaptive_limit``), else nothing."""
+    said = adaptive_limit.text(state)
+    return f" ({said})" if said else ""
+
+
 def row(state: dict[str, Any]) -> tuple[str, ...]:
     return (
         state["source"],
@@ -77,7 +84,7 @@ def row(state: dict[str, Any]) -> tuple[str, ...]:
         f"{state['failure_count']}/{state['failure_threshold']}",
         _when(state.get("opened_at")),
         _when(state.get("next_probe_at")),
-        _window(state),
+        _window(state) + _effective(state),
         _api_left(state),
         _learned(state),
         _last(state.get("last_result")),
