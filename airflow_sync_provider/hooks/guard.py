@@ -107,7 +107,7 @@ class SourceGuard:
         self.window_length = config.rate_limit.window / timedelta(seconds=1)
         self.margin_seconds = config.rate_limit.margin / timedelta(seconds=1)
         self.hold_seconds = hold_seconds(config)
-        self.quota = LearnedQuota(config, self.hold_seconds)
+        self.quota = LearnedQuota(config, self.hold_seconds, log)
         self.learned_cap = self.quota.cap
         self.clock_check = ClockCheck(config.source, self.margin_seconds, log)
         self.stored = StoredCopy(store, config.source, writer=self.writer, settings=self.settings, log=log)
@@ -117,7 +117,6 @@ class SourceGuard:
         self.lease: Lease | None = None
         self.in_flight: InFlight | None = None
         self.rate = PageRate()
-        self._warned_limit: int | None = None  # an advertised limit below ours is logged once
         self.adaptive = AdaptiveLimit(config, log=log)
         """The effective limit of ``rate_limit.adaptive`` (the configured limit otherwise)."""
 
@@ -292,19 +291,7 @@ class SourceGuard:
         """The most requests the first window admits now: ``rate_limit.max_requests`` (or the adaptive
         effective limit), lowered to the limit the API advertised (logged once per sync); never
         raised. Every admission and every lease is decided against this one number."""
-        ours = self.config.rate_limit.max_requests
-        obeyed = quota.effective_limit(ours, self.window_length, learned, now, self.learned_cap)
-        if obeyed < ours and self._warned_limit != obeyed:
-            self._warned_limit = obeyed
-            self.log.warning(
-                "%s: the API advertises a lower limit than the config: obeying %d requests per %.0fs "
-                "instead of rate_limit.max_requests=%d",
-                self.config.source,
-                obeyed,
-                self.window_length,
-                ours,
-            )
-        return min(obeyed, self.adaptive.limit(self.state, now))
+        return min(self.quota.advertised_limit(learned, now), self.adaptive.limit(self.state, now))
 
     def further_windows(self, now: float) -> tuple[FurtherWindow, ...]:
         """Every window besides the first (``hooks.further_windows``)."""

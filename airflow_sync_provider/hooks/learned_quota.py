@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from typing import Any
 
 from airflow_sync_provider.config import SyncConfig
 from airflow_sync_provider.policy import quota, rate_limit
@@ -13,7 +15,9 @@ class LearnedQuota:
     """The source's learned quota for one sync (a config that does not learn neither reads nor obeys it,
     but counts its requests against what others learned)."""
 
-    def __init__(self, config: SyncConfig, hold_seconds: float) -> None:
+    def __init__(self, config: SyncConfig, hold_seconds: float, log: logging.Logger | Any) -> None:
+        self.config = config
+        self.log = log
         self.learns = config.rate_limit.learn_from_headers
         self.cap = config.rate_limit.learned_wait_cap / timedelta(seconds=1)
         """How long a learned quota is trusted at most after it was learned (``max_learned_wait``)."""
@@ -21,6 +25,25 @@ class LearnedQuota:
         self.max_wait = config.max_wait / timedelta(seconds=1)
         self.long_wait: quota.Quota | None = None
         """A ``remaining 0`` this sync learned whose reset is beyond ``max_wait`` (alerted once)."""
+        self._warned_limit: int | None = None  # an advertised limit below ours is logged once
+
+    def advertised_limit(self, learned: quota.Quota | None, now: float) -> int:
+        """``rate_limit.max_requests``, lowered to a limit the API advertised for our window while its
+        report holds (logged once per sync); never raised."""
+        ours = self.config.rate_limit.max_requests
+        length = self.config.rate_limit.window / timedelta(seconds=1)
+        obeyed = quota.effective_limit(ours, length, learned, now, self.cap)
+        if obeyed < ours and self._warned_limit != obeyed:
+            self._warned_limit = obeyed
+            self.log.warning(
+                "%s: the API advertises a lower limit than the config: obeying %d requests per %.0fs "
+                "instead of rate_limit.max_requests=%d",
+                self.config.source,
+                obeyed,
+                length,
+                ours,
+            )
+        return obeyed
 
     def current(self, state: SourceState, now: float) -> quota.Quota | None:
         """What the API said, while it still holds and at most ``cap`` after it was learned (``None``
