@@ -231,7 +231,7 @@ class RateLimitedSyncHook(HttpHook):
     def open_guard(
         self, config: SyncConfig, *, log: Any = None, on_transition: Any = None, writer: str | None = None
     ) -> SourceGuard:
-        """Read the source's state and hold it for one sync; ``writer`` names it in every write."""
+        """Hold the source's state for one sync (read at its first use); ``writer`` names every write."""
         return SourceGuard(
             config,
             self.store,

@@ -14,9 +14,11 @@ share of ``ANONYMOUS``; no guard ever adds to it, it is only pruned.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from airflow_sync_provider.policy import buckets as bk
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy.log import DECIMALS, Log
 from airflow_sync_provider.policy.rate_limit import Window, Windowish, as_window
@@ -74,11 +76,25 @@ def put(shares: Shares, share: Share) -> Shares:
     return of((*(s for s in shares if s.writer != share.writer), share))
 
 
-def take(shares: Shares, writer: str, now: float, *, like: Windowish) -> Shares:
-    """``writer`` made a request at ``now`` (entered in the form of ``like``, the total window)."""
+def take(shares: Shares, writer: str, now: float, *, like: Windowish, count: int = 1) -> Shares:
+    """``writer`` made ``count`` requests at ``now`` (entered in the form of ``like``, the total window)."""
     mine, now = own(shares, writer), round(now, DECIMALS)
-    grown = mine.window.like(as_window(like), now).admit(now)
+    grown = mine.window.like(as_window(like), now).admit(now, count)
     return put(shares, Share(writer, mine.seq + 1, grown))
+
+
+def give_back(shares: Shares, writer: str, stamp: float, count: int) -> Shares:
+    """``count`` of ``writer``'s requests stamped ``stamp`` were never sent (a lease's unused slots):
+    gone from its share (from ``stamp``'s bucket when bucketed; never more than it holds there)."""
+    mine = own(shares, writer)
+    if count <= 0 or not len(mine.window):
+        return shares
+    grid = mine.window.grid
+    key = round(stamp, DECIMALS) if grid is None else bk.index_of(stamp, grid)
+    kept = mine.window.from_tally(mine.window.tally() - Counter({key: count}))
+    if len(kept) == len(mine.window):
+        return shares
+    return put(shares, Share(writer, mine.seq + 1, kept))
 
 
 def restamp(shares: Shares, writer: str, old: float, new: float) -> Shares:

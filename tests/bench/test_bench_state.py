@@ -15,7 +15,9 @@ def test_state_bench_sizes_and_forms():
     assert per["exact_log_10000"]["form"] == "log"
     assert max(result["bytes"].values()) < result["goal_bytes"] == 8192
     assert result["bytes_exact_log"]["limit_10000"] > 100_000  # the form before buckets
-    assert result["writes_per_page"] == 1.0  # one slot write per page: crash safety kept
+    # pages 0.5 s apart under the 1 s margin lease a few slots per write (hooks.lease): fewer writes
+    # than pages, each still before the requests it reserves
+    assert 0 < result["writes_per_page"] < 1.0
     text = table.markdown({"state": result})
     assert "state: Variable bytes, limit 60 / 10,000" in text and "(met)" in text
 

@@ -8,7 +8,8 @@ that sent it (its DAG's config, tightened by the run's params), counting every r
 the source that arrived at the API in the trailing window ``(arrival - window, arrival]``, itself
 included. A run with a larger limit may legitimately fill the window further; a run with a smaller one
 may not send into it. A sync outside the pool (a second writer) may overshoot by one request, the one
-it decides on a stale state before its save detects the foreign write (issue 10, item 9).
+it decides on a stale state before its save detects the foreign write (issue 10, item 9); with leased
+slots (issue 20), by the slots of the one write that stale state missed.
 """
 
 from __future__ import annotations
@@ -48,13 +49,18 @@ EXPLAINED_BY: dict[str, frozenset[str]] = {
 BLOCKED = {SyncErrorKind.CIRCUIT_BREAKER_OPEN.value, SyncErrorKind.RATE_LIMIT_EXCEEDED.value}
 
 
-def window(log: Sequence[Wire], start: int, seconds: float, outside: set[int]) -> list[str]:
-    """Requests ``log[start:]``: none arrived into a trailing window already at its sender's limit."""
+def window(
+    log: Sequence[Wire], start: int, seconds: float, outside: set[int], stale_slots: int = 1
+) -> list[str]:
+    """Requests ``log[start:]``: none arrived into a trailing window already at its sender's limit.
+
+    A sync outside the pool may overshoot by ``stale_slots``: what the one write its stale read
+    missed had reserved (one slot, or one lease's)."""
     out = []
     for i in range(start, len(log)):
         wire = log[i]
         in_window = [w for w in log[: i + 1] if w.at > wire.at - seconds + EPS]
-        allowed = wire.limit + (1 if wire.sync in outside else 0)
+        allowed = wire.limit + (stale_slots if wire.sync in outside else 0)
         if len(in_window) > allowed:
             spacing = wire.at - in_window[0].at
             out.append(

@@ -187,6 +187,8 @@ class WatchedStore(InMemoryStateStore):
 
 class SyncPromise(RuleBasedStateMachine):
     examples = 0
+    stale_slots = 1
+    """How far a sync outside the pool may overshoot (``invariants.window``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -356,6 +358,7 @@ class SyncPromise(RuleBasedStateMachine):
         stale = self._new_sync("hourly", "default", None, None)
         self.outside.add(stale.id)
         guard = self.hook.open_guard(stale.config, log=LOG, writer=f"{OUTSIDE_WRITER}{stale.id}")
+        assert guard.state is not None  # it reads now (a guard reads the state at its first use)
         self._run(self._new_sync("hourly", handler, None, None), None)
         run = SyncRun(stale.config, self.hook, guard, clock=self.clock, sleep=self.clock.advance, log=LOG)
         self.api.sender = (stale.id, stale.limit)
@@ -455,7 +458,9 @@ class SyncPromise(RuleBasedStateMachine):
         if not hasattr(self, "api"):
             return
         log, start = self.api.log, self.checked
-        self.problems.extend(("window", m) for m in invariants.window(log, start, WINDOW, self.outside))
+        self.problems.extend(
+            ("window", m) for m in invariants.window(log, start, WINDOW, self.outside, self.stale_slots)
+        )
         self.problems.extend(("offsite", m) for m in invariants.offsite(log, start))
         self.problems.extend(("transitions", m) for m in invariants.transitions(self.driver_transitions))
         self.problems.extend(

@@ -119,6 +119,7 @@ def test_a_stale_copy_does_not_undo_a_decrease() -> None:
     """Worker ``b`` read the state before ``a`` lowered it; its next write keeps ``a``'s decrease."""
     store, clock = InMemoryStateStore(), Clock()
     a, b = guard(store, clock), guard(store, clock)
+    assert b.state.adaptive is None  # b reads now, before a's decrease (a guard reads at its first use)
     for _ in range(10):
         send(a, OK)
     send(a, REFUSED)
