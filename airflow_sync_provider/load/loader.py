@@ -20,6 +20,7 @@ and ``replaced`` (tables swapped in by this sync).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -186,15 +187,17 @@ class Loader:
 
         staged: dict[str, Any] = self.progress.setdefault("staged", {})
         feed = _Feed(items, None)
-        rows = feed.rows(lambda item: {"item": json.typed_dumps(item)})
+        order = itertools.count(self.progress.get("staged_seq", 0))
+        rows = feed.rows(lambda item: {"item": json.typed_dumps(item), "seq": next(order)})
         resource = self._dlt.resource(
             rows,
             name=table,
             write_disposition="append" if table in staged else "replace",
-            columns={"item": {"data_type": "text"}},
+            columns={"item": {"data_type": "text"}, "seq": {"data_type": "bigint"}},
         )
         target = f"{self.settings.target(table)} (staged in {self.settings.dataset}{PENDING_SUFFIX})"
         committed = self._commit(self.pending, resource, feed, target, skip=True)
+        self.progress["staged_seq"] = next(order)
         if committed:
             entry = staged.setdefault(table, {"items": 0, "primary_key": keys})
             entry["items"] += committed
@@ -249,7 +252,7 @@ class Loader:
         total = 0
         for table in sorted(staged):
             entry = staged[table]
-            feed = _Feed(self._staged_items(table), None)
+            feed = _Feed(self._staged_items(table, entry["primary_key"]), None)
             resource = self._dlt.resource(
                 iter(feed), name=table, write_disposition="replace", primary_key=entry["primary_key"] or None
             )
@@ -263,15 +266,36 @@ class Loader:
             total += swapped
         return total
 
-    def _staged_items(self, table: str) -> Iterator[Any]:
+    def _staged_items(self, table: str, keys: Sequence[str]) -> Iterator[Any]:
+        """The staged items, newest first; with a primary key, only the newest copy of each item.
+
+        An item can be staged twice in one sync: a page delivered again after a deferral, or an item
+        that moved to a later page while the sync waited (a source sorted by update time). The table
+        must hold it once, as last fetched. The keys seen are kept in memory (not the items)."""
         from dlt.common.json import json
 
+        seen: set[tuple[str, ...]] = set()
+        dropped = 0
         with self.pending.sql_client() as client:
             name = client.make_qualified_table_name(table)
-            with client.execute_query(f"SELECT item FROM {name}") as cursor:
+            with client.execute_query(f"SELECT item FROM {name} ORDER BY seq DESC NULLS LAST") as cursor:
                 while rows := cursor.fetchmany(1000):
-                    for (item,) in rows:
-                        yield json.typed_loads(item)
+                    for (raw,) in rows:
+                        item = json.typed_loads(raw)
+                        if keys and isinstance(item, dict):
+                            key = tuple(repr(item.get(k)) for k in keys)
+                            if key in seen:
+                                dropped += 1
+                                continue
+                            seen.add(key)
+                        yield item
+        if dropped:
+            self.log.info(
+                "%s: %d items were fetched twice in this sync (a page delivered again, or an item that "
+                "moved to a later page); the latest copy of each is kept",
+                self.settings.target(table),
+                dropped,
+            )
 
     def _clear_staged(self, table: str) -> None:
         """Empty the pending table (best effort: the next ``replace`` sync replaces it anyway)."""

@@ -243,3 +243,24 @@ def test_a_timed_out_deferral_reports_the_items_its_loads_committed(home: Path) 
         operator().resume_execution(TRIGGER_FAIL_REPR, timed_out, {"ti": ti, "params": {}})
     result = ti.xcoms["return_value"]
     assert (result["error"], result["items_processed"], result["items_loaded"]) == ("TIMEOUT", 50, 50)
+
+
+def test_an_item_fetched_twice_in_a_replace_sync_lands_once_as_last_fetched(home: Path) -> None:
+    """A page delivered again after a deferral, or an item that moved to a later page while the sync
+    waited: with a primary key the swapped-in table holds each item once, as last fetched."""
+    import logging
+
+    from airflow_sync_provider.load.loader import Loader
+
+    config = merged("quests", {"write_disposition": "replace", "primary_key": "id"})
+    progress: dict[str, Any] = {}
+    loader = Loader(config, progress, logging.getLogger("test"))
+    try:
+        loader.load([{"id": "a", "v": 1}, {"id": "b", "v": 1}])  # before the deferral
+        loader.load([{"id": "b", "v": 2}, {"id": "c", "v": 1}])  # after it: b moved and changed
+        assert loader.publish(truncated=False) == 3
+    finally:
+        loader.close()
+    with duckdb.connect(str(home / "sync_data" / "quests.duckdb"), read_only=True) as con:
+        rows = con.sql("select id, v from sync.quests order by id").fetchall()
+    assert rows == [("a", 1), ("b", 2), ("c", 1)]
