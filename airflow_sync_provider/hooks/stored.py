@@ -18,6 +18,8 @@ from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings
 from airflow_sync_provider.state.store import SourceState, StateStore, merge, variable_key
 
+VERSION_STEP = 1e-3
+"""How far a write's ``updated_at`` moves past our previous write's when the clock has not moved."""
 SKEW_TOLERANCE = 1.0
 """Stored times up to this many seconds ahead of the clock are ordinary skew between workers."""
 
@@ -73,6 +75,7 @@ class StoredCopy:
         """The state as this sync last read (on load) or wrote it; a working copy that differs from it
         has changes not yet written."""
         self._version: tuple[str | None, float | None] | None = None  # writer, updated_at last seen
+        self._stamp: float | None = None  # the updated_at of our latest write
         self._warned: set[str] = set()
 
     @property
@@ -105,11 +108,18 @@ class StoredCopy:
         return merge(ours, theirs, settings=self.settings)
 
     def write(self, state: SourceState, now: float) -> SourceState:
-        """Save ``state`` as ours at ``now``; returns what was saved."""
-        saved = state.replace(updated_at=now, writer=self.writer)
+        """Save ``state`` as ours at ``now``; returns what was saved.
+
+        Each of our writes gets its own version: ``updated_at`` moves past our previous write's by at
+        least ``VERSION_STEP`` when the clock has not (two writes in one clock tick, a frozen test
+        clock), so a reader that saw an earlier write of ours still tells a later one apart."""
+        previous = self._stamp
+        stamp = now if previous is None or now > previous else previous + VERSION_STEP
+        self._stamp = stamp
+        saved = state.replace(updated_at=stamp, writer=self.writer)
         self.store.save(saved)
         self.last = saved
-        self._version = (self.writer, now)
+        self._version = (self.writer, stamp)
         return saved
 
     def warn_once(self, message: str) -> None:
