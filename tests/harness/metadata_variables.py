@@ -10,44 +10,56 @@ written. Values are stored unencrypted (the session runs with an empty Fernet ke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 _MISSING: Any = object()
+ATTEMPTS = 5
 
 
 def db_path() -> Path:
     return Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
 
 
-class MetadataVariables:
-    """``get``/``set``/``delete`` with ``airflow.models.Variable``'s signatures, one connection a call."""
+def _execute(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """``sql`` in one committed transaction on a connection closed after it. Airflow keeps the DB in
+    WAL mode; a read racing an ``airflow dags test`` subprocess has failed once with "disk I/O
+    error" in a full CI-like run, so a failed attempt is tried again a few times."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with contextlib.closing(sqlite3.connect(db_path(), timeout=30)) as db, db:
+                return db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(db_path(), timeout=30)
+
+class MetadataVariables:
+    """``get``/``set`` with ``airflow.models.Variable``'s signatures, one connection a call."""
 
     def get(self, key: str, default_var: Any = _MISSING) -> Any:
-        with self._connect() as db:
-            row = db.execute("SELECT val, is_encrypted FROM variable WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        rows = _execute("SELECT val, is_encrypted FROM variable WHERE key = ?", (key,))
+        if not rows:
             if default_var is _MISSING:
                 raise KeyError(f"Variable {key} does not exist")
             return default_var
-        value, encrypted = row
+        value, encrypted = rows[0]
         if encrypted:
             raise AssertionError(f"Variable {key} is encrypted; the test session runs without a Fernet key")
         return value
 
     def set(self, key: str, value: str) -> None:
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO variable (key, val, is_encrypted) VALUES (?, ?, 0) "
-                "ON CONFLICT (key) DO UPDATE SET val = excluded.val, is_encrypted = 0",
-                (key, str(value)),
-            )
+        _execute(
+            "INSERT INTO variable (key, val, is_encrypted) VALUES (?, ?, 0) "
+            "ON CONFLICT (key) DO UPDATE SET val = excluded.val, is_encrypted = 0",
+            (key, str(value)),
+        )
 
     def delete_like(self, pattern: str) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM variable WHERE key LIKE ?", (pattern,))
+        _execute("DELETE FROM variable WHERE key LIKE ?", (pattern,))
