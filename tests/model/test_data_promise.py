@@ -137,7 +137,7 @@ def config_for(disposition: str, asc: bool, database: Path) -> SyncConfig:
         max_sync_duration=timedelta(hours=2),
         load=LoadConfig(
             path=str(database),
-            primary_key=("id",) if disposition in ("merge", "replace") else (),  # replace: the newest copy wins
+            primary_key=("id",) if disposition in ("merge", "replace") else (),  # replace: newest wins
             write_disposition=disposition,  # type: ignore[arg-type]
         ),
         incremental=incremental,
