@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +39,31 @@ def variables(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[obj
 
     with create_session() as session:
         session.query(Variable).filter(Variable.key.like("sync_state_%")).delete(synchronize_session=False)
+
+
+@pytest.fixture(scope="module")
+def private_airflow_home(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A metadata DB (and DAGs folder) of this module's own, that only ``airflow dags test``
+    subprocesses and ``stored_variables`` open: never the test process's Airflow engine, which holds
+    the session DB open. Two real-Airflow modules that rewrite stored state between runs saw that
+    session DB (SQLite, WAL) miss a write and later report "disk image is malformed" in full CI-like
+    runs; each passed alone. Set for the module only (``AIRFLOW_HOME`` is read again by subprocesses
+    and by ``stored_variables``; the in-process Airflow keeps the session DB)."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    dags = home / "dags"
+    dags.mkdir()
+    names = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)})
+    try:
+        airflow_cli.migrate_db()
+        yield home
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ HOUR = 3600.0
 
 
 @pytest.fixture(scope="module", autouse=True)
-def open_wait_dag(airflow_db: None) -> None:
+def open_wait_dag(private_airflow_home: Path) -> None:
     install_dag(Path(__file__).with_name("dags") / "open_wait.py", "operator_open_wait.py")
 
 

@@ -26,7 +26,7 @@ WINDOW, LIMIT = 10.0, 3
 
 
 @pytest.fixture(scope="module", autouse=True)
-def resource_dags(airflow_db: None) -> None:
+def resource_dags(private_airflow_home: Path) -> None:
     install_dag(DAGS / "resources.py", "operator_resources.py")
 
 
