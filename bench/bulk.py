@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.measure import rounded
+from bench.measure import default_sync, rounded
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = 100
@@ -92,8 +92,6 @@ def sync_ours(
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
     from airflow_sync_provider.config.load import LoadConfig
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-    from airflow_sync_provider.run.handlers import SyncContext, default_handler
-    from airflow_sync_provider.run.sync_run import SyncRun
     from airflow_sync_provider.state.store import VariableStateStore
 
     config = SyncConfig(
@@ -112,14 +110,7 @@ def sync_ours(
         else None,
     )
     hook = RateLimitedSyncHook(conn_id="sync_default", store=VariableStateStore(variable_api=variables))
-    guard = hook.open_guard(config, log=log)
-    run = SyncRun(config, hook, guard, log=log)
-    ctx = SyncContext(run, {})
-    try:
-        default_handler(ctx)
-    finally:
-        ctx.close()
-    guard.finish({})
+    run, _ = default_sync(hook, config, log)
     return int(run.checkpoint.load["loaded"]) if load else run.checkpoint.items
 
 

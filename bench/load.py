@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.measure import median, rounded
+from bench.measure import default_sync, median, rounded
 
 PAGES = 20
 LIMIT = 6
@@ -29,8 +29,6 @@ def _ours(base_url: str, home: Path, n: int) -> tuple[float, int]:
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
     from airflow_sync_provider.config.load import LoadConfig
     from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-    from airflow_sync_provider.run.handlers import SyncContext, default_handler
-    from airflow_sync_provider.run.sync_run import SyncRun
     from airflow_sync_provider.state.store import InMemoryStateStore
 
     config = SyncConfig(
@@ -41,14 +39,7 @@ def _ours(base_url: str, home: Path, n: int) -> tuple[float, int]:
     )
     started = time.perf_counter()
     hook = RateLimitedSyncHook(conn_id="sync_default", store=InMemoryStateStore())
-    guard = hook.open_guard(config, log=log)
-    run = SyncRun(config, hook, guard, log=log)
-    ctx = SyncContext(run, {})
-    try:
-        default_handler(ctx)
-    finally:
-        ctx.close()
-    guard.finish({})
+    run, _ = default_sync(hook, config, log)
     elapsed = time.perf_counter() - started
     assert run.checkpoint.pages == PAGES, run.checkpoint.pages
     return elapsed, int(run.checkpoint.load["loaded"])

@@ -62,3 +62,27 @@ def sync_default_at(url: str) -> Iterator[None]:
             os.environ.pop("AIRFLOW_CONN_SYNC_DEFAULT", None)
         else:
             os.environ["AIRFLOW_CONN_SYNC_DEFAULT"] = saved
+
+
+def default_sync(
+    hook: Any, config: Any, log: Any, *, clock: Callable[[], float] | None = None
+) -> tuple[Any, int]:
+    """One sync of ``config`` with the default handler, straight on ``hook`` (no operator: no start
+    read, no XCom): open the guard, run the pages, close the loads, finish. Returns the ``SyncRun``
+    and the items the handler processed."""
+    from airflow_sync_provider.run.handlers import SyncContext, default_handler
+    from airflow_sync_provider.run.sync_run import SyncRun
+
+    guard = hook.open_guard(config, log=log)
+    run = (
+        SyncRun(config, hook, guard, log=log)
+        if clock is None
+        else SyncRun(config, hook, guard, clock=clock, log=log)
+    )
+    ctx = SyncContext(run, {})
+    try:
+        handled = default_handler(ctx)
+    finally:
+        ctx.close()
+    guard.finish({})
+    return run, handled

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -16,33 +15,12 @@ from airflow_sync_provider.config import RateLimitConfig
 from airflow_sync_provider.demo.server import DemoServer
 from airflow_sync_provider.hooks.lease import LEASE_MAX
 from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
-from airflow_sync_provider.run.handlers import SyncContext, default_handler
-from airflow_sync_provider.run.sync_run import SyncRun
 from airflow_sync_provider.state.store import VariableStateStore
+from bench.bulk import CountingVariables
+from bench.measure import default_sync
 from tests.hook import LOG, FakeClock, connect, fast_config
 
 PAGE = 10
-
-
-class CountingVariables:
-    """An in-memory Airflow Variable API counting every call."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.gets = 0
-        self.sets = 0
-
-    @property
-    def calls(self) -> int:
-        return self.gets + self.sets
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.gets += 1
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, description: str | None = None) -> None:
-        self.sets += 1
-        self.values[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +32,7 @@ def server() -> Iterator[DemoServer]:
 def calls_for(server: DemoServer, monkeypatch: pytest.MonkeyPatch, pages: int) -> int:
     """Variable calls of one sync of ``pages`` pages (the final write included)."""
     connect(monkeypatch, server.url)
-    variables = CountingVariables()
+    variables = CountingVariables(latency_s=0.0)
     config = fast_config(
         "bulk",
         endpoint=f"/bulk?limit={PAGE}&total={pages * PAGE}",
@@ -63,14 +41,8 @@ def calls_for(server: DemoServer, monkeypatch: pytest.MonkeyPatch, pages: int) -
     )
     hook = RateLimitedSyncHook(conn_id="sync_default", store=VariableStateStore(variable_api=variables))
     hook.clock = FakeClock()  # the page rate seen by the guard: pages with no time between them
-    guard = hook.open_guard(config, log=LOG)
-    run = SyncRun(config, hook, guard, clock=hook.clock, log=LOG)
-    ctx = SyncContext(run, {})
-    try:
-        assert default_handler(ctx) == pages * PAGE
-    finally:
-        ctx.close()
-    guard.finish({})
+    _, handled = default_sync(hook, config, LOG, clock=hook.clock)
+    assert handled == pages * PAGE
     return variables.calls
 
 
