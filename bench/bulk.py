@@ -17,6 +17,10 @@ Variable calls per extra page come from ours' warm-up (1 page) and measured run.
 alone at 1,000, 10,000 and 100,000 items, each in a fresh interpreter (``ru_maxrss``). ``--quick``
 uses a hundredth of every size (the keys stay; ``items`` says what was measured).
 
+The e2e suite (``tests/e2e/test_celery_postgres.py``) runs *dlt alone* into PostgreSQL with
+``spawn(..., postgres=url, dataset=..., cold=True)``: no warm-up, and dlt's import counted in its
+seconds, as a first sync in a fresh task process on a Celery worker counts it in ours.
+
 ``python -m bench.bulk_memory`` attributes the memory a sync holds to source lines (tracemalloc)
 and compares peak RSS per side (``--rss``); bench/README.md has what it found.
 """
@@ -24,6 +28,7 @@ and compares peak RSS per side (``--rss``); bench/README.md has what it found.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -50,6 +55,7 @@ SIDES = ("ours", "dlt_alone", "plain")
 FETCH_ONLY = "ours_fetch_only"  # diagnostic (bench.bulk_memory): ours without load:, pages only
 TABLE = "bulk"
 DATASET = "sync"
+POSTGRES_ENV = "BENCH_BULK_POSTGRES"  # spawn's postgres URL for the child: not on its command line
 log = logging.getLogger("bench.bulk")
 
 
@@ -114,19 +120,27 @@ def sync_ours(
     return int(run.checkpoint.load["loaded"]) if load else run.checkpoint.items
 
 
-def _pipeline(workdir: Path, name: str) -> Any:
+def _pipeline(workdir: Path, name: str, postgres: str | None = None, dataset: str = DATASET) -> Any:
+    """A dlt pipeline into ``workdir/name.duckdb``, or into the PostgreSQL database at ``postgres``."""
     import dlt
 
+    destination = (
+        dlt.destinations.duckdb(str(workdir / f"{name}.duckdb"))
+        if postgres is None
+        else dlt.destinations.postgres(credentials=postgres)
+    )
     return dlt.pipeline(
         pipeline_name=f"bench_bulk_{name}",
-        destination=dlt.destinations.duckdb(str(workdir / f"{name}.duckdb")),
-        dataset_name=DATASET,
+        destination=destination,
+        dataset_name=dataset,
         pipelines_dir=str(workdir / f"pipelines_{name}"),
     )
 
 
-def sync_dlt_alone(url: str, items: int, workdir: Path, name: str) -> None:
-    """dlt's ``rest_api`` source, header-link paginator, merge on ``id``."""
+def sync_dlt_alone(
+    url: str, items: int, workdir: Path, name: str, postgres: str | None = None, dataset: str = DATASET
+) -> None:
+    """dlt's ``rest_api`` source, header-link paginator, merge on ``id`` (into DuckDB or ``postgres``)."""
     from dlt.sources.rest_api import rest_api_source
 
     source = rest_api_source(
@@ -145,7 +159,7 @@ def sync_dlt_alone(url: str, items: int, workdir: Path, name: str) -> None:
             ],
         }
     )
-    _pipeline(workdir, name).run(source)
+    _pipeline(workdir, name, postgres, dataset).run(source)
 
 
 def sync_plain(url: str, items: int, workdir: Path, name: str) -> None:
@@ -164,11 +178,19 @@ def sync_plain(url: str, items: int, workdir: Path, name: str) -> None:
     _pipeline(workdir, name).run(pages(), table_name=TABLE, write_disposition="merge", primary_key="id")
 
 
-def rows_in(workdir: Path, name: str) -> int:
-    import duckdb
+def rows_in(workdir: Path, name: str, postgres: str | None = None, dataset: str = DATASET) -> int:
+    query = f"select count(*), count(distinct id) from {dataset}.{TABLE}"
+    if postgres is None:
+        import duckdb
 
-    with duckdb.connect(str(workdir / f"{name}.duckdb"), read_only=True) as db:
-        row = db.execute(f"select count(*), count(distinct id) from {DATASET}.{TABLE}").fetchone()
+        with duckdb.connect(str(workdir / f"{name}.duckdb"), read_only=True) as db:
+            row = db.execute(query).fetchone()
+    else:
+        import psycopg2
+
+        with contextlib.closing(psycopg2.connect(postgres)) as conn, conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
     assert row is not None and row[0] == row[1], row  # merge on id: no duplicates
     return int(row[0])
 
@@ -178,12 +200,31 @@ def peak_rss_mb() -> float:
 
 
 def run_side(
-    side: str, url: str, items: int, workdir: Path, variable_ms: float, warm_up: bool
+    side: str,
+    url: str,
+    items: int,
+    workdir: Path,
+    variable_ms: float,
+    warm_up: bool,
+    *,
+    postgres: str | None = None,
+    dataset: str = DATASET,
+    cold: bool = False,
 ) -> dict[str, Any]:
-    """One side's sync of ``items`` (after a one-page warm-up of itself if ``warm_up``): seconds, rows."""
+    """One side's sync of ``items`` (after a one-page warm-up of itself if ``warm_up``): seconds, rows.
+
+    ``postgres`` (a database URL; dlt alone only) lands the items there in ``dataset`` instead of
+    DuckDB. ``cold`` (no warm-up) counts dlt's import in ``seconds`` too (``import_seconds`` says
+    how much), as a first sync in a fresh process counts it."""
+    if postgres is not None and side != "dlt_alone":
+        raise ValueError(f"a postgres destination is for dlt_alone only, not {side}")
+    if cold and warm_up:
+        raise ValueError("cold measures a first sync: no warm-up")
     from airflow_sync_provider.load.loader import import_dlt
 
+    started = time.perf_counter()
     import_dlt()  # telemetry and dlt's Airflow config provider off, for every side
+    import_seconds = time.perf_counter() - started
     logging.getLogger("airflow_sync_provider").setLevel(logging.WARNING)
     out: dict[str, Any] = {"side": side, "items": items}
     calls: dict[str, int] = {}
@@ -196,15 +237,16 @@ def run_side(
             assert loaded == count, (loaded, count)
             calls[name] = variables.calls
         elif side == "dlt_alone":
-            sync_dlt_alone(url, count, workdir, name)
+            sync_dlt_alone(url, count, workdir, name, postgres, dataset)
         else:
             sync_plain(url, count, workdir, name)
         return time.perf_counter() - started
 
     if warm_up:
         once(PAGE, "warm_up")
-    out["seconds"] = once(items, "measured")
-    out["rows"] = items if side == FETCH_ONLY else rows_in(workdir, "measured")
+    out["seconds"] = once(items, "measured") + (import_seconds if cold else 0.0)
+    out["import_seconds"] = import_seconds
+    out["rows"] = items if side == FETCH_ONLY else rows_in(workdir, "measured", postgres, dataset)
     out["peak_rss_mb"] = peak_rss_mb()
     if side == "ours":
         out["variable_calls"] = calls["measured"]
@@ -215,13 +257,27 @@ def run_side(
 # -- the parent: demo API, subprocesses, summary ---------------------------------------------------
 
 
-def spawn(side: str, url: str, items: int, *, variable_ms: float, warm_up: bool) -> dict[str, Any]:
-    """``run_side`` in a fresh interpreter; its last stdout line is the JSON result."""
+def spawn(
+    side: str,
+    url: str,
+    items: int,
+    *,
+    variable_ms: float,
+    warm_up: bool,
+    postgres: str | None = None,
+    dataset: str = DATASET,
+    cold: bool = False,
+) -> dict[str, Any]:
+    """``run_side`` in a fresh interpreter; its last stdout line is the JSON result. ``postgres`` goes
+    to it in the environment (``POSTGRES_ENV``), never on its command line."""
     host, port = url.split("://", 1)[1].rsplit(":", 1)
     env = {
         **os.environ,
         "AIRFLOW_CONN_SYNC_DEFAULT": json.dumps({"conn_type": "http", "host": host, "port": int(port)}),
     }
+    env.pop(POSTGRES_ENV, None)
+    if postgres is not None:
+        env[POSTGRES_ENV] = postgres
     with tempfile.TemporaryDirectory(prefix=f"bench_bulk_{side}_") as workdir:
         command = [
             sys.executable, "-m", "bench.bulk", "side", side, "--url", url, "--items", str(items),
@@ -229,6 +285,10 @@ def spawn(side: str, url: str, items: int, *, variable_ms: float, warm_up: bool)
         ]  # fmt: skip
         if warm_up:
             command.append("--warm-up")
+        if cold:
+            command.append("--cold")
+        if dataset != DATASET:
+            command += ["--dataset", dataset]
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"bench.bulk side {side} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -304,8 +364,20 @@ def main(argv: list[str] | None = None) -> int:
     side.add_argument("--workdir", type=Path, required=True)
     side.add_argument("--variable-ms", type=float, default=VARIABLE_MS)
     side.add_argument("--warm-up", action="store_true")
+    side.add_argument("--cold", action="store_true", help="count dlt's import in seconds (no warm-up)")
+    side.add_argument("--dataset", default=DATASET)
     args = parser.parse_args(argv)
-    result = run_side(args.side, args.url, args.items, args.workdir, args.variable_ms, args.warm_up)
+    result = run_side(
+        args.side,
+        args.url,
+        args.items,
+        args.workdir,
+        args.variable_ms,
+        args.warm_up,
+        postgres=os.environ.get(POSTGRES_ENV) or None,  # dlt alone into PostgreSQL (spawn's postgres=)
+        dataset=args.dataset,
+        cold=args.cold,
+    )
     print(json.dumps(result))
     return 0
 

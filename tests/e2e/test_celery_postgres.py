@@ -8,7 +8,11 @@ the broker, the shipped DAG file and two sources served by a DemoServer. Checked
   Celery task, the scheduler ran the CeleryExecutor) and its state is in the Postgres ``variable`` table;
 - two overlapping runs of one source run one at a time although the worker has 2 slots (the 1-slot pool);
 - a 429 with an 8 s Retry-After on page 2 defers the task to the triggerer, and it resumes on a Celery
-  worker at page 2 (page 1 is not read again).
+  worker at page 2 (page 1 is not read again);
+- issue 13: a sync's items land in PostgreSQL, each once;
+- issue 20: rows per second of a bulk sync into PostgreSQL, ours (on the Celery worker) and dlt's
+  ``rest_api`` alone, same pages (bench/bulk_postgres.py prints the figures and writes them to
+  ``$SYNC_BENCH_E2E_OUT`` if set).
 
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth, database ``test``) and Redis at
 127.0.0.1:6379: skipped with a reason where they are absent, failed under CI=true. Uses a fresh
@@ -20,12 +24,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import secrets
 import shutil
 import socket
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ import yaml
 
 from airflow_sync_provider.demo.catalog import make_item, total_for
 from airflow_sync_provider.demo.server import DemoServer
+from bench import bulk, bulk_postgres
 from tests.harness.cluster import AirflowCluster, free_port
 from tests.harness.fixtures import require_service
 
@@ -42,6 +49,8 @@ pytestmark = [pytest.mark.services, pytest.mark.airflow]
 REPO = Path(__file__).resolve().parents[2]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_PORT = 6379
+BULK_ITEMS = 50_000  # 500 pages of 100
+BULK_PAGES = -(-BULK_ITEMS // bulk.PAGE)
 SOURCES = {
     "include_defaults": False,
     "sources": {
@@ -54,6 +63,20 @@ SOURCES = {
                 "destination": "postgres",
                 "conn_id": "sync_warehouse",
                 "dataset": "sync_loaded",
+                "primary_key": "id",
+                "write_disposition": "merge",
+            },
+        },
+        # issue 20: bench/bulk.py's "ours" config (a limit and max_pages that do not bind), into PostgreSQL
+        "bulk": {
+            "schedule": None,
+            "endpoint": bulk.endpoint(BULK_ITEMS),
+            "rate_limit": {"max_requests": bulk.MAX_REQUESTS, "window": "1h"},
+            "max_pages": BULK_PAGES,
+            "load": {
+                "destination": "postgres",
+                "conn_id": "sync_warehouse",
+                "dataset": "bulk_ours",
                 "primary_key": "id",
                 "write_disposition": "merge",
             },
@@ -140,7 +163,7 @@ def cluster(
     sources_file = home / "sources.yaml"
     sources_file.write_text(yaml.safe_dump(SOURCES))
     host, port = demo.url.split("://", 1)[1].split(":")
-    pg_url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
+    pg_url = postgres_url(database)
     c = AirflowCluster(
         home,
         sql_alchemy_conn=pg_url.replace("postgresql://", "postgresql+psycopg2://"),
@@ -170,6 +193,12 @@ def cluster(
         yield c
     finally:
         c.stop()
+
+
+def postgres_url(database: str, *, empty_password: bool = False) -> str:
+    """The test database's URL; dlt wants the password field, empty for trust auth (``user:@``)."""
+    user = f"{PG['user']}:" if empty_password else PG["user"]
+    return f"postgresql://{user}@{PG['host']}:{PG['port']}/{database}"
 
 
 def sql(database: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -295,3 +324,75 @@ def test_a_sync_on_the_celery_worker_lands_its_items_in_postgres(
     state = json.loads(cluster.variable("sync_state_points") or "{}")
     assert state["last_result"]["items_loaded"] == total_for("points")
     assert state["last_result"]["destination"] == "postgres sync_loaded.points"
+
+
+def api_seconds(requests_seen: list[dict[str, Any]]) -> float:
+    """From the first page request's arrival at the demo API to the last one's answer."""
+    return float(requests_seen[-1]["end"] - requests_seen[0]["start"])
+
+
+def task_seconds(ti: dict[str, Any]) -> float:
+    """The task instance's running time (its start_date to its end_date)."""
+    start, end = (datetime.fromisoformat(ti[key]) for key in ("start_date", "end_date"))
+    return (end - start).total_seconds()
+
+
+def test_bulk_rows_per_second_ours_on_celery_and_dlt_alone_into_postgres(
+    cluster: AirflowCluster, demo: DemoServer, database: str
+) -> None:
+    """Issue 20: the same pages (``bulk``, Link header, merge on id) into the same PostgreSQL, ours run
+    by the scheduler on the Celery worker and dlt's ``rest_api`` alone in a fresh interpreter.
+
+    Rows per second = items / seconds from the sync's start to its last commit, both in a process
+    that has not synced before (dlt's import counted on both sides, interpreter start-up on neither):
+    ours from the SyncResult's ``duration_ms``, dlt alone from bench/bulk.py's cold run. Only
+    invariants are asserted, never a time or a ratio."""
+    pytest.importorskip("dlt")
+    cluster.wait_for_dag("sync_bulk")
+    demo.clear_requests()
+    load_at_start = list(os.getloadavg())
+    run_id = cluster.trigger("sync_bulk")
+    assert cluster.wait_for_run("sync_bulk", run_id)["state"] == "success", worker_log(cluster)[-3000:]
+    ours_requests = demo.requests("bulk")
+    demo.clear_requests()
+    alone = bulk.spawn(
+        "dlt_alone",
+        demo.url,
+        BULK_ITEMS,
+        variable_ms=0.0,
+        warm_up=False,
+        postgres=postgres_url(database, empty_password=True),
+        dataset="bulk_dlt_alone",
+        cold=True,
+    )
+    load_at_end = list(os.getloadavg())
+    alone_requests = demo.requests("bulk")
+
+    # the same pages, each once, every one answered
+    assert [r["path"] for r in ours_requests] == [r["path"] for r in alone_requests]
+    assert len(ours_requests) == BULK_PAGES
+    assert {r["status"] for r in ours_requests + alone_requests} == {200}
+    # each table holds exactly the N ids, the same ones (merge on id: no duplicates)
+    for dataset in ("bulk_ours", "bulk_dlt_alone"):
+        assert sql(database, f"SELECT count(*), count(DISTINCT id) FROM {dataset}.bulk") == [
+            (BULK_ITEMS, BULK_ITEMS)
+        ]
+    unmatched = "SELECT count(*) FROM bulk_ours.bulk o FULL JOIN bulk_dlt_alone.bulk d USING (id) "
+    assert sql(database, unmatched + "WHERE o.id IS NULL OR d.id IS NULL") == [(0,)]
+    result = json.loads(cluster.variable("sync_state_bulk") or "{}")["last_result"]
+    assert (result["success"], result["truncated"], result["items_loaded"]) == (True, False, BULK_ITEMS)
+    assert result["destination"] == "postgres bulk_ours.bulk"
+    assert alone["rows"] == BULK_ITEMS
+
+    ti = cluster.task_instances("sync_bulk", run_id)["sync"]
+    seconds = {
+        "ours": result["duration_ms"] / 1000,  # the sync (after its state is read) to its last commit
+        "dlt_alone": alone["seconds"],  # the same span in its interpreter
+        "dlt_alone_import": alone["import_seconds"],  # part of dlt_alone
+        "ours_task": task_seconds(ti),  # the whole task instance: state, result and XCom too
+        "ours_api": api_seconds(ours_requests),  # first page asked to last page answered
+        "dlt_alone_api": api_seconds(alone_requests),
+    }
+    assert all(value > 0 for value in seconds.values()), seconds
+    figures = bulk_postgres.figures(BULK_ITEMS, BULK_PAGES, seconds, load_at_start, load_at_end)
+    bulk_postgres.record(figures)  # a summary line; the JSON in $SYNC_BENCH_E2E_OUT if set
