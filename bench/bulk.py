@@ -199,6 +199,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def prepare_dlt(side: str) -> None:
+    """Import dlt as ``side`` runs it: ours with our loader's settings; dlt alone and plain with dlt's
+    own defaults (a parent that loaded with us may have left our file size in the environment), only
+    its telemetry and Airflow config provider off, as for ours."""
+    from airflow_sync_provider.load.loader import FILE_MAX_ITEMS_ENV, QUIET_DLT, import_dlt
+
+    if side in ("ours", FETCH_ONLY):
+        import_dlt()
+        return
+    os.environ.update(QUIET_DLT)
+    os.environ.pop(FILE_MAX_ITEMS_ENV, None)
+    import dlt  # noqa: F401
+
+
 def run_side(
     side: str,
     url: str,
@@ -220,10 +234,8 @@ def run_side(
         raise ValueError(f"a postgres destination is for dlt_alone only, not {side}")
     if cold and warm_up:
         raise ValueError("cold measures a first sync: no warm-up")
-    from airflow_sync_provider.load.loader import import_dlt
-
     started = time.perf_counter()
-    import_dlt()  # telemetry and dlt's Airflow config provider off, for every side
+    prepare_dlt(side)
     import_seconds = time.perf_counter() - started
     logging.getLogger("airflow_sync_provider").setLevel(logging.WARNING)
     out: dict[str, Any] = {"side": side, "items": items}

@@ -4,8 +4,8 @@ The items are a generator over our guarded pages, so every request still passes 
 breaker. A wait that defers the sync (or an abort) ends the generator early: the pages fetched so far
 are committed first, then the wait/abort goes on, so a resumed sync continues after pages that are
 already committed. dlt gets the items in lists of up to ``BATCH_ITEMS`` (one extract step per list,
-not per item), and lands them in load files of at most ``FILE_MAX_ITEMS`` rows loaded one after
-another, so a sync's memory does not grow with its number of items.
+not per item), and lands them in load files of at most ``FILE_MAX_ITEMS`` rows, ``LOAD_WORKERS`` at a
+time, so a sync's memory does not grow with its number of items.
 
 ``append``/``merge`` commit into the table itself. ``replace`` never swaps the table for a partial
 fetch: its items are staged (as JSON text, in the same table name of the dataset ``<dataset>_pending``)
@@ -34,12 +34,18 @@ from airflow_sync_provider.load.incremental import Cursor, highest, later
 EXTRA_HINT = "pip install 'airflow-sync-provider[load]'"
 BATCH_ITEMS = 1000
 """Items handed to dlt's extract per step: a list, not one pipe step per item."""
-FILE_MAX_ITEMS = 2000
-"""Rows per dlt load file (``NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS`` overrides): with one load worker,
-the destination parses one bounded ``INSERT ... VALUES`` file at a time, so memory stays flat in the
-number of items (one file of a whole sync grew DuckDB's memory by ~20 KB per item)."""
-LOAD_WORKERS = 1
-"""Load files loaded one after another (dlt's default, 20 in parallel, holds 20 files' statements at once)."""
+FILE_MAX_ITEMS_ENV = "NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS"
+FILE_MAX_ITEMS = 1000
+"""Rows per dlt load file (``FILE_MAX_ITEMS_ENV`` overrides): the destination parses
+``LOAD_WORKERS`` bounded ``INSERT ... VALUES`` files at a time, so memory stays flat in the number of
+items (one file of a whole sync grew DuckDB's memory by ~20 KB per item)."""
+LOAD_WORKERS = 2
+"""Load files loaded at once. dlt's default, 20, holds 20 files' statements in memory at once; with one,
+dlt loads each file in the calling thread, opening and closing the destination per file: 1.5x slower
+than two threads in the bulk benchmark (bench/README.md)."""
+QUIET_DLT = {"RUNTIME__DLTHUB_TELEMETRY": "false", "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false"}
+"""dlt's anonymous telemetry off, and its Airflow config provider (which would read an Airflow Variable
+per dlt setting through the Execution API): our destinations come from the sync's config."""
 PENDING_SUFFIX = "_pending"
 """Dataset suffix of the staged ``replace`` items (not ``_staging``: dlt uses that one itself)."""
 
@@ -49,14 +55,11 @@ class SyncLoadError(SyncProviderError):
 
 
 def import_dlt() -> Any:
-    """dlt, with its anonymous telemetry off; a clear error naming the extra when it is missing.
-
-    dlt's Airflow config provider is turned off too: it would read an Airflow Variable for every dlt
-    setting (through the Execution API); our destinations come from the sync's config and connection.
-    """
-    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
-    os.environ.setdefault("NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS", str(FILE_MAX_ITEMS))
+    """dlt set up for our loads (``QUIET_DLT``, files of ``FILE_MAX_ITEMS`` rows); a clear error naming
+    the extra when it is missing. A setting already in the environment wins."""
+    for name, value in QUIET_DLT.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault(FILE_MAX_ITEMS_ENV, str(FILE_MAX_ITEMS))
     try:
         import dlt
     except ImportError as exc:

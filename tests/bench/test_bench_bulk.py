@@ -3,6 +3,7 @@ every key of the full run, rows that add up, numbers that agree with each other.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -82,3 +83,25 @@ def test_table_rows_and_the_only_flag(quick: dict[str, Any]) -> None:
     per_page, one_page = quick["variable_calls_per_page"], quick["variable_calls_per_sync_1_page"]
     assert rows[2][1] == f"{table._num(per_page)} / {table._num(one_page)}"
     assert "bulk" in ALL and parse_args(["--only", "bulk"]).only == ["bulk"]
+
+
+@pytest.mark.parametrize("side", ["dlt_alone", "plain"])
+def test_dlt_alone_and_plain_run_with_dlts_own_file_size_not_ours(
+    side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_sync_provider.load.loader import FILE_MAX_ITEMS, FILE_MAX_ITEMS_ENV, QUIET_DLT
+
+    monkeypatch.setenv(FILE_MAX_ITEMS_ENV, str(FILE_MAX_ITEMS))  # left by a parent that loaded with us
+    for name in QUIET_DLT:
+        monkeypatch.delenv(name, raising=False)
+    bulk.prepare_dlt(side)
+    assert FILE_MAX_ITEMS_ENV not in os.environ
+    assert all(os.environ[name] == value for name, value in QUIET_DLT.items())
+
+
+def test_ours_runs_with_the_loaders_file_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_sync_provider.load.loader import FILE_MAX_ITEMS, FILE_MAX_ITEMS_ENV
+
+    monkeypatch.delenv(FILE_MAX_ITEMS_ENV, raising=False)
+    bulk.prepare_dlt("ours")
+    assert os.environ[FILE_MAX_ITEMS_ENV] == str(FILE_MAX_ITEMS)
