@@ -119,6 +119,8 @@ class SourceGuard:
         self.rate = PageRate()
         self.adaptive = AdaptiveLimit(config, log=log)
         """The effective limit of ``rate_limit.adaptive`` (the configured limit otherwise)."""
+        self.on_first_read: Callable[[SourceState], None] | None = None
+        """Called with the state once it is first read (the operator's start line)."""
 
     # -- the working copy --------------------------------------------------------------------------
 
@@ -126,7 +128,8 @@ class SourceGuard:
     def state(self) -> SourceState:
         """The source's state as this sync has it (read from the store on first use)."""
         if self._state is None:
-            self._state = self.stored.load(self.clock())
+            self._first_read(self.clock())
+        assert self._state is not None
         return self._state
 
     @state.setter
@@ -140,11 +143,16 @@ class SourceGuard:
     def _reread(self, now: float) -> None:
         """Before a write: the first read, or a re-read that merges a foreign write into ours."""
         if self._state is None:
-            self._state = self.stored.load(now)
+            self._first_read(now)
             return
         merged = self.stored.merged_into(self._state, now)
         if merged is not None:
             self._state = merged.replace(shares=self._fitted(merged, now))
+
+    def _first_read(self, now: float) -> None:
+        self._state = self.stored.load(now)
+        if self.on_first_read is not None:
+            self.on_first_read(self._state)
 
     def _write(self, now: float) -> None:
         """Re-read, merge, save."""

@@ -48,6 +48,7 @@ from airflow_sync_provider.run.handlers import (
 )
 from airflow_sync_provider.run.sync_run import Checkpoint, SyncRun
 from airflow_sync_provider.state import resources as resource_state
+from airflow_sync_provider.state.store import SourceState
 
 ResultCallback = Callable[[SyncResult], Any]
 BLOCKED_KINDS = frozenset({SyncErrorKind.CIRCUIT_BREAKER_OPEN, SyncErrorKind.RATE_LIMIT_EXCEEDED})
@@ -198,7 +199,6 @@ class RateLimitedSyncOperator(BaseOperator):
         guard = self.hook.open_guard(
             params.config, log=self.log, on_transition=signals.on_transition, writer=writer_id(context)
         )
-        signals.breaker_seen = guard.state.breaker
         if params.dry_run and ended is None:
             return self._dry_run(context, params.config, guard)
         run = SyncRun(
@@ -212,10 +212,15 @@ class RateLimitedSyncOperator(BaseOperator):
             log=self.log,
         )
         error: SyncAbort | None
+        # The state is read at the first request (or at the end), not before: that read starts the log.
+        starting = ended is None and checkpoint is None
+        guard.on_first_read = lambda state: self._started(signals, run, guard, state, log_start=starting)
         if ended is not None:
             items, error = run.checkpoint.items, ended
         else:
-            self._log_start(run, guard, resumed=checkpoint is not None)
+            if checkpoint is not None:
+                deferrals = run.checkpoint.deferrals
+                self.log.info("Resuming the sync of %s after a wait (deferral %d)", self.source, deferrals)
             items, error = self._handle(context, run, guard, full_refresh=params.full_refresh)
         result = settling.settle_run(
             run,
@@ -229,13 +234,14 @@ class RateLimitedSyncOperator(BaseOperator):
         signals.after_sync(result, guard)
         return self._report(context, result, error)
 
-    def _log_start(self, run: SyncRun, guard: SourceGuard, *, resumed: bool) -> None:
-        if resumed:
-            self.log.info(
-                "Resuming the sync of %s after a wait (deferral %d)", self.source, run.checkpoint.deferrals
-            )
+    def _started(
+        self, signals: SyncSignals, run: SyncRun, guard: SourceGuard, state: SourceState, *, log_start: bool
+    ) -> None:
+        """The source's state was just read: the breaker as the sync found it, and the start line."""
+        signals.breaker_seen = state.breaker
+        if not log_start:
             return
-        b, config = guard.state.breaker, run.config
+        b, config = state.breaker, run.config
         self.log.info(
             "Syncing %s: breaker %s %d/%d | window %.0f%% of %d | up to %s per request",
             self._name,
@@ -252,8 +258,11 @@ class RateLimitedSyncOperator(BaseOperator):
     ) -> tuple[int, SyncAbort | None]:
         """Run the handler: the items it processed and how it ended (a long wait defers the task)."""
         handler = self.handler or self._default_handler()
-        stored = resource_state.bookmark(guard.state, self.resource)
-        ctx = SyncContext(run, context, bookmark=None if full_refresh else stored)
+
+        def stored() -> Any:
+            return resource_state.bookmark(guard.state, self.resource)
+
+        ctx = SyncContext(run, context, stored_bookmark=None if full_refresh else stored)
         try:
             items = items_from_handler_return(handler(ctx))
             ctx.publish_loads()  # replace: the staged items become the table only now

@@ -64,6 +64,24 @@ class Page:
     redelivered: bool = False
 
 
+class _ReadOnAsking(Mapping[str, Any]):
+    """Run values of which some are read only when a template asks for them."""
+
+    def __init__(self, values: dict[str, Any], **later: Callable[[], Any]) -> None:
+        self._values, self._later = values, later
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._later:
+            self._values[name] = self._later.pop(name)()
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class SyncContext:
     """What a handler gets: the source, its config, the Airflow context and guarded requests."""
 
@@ -73,6 +91,7 @@ class SyncContext:
         context: Mapping[str, Any],
         *,
         bookmark: Cursor | None = None,
+        stored_bookmark: Callable[[], Cursor | None] | None = None,
         config: SyncConfig | None = None,
     ) -> None:
         self._run = run
@@ -83,9 +102,18 @@ class SyncContext:
         self.context = context
         self.checkpoint: Checkpoint = run.checkpoint
         self._calls: dict[str, int] = {}
-        self.bookmark = bookmark
-        """The stored bookmark this sync starts from (None: first sync or full refresh)."""
+        self._bookmark = bookmark
+        self._stored_bookmark = stored_bookmark
         self._loader: Any = None
+
+    @property
+    def bookmark(self) -> Cursor | None:
+        """The stored bookmark this sync starts from (None: first sync or full refresh). Given as
+        ``stored_bookmark``, it is read when first asked for: a sync that never asks reads the source's
+        state at its first request, not before."""
+        if self._stored_bookmark is not None:
+            self._bookmark, self._stored_bookmark = self._stored_bookmark(), None
+        return self._bookmark
 
     def incremental_params(self) -> dict[str, Any]:
         """``{param: bookmark - lag}`` (or ``initial_value``; never below it) for the first request; {} if
@@ -173,8 +201,9 @@ class SyncContext:
             return self._pages(f"{base}#{n}", base, params, counted)
         return self._endpoint_pages(f"{base}#{n}", base, params, counted)
 
-    def run_values(self) -> dict[str, Any]:
-        """The values ``params`` and ``json`` may name (``templates.NAMES``); missing ones are None."""
+    def run_values(self) -> Mapping[str, Any]:
+        """The values ``params`` and ``json`` may name (``templates.NAMES``); missing ones are None. Without
+        ``incremental`` the bookmark is read only if a template names it (it is in the source's state)."""
         values: dict[str, Any] = dict.fromkeys(templates.NAMES)
         for name in ("data_interval_start", "data_interval_end"):
             when = self.context.get(name)
@@ -185,9 +214,8 @@ class SyncContext:
         inc = self.config.incremental
         if inc is not None:
             values["bookmark"] = self.incremental_params().get(inc.param)
-        elif self.bookmark is not None:
-            values["bookmark"] = self.bookmark
-        return values
+            return values
+        return _ReadOnAsking(values, bookmark=lambda: self.bookmark)
 
     def _endpoint_pages(
         self, key: str, base: str, params: Mapping[str, Any], counted: bool = True

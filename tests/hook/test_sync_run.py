@@ -357,10 +357,10 @@ def test_429_is_retried_but_not_counted_by_the_breaker(env: Env) -> None:
 def test_one_page_sync_reads_state_twice_and_writes_it_twice(env: Env) -> None:
     out = env.sync(fast_config("sponsored"))
     assert out.error is None and len(env.demo.requests()) == 1
-    # the guard reads once; every write re-reads first (a foreign write since our last read or write
-    # is merged, not overwritten): the slot, written before the request, and the result. The success
-    # of a closed breaker with a zero count changes nothing.
-    assert (env.store.reads, env.store.writes) == (3, 2)
+    # the state is read at the first request's admission (not when the task starts) and the slot is
+    # written before the request; the result's write re-reads first (a foreign write since our last
+    # write is merged, not overwritten). The success of a closed breaker with a zero count changes nothing.
+    assert (env.store.reads, env.store.writes) == (2, 2)
     state = stored(env.store, "sponsored")
     assert state.last_result is not None and state.last_result["items_processed"] == 12
 
@@ -369,7 +369,7 @@ def test_a_success_after_earlier_failures_resets_the_count_in_the_final_write(en
     env.seed("sponsored", breaker=BreakerSnapshot(failure_count=3))
     out = env.sync(fast_config("sponsored"))
     assert out.error is None
-    assert (env.store.reads, env.store.writes) == (3, 2)
+    assert (env.store.reads, env.store.writes) == (2, 2)
     assert stored(env.store, "sponsored").breaker.failure_count == 0
 
 
@@ -377,11 +377,11 @@ def test_state_writes_per_page_and_per_counted_failure(env: Env) -> None:
     env.demo.set_fault("error", source="airdrops", count=1)
     out = env.sync(fast_config("airdrops"))
     assert out.error is None and len(env.demo.requests()) == 4
-    # the operator's first look, then every write re-reads first: the first slot, the counted failure,
-    # a lease of 2 for the retry and page 2 (one page per second so far, within the 1 s margin), a
-    # lease for page 3 (and more, returned unused), the finish (which also takes the success that
-    # reset the count)
-    assert (env.store.reads, env.store.writes) == (6, 5)
+    # the first read is the first admission's (its slot's write follows it), then every write re-reads
+    # first: the counted failure, a lease of 2 for the retry and page 2 (one page per second so far,
+    # within the 1 s margin), a lease for page 3 (and more, returned unused), the finish (which also
+    # takes the success that reset the count)
+    assert (env.store.reads, env.store.writes) == (5, 5)
 
 
 # -- resume ----------------------------------------------------------------------------------------
@@ -425,9 +425,10 @@ def test_resume_from_a_checkpoint_continues_at_the_same_page_and_keeps_retry_cou
     assert env.paths("airdrops") == [AIRDROPS_PAGES[0], AIRDROPS_PAGES[1], *AIRDROPS_PAGES[1:]]
     assert env.statuses("airdrops") == [200, 429, 200, 200]
     assert env.sleeps == []
-    # a read per sync, and one before each write (the deferral's flush writes the quota the 429 taught,
-    # spent for 30 s, so other DAGs of the source wait too)
-    assert env.store.reads == env.store.writes + 2
+    # each sync reads at its first request, right before that slot's write; every later write re-reads
+    # first (the deferral's flush writes the quota the 429 taught, spent for 30 s, so other DAGs of the
+    # source wait too)
+    assert env.store.reads == env.store.writes
 
 
 def test_retries_stay_bounded_across_deferrals(env: Env) -> None:

@@ -22,6 +22,7 @@ from airflow_sync_provider.operators.sync import RateLimitedSyncOperator
 from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.harness.airflow_cli import dags_test, install_dag
 from tests.harness.fixtures import connection_env
+from tests.harness.task_instance import FakeTI
 
 DAG_FILE = Path(__file__).with_name("dags") / "obs_sync_dags.py"
 SOURCE = "obs_alert_unit"
@@ -44,16 +45,6 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
-
-
-class FakeTI:
-    dag_id, run_id, task_id = "sync_obs_alert_unit", "manual__1", "sync"
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 class RecordingNotifier(BaseNotifier):
@@ -124,7 +115,7 @@ class Harness:
         )
         op.hook = RateLimitedSyncHook(store=self.store, clock=self.clock)  # replaces the cached_property
         op._clock, op._sleep = self.clock, self.clock.sleep
-        ti = FakeTI()
+        ti = FakeTI("sync_obs_alert_unit")
         try:
             return "success", op.execute({"ti": ti, "params": {}})
         except AirflowSkipException:

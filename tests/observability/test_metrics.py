@@ -23,6 +23,7 @@ from airflow_sync_provider.state.store import InMemoryStateStore
 from tests.harness.airflow_cli import dags_test, install_dag
 from tests.harness.fixtures import connection_env
 from tests.harness.statsd import UdpListener
+from tests.harness.task_instance import FakeTI
 
 ONE_MS = timedelta(milliseconds=1)
 DAG_FILE = Path(__file__).with_name("dags") / "obs_sync_dags.py"
@@ -159,16 +160,6 @@ def test_get_stats_is_the_task_sdk_stats() -> None:
 # -- the operator sends them: per sync and per transition ---------------------------------------------
 
 
-class FakeTI:
-    dag_id, run_id, task_id = "sync_obs", "manual__1", "sync"
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-
 @pytest.fixture(scope="module")
 def demo() -> Iterator[DemoServer]:
     with DemoServer(port=0) as server:
@@ -202,7 +193,7 @@ def test_operator_sends_six_metrics_per_sync(conn: DemoServer, monkeypatch: pyte
     monkeypatch.setattr(metrics, "get_stats", lambda: stats)
     conn.set_fault("error", source="obs_unit", count=1)
     op = make_operator("obs_unit", InMemoryStateStore())
-    payload = op.execute({"ti": FakeTI(), "params": {}})
+    payload = op.execute({"ti": FakeTI("sync_obs"), "params": {}})
     assert payload["success"] is True
     assert payload["retry_count"] == 1
     sent = len(conn.requests("obs_unit"))
@@ -229,7 +220,7 @@ def test_operator_sends_breaker_gauges_at_the_transition(
         "obs_unit", InMemoryStateStore(), circuit_breaker=CircuitBreakerConfig(failure_threshold=2)
     )
     with pytest.raises(AirflowFailException):
-        op.execute({"ti": FakeTI(), "params": {}})
+        op.execute({"ti": FakeTI("sync_obs"), "params": {}})
 
     def sent(name: str) -> list[float]:
         return [value for _, stat, value, _ in stats.calls if stat == name]
@@ -246,7 +237,9 @@ def test_a_broken_metrics_backend_never_fails_a_sync(
     conn: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(metrics, "get_stats", lambda: FakeStats(fail=True))
-    payload = make_operator("obs_unit", InMemoryStateStore()).execute({"ti": FakeTI(), "params": {}})
+    payload = make_operator("obs_unit", InMemoryStateStore()).execute(
+        {"ti": FakeTI("sync_obs"), "params": {}}
+    )
     assert payload["success"] is True
     assert payload["items_processed"] == 30
 
