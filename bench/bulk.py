@@ -17,9 +17,10 @@ Variable calls per extra page come from ours' warm-up (1 page) and measured run.
 alone at 1,000, 10,000 and 100,000 items, each in a fresh interpreter (``ru_maxrss``). ``--quick``
 uses a hundredth of every size (the keys stay; ``items`` says what was measured).
 
-The e2e suite (``tests/e2e/test_celery_postgres.py``) runs *dlt alone* into PostgreSQL with
-``spawn(..., postgres=url, dataset=..., cold=True)``: no warm-up, and dlt's import counted in its
-seconds, as a first sync in a fresh task process on a Celery worker counts it in ours.
+The e2e suite (``tests/e2e/test_celery_postgres.py``) runs *dlt alone*, and ours outside Airflow,
+into PostgreSQL with ``spawn(..., postgres=url, dataset=..., cold=True)``: no warm-up, and dlt's
+import counted in their seconds, as a first sync in a fresh task process on a Celery worker counts it
+in ours.
 
 ``python -m bench.bulk_memory`` attributes the memory a sync holds to source lines (tracemalloc)
 and compares peak RSS per side (``--rss``); bench/README.md has what it found.
@@ -56,6 +57,7 @@ FETCH_ONLY = "ours_fetch_only"  # diagnostic (bench.bulk_memory): ours without l
 TABLE = "bulk"
 DATASET = "sync"
 POSTGRES_ENV = "BENCH_BULK_POSTGRES"  # spawn's postgres URL for the child: not on its command line
+WAREHOUSE_CONN = "bench_warehouse"  # ours into PostgreSQL: the child's Airflow connection of that URL
 log = logging.getLogger("bench.bulk")
 
 
@@ -91,9 +93,18 @@ def endpoint(items: int) -> str:
 
 
 def sync_ours(
-    url: str, items: int, workdir: Path, name: str, variables: CountingVariables, *, load: bool = True
+    url: str,
+    items: int,
+    workdir: Path,
+    name: str,
+    variables: CountingVariables,
+    *,
+    load: bool = True,
+    postgres: bool = False,
+    dataset: str = DATASET,
 ) -> int:
-    """Our sync of ``items`` into ``workdir/name.duckdb`` (``load=False``: pages only, nothing landed);
+    """Our sync of ``items`` into ``workdir/name.duckdb``, or with ``postgres`` into ``dataset`` of the
+    database of the connection ``WAREHOUSE_CONN`` (``load=False``: pages only, nothing landed);
     Variable calls land in ``variables``. Returns the items loaded (or fetched)."""
     from airflow_sync_provider.config import RateLimitConfig, SyncConfig
     from airflow_sync_provider.config.load import LoadConfig
@@ -106,8 +117,10 @@ def sync_ours(
         rate_limit=RateLimitConfig(max_requests=MAX_REQUESTS, window=timedelta(hours=1)),
         max_pages=-(-items // PAGE),  # the default (100) would stop a bulk sync; no other setting changed
         load=LoadConfig(
+            destination="postgres" if postgres else "duckdb",
+            conn_id=WAREHOUSE_CONN if postgres else None,
             path=str(workdir / f"{name}.duckdb"),
-            dataset=DATASET,
+            dataset=dataset,
             table=TABLE,
             write_disposition="merge",
             primary_key=("id",),
@@ -227,13 +240,18 @@ def run_side(
 ) -> dict[str, Any]:
     """One side's sync of ``items`` (after a one-page warm-up of itself if ``warm_up``): seconds, rows.
 
-    ``postgres`` (a database URL; dlt alone only) lands the items there in ``dataset`` instead of
+    ``postgres`` (a database URL; dlt alone and ours) lands the items there in ``dataset`` instead of
     DuckDB. ``cold`` (no warm-up) counts dlt's import in ``seconds`` too (``import_seconds`` says
-    how much), as a first sync in a fresh process counts it."""
-    if postgres is not None and side != "dlt_alone":
-        raise ValueError(f"a postgres destination is for dlt_alone only, not {side}")
+    how much), as a first sync in a fresh process counts it; ours' hook is imported before, as a
+    task has Airflow and the provider imported before it runs."""
+    if postgres is not None and side not in ("dlt_alone", "ours"):
+        raise ValueError(f"a postgres destination is for dlt_alone and ours only, not {side}")
     if cold and warm_up:
         raise ValueError("cold measures a first sync: no warm-up")
+    if side == "ours" and postgres is not None:
+        os.environ[f"AIRFLOW_CONN_{WAREHOUSE_CONN.upper()}"] = postgres
+    if side in ("ours", FETCH_ONLY):
+        import airflow_sync_provider.hooks.sync  # noqa: F401
     started = time.perf_counter()
     prepare_dlt(side)
     import_seconds = time.perf_counter() - started
@@ -245,7 +263,16 @@ def run_side(
         started = time.perf_counter()
         if side in ("ours", FETCH_ONLY):
             variables = CountingVariables(variable_ms / 1000)
-            loaded = sync_ours(url, count, workdir, name, variables, load=side == "ours")
+            loaded = sync_ours(
+                url,
+                count,
+                workdir,
+                name,
+                variables,
+                load=side == "ours",
+                postgres=bool(postgres),
+                dataset=dataset,
+            )
             assert loaded == count, (loaded, count)
             calls[name] = variables.calls
         elif side == "dlt_alone":
@@ -386,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir,
         args.variable_ms,
         args.warm_up,
-        postgres=os.environ.get(POSTGRES_ENV) or None,  # dlt alone into PostgreSQL (spawn's postgres=)
+        postgres=os.environ.get(POSTGRES_ENV) or None,  # into PostgreSQL (spawn's postgres=)
         dataset=args.dataset,
         cold=args.cold,
     )

@@ -1,10 +1,10 @@
 """Bulk into PostgreSQL through the Celery topology (issue 20): the figures the e2e suite measures.
 
-``tests/e2e/test_celery_postgres.py`` syncs the demo API's ``bulk`` source twice into one PostgreSQL
-database: ours run by the scheduler on a Celery worker, and dlt's ``rest_api`` alone
-(``bench.bulk.spawn(..., postgres=..., cold=True)``). This module turns its measured seconds into
-``rows_per_s``, prints one summary line and writes the JSON to ``$SYNC_BENCH_E2E_OUT`` when set
-(bench/results/e2e_celery_postgres.json is one such run).
+``tests/e2e/test_celery_postgres.py`` syncs the demo API's ``bulk`` source three times into one
+PostgreSQL database: ours run by the scheduler on a Celery worker, dlt's ``rest_api`` alone and ours
+outside Airflow (both ``bench.bulk.spawn(..., postgres=..., cold=True)``). This module turns the
+measured seconds into ``rows_per_s``, prints one summary line and writes the JSON to
+``$SYNC_BENCH_E2E_OUT`` when set (bench/results/e2e_celery_postgres.json is one such run).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from bench.measure import rounded
 
 OUT_ENV = "SYNC_BENCH_E2E_OUT"
 SIDES = ("ours", "dlt_alone")
+OUTSIDE = "ours_outside_airflow"
+"""Optional: ours in a bare interpreter (bench/bulk.py), the same sync without the Airflow task around it."""
 
 
 def figures(
@@ -35,7 +37,9 @@ def figures(
     return {
         "items": items,
         "pages": pages,
-        "rows_per_s": {side: rounded(items / seconds[side], 1) for side in SIDES},
+        "rows_per_s": {
+            side: rounded(items / seconds[side], 1) for side in (*SIDES, OUTSIDE) if side in seconds
+        },
         "seconds": {key: rounded(value, 3) for key, value in seconds.items()},
         "load_average_at_start": list(load_at_start),
         "load_average_at_end": list(load_at_end),
@@ -48,7 +52,13 @@ def summary_line(result: Mapping[str, Any]) -> str:
     return (
         f"bulk e2e (Celery/PostgreSQL, {result['items']:,} items, {result['pages']} pages): "
         f"ours {rate['ours']:,.0f} rows/s ({seconds['ours']:.2f} s), dlt alone "
-        f"{rate['dlt_alone']:,.0f} rows/s ({seconds['dlt_alone']:.2f} s), load {start:.2f} -> {end:.2f}"
+        f"{rate['dlt_alone']:,.0f} rows/s ({seconds['dlt_alone']:.2f} s), "
+        + (
+            f"ours outside Airflow {rate[OUTSIDE]:,.0f} rows/s ({seconds[OUTSIDE]:.2f} s), "
+            if OUTSIDE in rate
+            else ""
+        )
+        + f"load {start:.2f} -> {end:.2f}"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import subprocess
 import types
 from collections.abc import Iterator
@@ -54,9 +55,9 @@ def test_dlt_alone_lands_in_the_postgres_dataset_it_is_given(
     assert out["rows"] == 300
 
 
-def test_postgres_is_for_dlt_alone_only_and_cold_has_no_warm_up(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="dlt_alone only"):
-        bulk.run_side("ours", "http://api", 100, tmp_path, 0.0, False, postgres=URL)
+def test_postgres_is_for_dlt_alone_and_ours_only_and_cold_has_no_warm_up(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="dlt_alone and ours only"):
+        bulk.run_side("plain", "http://api", 100, tmp_path, 0.0, False, postgres=URL)
     with pytest.raises(ValueError, match="no warm-up"):
         bulk.run_side("dlt_alone", "http://api", 100, tmp_path, 0.0, True, cold=True)
 
@@ -111,6 +112,33 @@ def test_figures_are_items_over_each_sides_measured_seconds() -> None:
 def test_figures_need_a_positive_measured_time_for_every_side(seconds: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="positive measured time"):
         bulk_postgres.figures(10, 1, seconds, [0.0] * 3, [0.0] * 3)
+
+
+def test_ours_outside_airflow_gets_its_rate_and_its_place_in_the_line() -> None:
+    seconds = {**SECONDS, bulk_postgres.OUTSIDE: 5.0}
+    result = bulk_postgres.figures(10_000, 100, seconds, [1.0] * 3, [2.0] * 3)
+    assert result["rows_per_s"] == {"ours": 5000.0, "dlt_alone": 2500.0, bulk_postgres.OUTSIDE: 2000.0}
+    assert "dlt alone 2,500 rows/s (4.00 s), ours outside Airflow 2,000 rows/s (5.00 s), load" in (
+        bulk_postgres.summary_line(result)
+    )
+
+
+def test_ours_goes_to_postgres_through_the_warehouse_connection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def sync_ours(*args: Any, **kwargs: Any) -> int:
+        seen.update(kwargs, conn=os.environ.get(f"AIRFLOW_CONN_{bulk.WAREHOUSE_CONN.upper()}"))
+        return 300
+
+    monkeypatch.setattr(bulk, "sync_ours", sync_ours)
+    monkeypatch.setattr(bulk, "rows_in", lambda workdir, name, postgres, dataset: 300)
+    monkeypatch.setattr(bulk, "prepare_dlt", lambda side: None)
+    monkeypatch.delenv(f"AIRFLOW_CONN_{bulk.WAREHOUSE_CONN.upper()}", raising=False)
+    out = bulk.run_side("ours", "http://api", 300, tmp_path, 0.0, False, postgres=URL, dataset="d", cold=True)
+    assert (seen["postgres"], seen["dataset"], seen["conn"]) == (True, "d", URL)
+    assert out["rows"] == 300
 
 
 def test_record_prints_one_line_and_writes_the_json_only_where_asked(

@@ -341,11 +341,12 @@ def test_bulk_rows_per_second_ours_on_celery_and_dlt_alone_into_postgres(
     cluster: AirflowCluster, demo: DemoServer, database: str
 ) -> None:
     """Issue 20: the same pages (``bulk``, Link header, merge on id) into the same PostgreSQL, ours run
-    by the scheduler on the Celery worker and dlt's ``rest_api`` alone in a fresh interpreter.
+    by the scheduler on the Celery worker and dlt's ``rest_api`` alone in a fresh interpreter; and ours
+    in a fresh interpreter too (what the Airflow task around the sync costs).
 
-    Rows per second = items / seconds from the sync's start to its last commit, both in a process
-    that has not synced before (dlt's import counted on both sides, interpreter start-up on neither):
-    ours from the SyncResult's ``duration_ms``, dlt alone from bench/bulk.py's cold run. Only
+    Rows per second = items / seconds from the sync's start to its last commit, each in a process
+    that has not synced before (dlt's import counted on every side, interpreter start-up on none):
+    ours from the SyncResult's ``duration_ms``, the others from bench/bulk.py's cold runs. Only
     invariants are asserted, never a time or a ratio."""
     pytest.importorskip("dlt")
     cluster.wait_for_dag("sync_bulk")
@@ -365,15 +366,28 @@ def test_bulk_rows_per_second_ours_on_celery_and_dlt_alone_into_postgres(
         dataset="bulk_dlt_alone",
         cold=True,
     )
-    load_at_end = list(os.getloadavg())
     alone_requests = demo.requests("bulk")
+    demo.clear_requests()
+    outside = bulk.spawn(  # the same sync outside Airflow: what the task around it costs
+        "ours",
+        demo.url,
+        BULK_ITEMS,
+        variable_ms=bulk.VARIABLE_MS,
+        warm_up=False,
+        postgres=postgres_url(database, empty_password=True),
+        dataset="bulk_ours_outside",
+        cold=True,
+    )
+    load_at_end = list(os.getloadavg())
+    outside_requests = demo.requests("bulk")
 
     # the same pages, each once, every one answered
-    assert [r["path"] for r in ours_requests] == [r["path"] for r in alone_requests]
+    paths = [r["path"] for r in ours_requests]
+    assert paths == [r["path"] for r in alone_requests] == [r["path"] for r in outside_requests]
     assert len(ours_requests) == BULK_PAGES
-    assert {r["status"] for r in ours_requests + alone_requests} == {200}
+    assert {r["status"] for r in ours_requests + alone_requests + outside_requests} == {200}
     # each table holds exactly the N ids, the same ones (merge on id: no duplicates)
-    for dataset in ("bulk_ours", "bulk_dlt_alone"):
+    for dataset in ("bulk_ours", "bulk_dlt_alone", "bulk_ours_outside"):
         assert sql(database, f"SELECT count(*), count(DISTINCT id) FROM {dataset}.bulk") == [
             (BULK_ITEMS, BULK_ITEMS)
         ]
@@ -382,13 +396,14 @@ def test_bulk_rows_per_second_ours_on_celery_and_dlt_alone_into_postgres(
     result = json.loads(cluster.variable("sync_state_bulk") or "{}")["last_result"]
     assert (result["success"], result["truncated"], result["items_loaded"]) == (True, False, BULK_ITEMS)
     assert result["destination"] == "postgres bulk_ours.bulk"
-    assert alone["rows"] == BULK_ITEMS
+    assert alone["rows"] == outside["rows"] == BULK_ITEMS
 
     ti = cluster.task_instances("sync_bulk", run_id)["sync"]
     seconds = {
         "ours": result["duration_ms"] / 1000,  # the sync (after its state is read) to its last commit
         "dlt_alone": alone["seconds"],  # the same span in its interpreter
         "dlt_alone_import": alone["import_seconds"],  # part of dlt_alone
+        bulk_postgres.OUTSIDE: outside["seconds"],  # ours in its own interpreter, dlt's import counted
         "ours_task": task_seconds(ti),  # the whole task instance: state, result and XCom too
         "ours_api": api_seconds(ours_requests),  # first page asked to last page answered
         "dlt_alone_api": api_seconds(alone_requests),
