@@ -30,6 +30,14 @@ from airflow_sync_provider.admin import api as admin_api
 from airflow_sync_provider.config import DEFAULT_SYNC_CONFIGS, SyncConfig
 from airflow_sync_provider.exceptions import SyncAbort, SyncSetupError
 from airflow_sync_provider.hooks import outcome
+from airflow_sync_provider.hooks.bounded_read import Deadline, TooLarge, read_bounded
+from airflow_sync_provider.hooks.connection_auth import (
+    API_KEY_HEADER_FIELDS,
+    API_KEY_PARAM_FIELDS,
+    AUTH_FIELDS,
+    check_auth_extra,
+    first_of,
+)
 from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.oauth2 import CLIENT_AUTH, TOKENS, ClientCredentials, token_problem
 from airflow_sync_provider.hooks.outcome import Attempt
@@ -39,12 +47,7 @@ from airflow_sync_provider.redact import protect_http_debug_log, redact_url, scr
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state.store import StateStore, VariableStateStore
 
-API_KEY_HEADER_FIELDS = ("api_key_header", "extra__sync_http__api_key_header")
-API_KEY_PARAM_FIELDS = ("api_key_param", "extra__sync_http__api_key_param")
 _SECRET_EXTRA_HINTS = ("key", "token", "secret", "auth", "pass", "sig")
-AUTH_TYPES = ("basic", "bearer", "oauth2_client_credentials")
-AUTH_FIELDS = ("auth_type", "token_url", "scopes", "client_auth")
-"""Extra fields that describe the auth (never sent as headers, never masked as secrets)."""
 
 
 class CrossHostRedirect(requests.RequestException):
@@ -108,8 +111,8 @@ class RateLimitedSyncHook(HttpHook):
         session = super().get_conn(headers, extra_options)
         self._check_base_url()
         extra = connection.extra_dejson
-        key_header = _first(extra, API_KEY_HEADER_FIELDS)
-        key_param = _first(extra, API_KEY_PARAM_FIELDS)
+        key_header = first_of(extra, API_KEY_HEADER_FIELDS)
+        key_param = first_of(extra, API_KEY_PARAM_FIELDS)
         for field in (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS, *AUTH_FIELDS):
             session.headers.pop(field, None)
         auth_type = extra.get("auth_type") or "basic"
@@ -170,7 +173,7 @@ class RateLimitedSyncHook(HttpHook):
             if not isinstance(extra, dict):
                 raise SyncSetupError(f"{name}: extra must be a JSON object, got {type(extra).__name__}")
             for fields in (API_KEY_HEADER_FIELDS, API_KEY_PARAM_FIELDS):
-                value = _first(extra, fields)
+                value = first_of(extra, fields)
                 if value is None:
                     continue
                 if not isinstance(value, str) or not value.strip() or any(c in value for c in "&=#?\r\n"):
@@ -179,7 +182,7 @@ class RateLimitedSyncHook(HttpHook):
                     raise SyncSetupError(
                         f"{name}: extra {fields[0]} is {value!r} but the password (the key) is empty"
                     )
-            _check_auth_extra(name, extra, connection)
+            check_auth_extra(name, extra, connection)
         return connection
 
     def _check_base_url(self) -> None:
@@ -394,14 +397,14 @@ class RateLimitedSyncHook(HttpHook):
             return Attempt(kind, retryable, effect, message, status, retry_after, headers=headers, url=url)
         failure = config.invalid_response_is_failure
         try:
-            raw = _read_bounded(response, config.max_response_bytes, started, deadline)
-        except _TooLarge:
+            raw = read_bounded(response, config.max_response_bytes, started, deadline)
+        except TooLarge:
             return outcome.unusable_body(
                 f"{method} {shown}: body larger than max_response_bytes={config.max_response_bytes}",
                 status,
                 is_failure=failure,
             )
-        except _Deadline:
+        except Deadline:
             return outcome.timeout(f"{method} {shown}: body not received within {deadline:g}s")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             detail = self._scrub(_short(exc), url, config)
@@ -435,38 +438,6 @@ class RateLimitedSyncHook(HttpHook):
 _KEPT_HEADERS = frozenset({"link", "retry-after", "content-type", "date"}) | advertised.NAMES
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class _Deadline(Exception):
-    pass
-
-
-def _read_bounded(response: requests.Response, limit: int, started: float, deadline: float) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        # read1: what has arrived (one socket read), so a trickling body is cut at the deadline, not
-        # after a whole 64 KiB buffer has filled; iter_content would also turn a stalled read into a
-        # ConnectionError
-        try:
-            chunk = response.raw.read1(64 * 1024, decode_content=True)
-        except urllib3.exceptions.ReadTimeoutError:
-            raise _Deadline from None
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        if time.monotonic() - started > deadline:
-            raise _Deadline
-        chunks.append(chunk)
-
-
 def _positions(config: SyncConfig) -> tuple[str, ...]:
     """Query parameters shown as they are: where the sync stands (the cursor, the incremental bookmark,
     the paginator's offset, page or cursor)."""
@@ -487,54 +458,6 @@ def _origin_of(url: str) -> tuple[str, str, int | None]:
 
 def _no_redirects(*args: Any, **kwargs: Any) -> Iterator[Any]:
     return iter(())
-
-
-def _check_auth_extra(name: str, extra: Mapping[str, Any], connection: Any) -> None:
-    """``auth_type`` and the fields it needs; ``SyncSetupError`` naming the field otherwise."""
-    auth_type = extra.get("auth_type") or "basic"
-    if auth_type not in AUTH_TYPES:
-        raise SyncSetupError(
-            f"{name}: extra auth_type must be one of {', '.join(AUTH_TYPES)}, got {auth_type!r}"
-        )
-    client_auth = extra.get("client_auth")
-    if client_auth is not None and auth_type != "oauth2_client_credentials":
-        raise SyncSetupError(
-            f"{name}: extra client_auth needs auth_type oauth2_client_credentials, got {auth_type!r}"
-        )
-    if client_auth is not None and client_auth not in CLIENT_AUTH:
-        raise SyncSetupError(
-            f"{name}: extra client_auth must be one of {', '.join(CLIENT_AUTH)}, got {client_auth!r}"
-        )
-    if auth_type == "basic":
-        return
-    if _first(extra, (*API_KEY_HEADER_FIELDS, *API_KEY_PARAM_FIELDS)) is not None:
-        raise SyncSetupError(
-            f"{name}: extra auth_type {auth_type!r} cannot be combined with an API key field"
-        )
-    if not connection.password:
-        raise SyncSetupError(f"{name}: extra auth_type is {auth_type!r} but the password is empty")
-    if auth_type == "bearer":
-        return
-    if not connection.login:
-        raise SyncSetupError(f"{name}: auth_type oauth2_client_credentials needs the client id as login")
-    token_url = extra.get("token_url")
-    parts = urlsplit(token_url) if isinstance(token_url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SyncSetupError(f"{name}: extra token_url must be an http(s) URL, got {token_url!r}")
-    scopes = extra.get("scopes")
-    ok = (
-        scopes is None
-        or isinstance(scopes, str)
-        or (isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes))
-    )
-    if not ok:
-        raise SyncSetupError(
-            f"{name}: extra scopes must be a string or a list of scope names, got {scopes!r}"
-        )
-
-
-def _first(extra: Mapping[str, Any], fields: tuple[str, ...]) -> Any:
-    return next((extra.get(f) for f in fields if extra.get(f)), None)
 
 
 def _short(exc: BaseException) -> str:
