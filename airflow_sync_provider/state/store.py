@@ -48,8 +48,7 @@ import copy
 import dataclasses
 import json
 import logging
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,15 +59,14 @@ from airflow_sync_provider.policy import breaker as breaker_policy
 from airflow_sync_provider.policy import rate_limit
 from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.breaker import BreakerSettings, BreakerSnapshot, BreakerState
-from airflow_sync_provider.policy.buckets import Buckets
 from airflow_sync_provider.policy.log import Log
 from airflow_sync_provider.policy.quota import Quota
+from airflow_sync_provider.state import fields
+from airflow_sync_provider.state.fields import Warn as Warn
 
 SCHEMA_VERSION = 1
 VARIABLE_PREFIX = "sync_state_"
 log = logging.getLogger(__name__)
-
-Warn = Callable[[str], None]
 
 
 def variable_key(source: str) -> str:
@@ -202,23 +200,6 @@ class SourceState:
             return cls(source)
 
 
-def _number(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, name: str, warn: Warn) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < 0:
-        warn(f"{name} was negative ({value}); treating it as 0")
-        return 0
-    return value
-
-
 def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     def warn(message: str) -> None:
         warn_any(f"{variable_key(source)}: {message}")
@@ -231,13 +212,13 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     last_error = b.get("last_error")
     breaker = BreakerSnapshot(
         state=BreakerState(b.get("state", "closed")),
-        failure_count=_count(b.get("failure_count", 0), "breaker.failure_count", warn),
-        opened_at=_number(b.get("opened_at"), "breaker.opened_at"),
-        half_open_since=_number(b.get("half_open_since"), "breaker.half_open_since"),
-        probes_in_flight=_count(b.get("probes_in_flight", 0), "breaker.probes_in_flight", warn),
+        failure_count=fields.count(b.get("failure_count", 0), "breaker.failure_count", warn),
+        opened_at=fields.number(b.get("opened_at"), "breaker.opened_at"),
+        half_open_since=fields.number(b.get("half_open_since"), "breaker.half_open_since"),
+        probes_in_flight=fields.count(b.get("probes_in_flight", 0), "breaker.probes_in_flight", warn),
         last_error=str(last_error)[:500] if last_error is not None else None,
-        last_failure_at=_number(b.get("last_failure_at"), "breaker.last_failure_at"),
-        failed_probes=_count(b.get("failed_probes", 0), "breaker.failed_probes", warn),
+        last_failure_at=fields.number(b.get("last_failure_at"), "breaker.last_failure_at"),
+        failed_probes=fields.count(b.get("failed_probes", 0), "breaker.failed_probes", warn),
     )
     if breaker.state is BreakerState.OPEN and breaker.opened_at is None:
         raise ValueError("breaker.opened_at is missing for an open breaker")
@@ -245,133 +226,29 @@ def _parse_v1(data: dict[str, Any], source: str, warn_any: Warn) -> SourceState:
     if not isinstance(window, list):
         raise ValueError(f"window must be a list, got {window!r}")
     # by time, not by list position: a hand-edited or foreign log need not be in order
-    stamps: rate_limit.Window = Log(_log(window, "window"))
+    stamps: rate_limit.Window = Log(fields.log(window, "window"))
     if data.get("window_buckets") is not None:
-        stamps = rate_limit.union(_buckets(data["window_buckets"], "window_buckets"), stamps)
-    named = _shares(data.get("window_shares"))
+        stamps = rate_limit.union(fields.buckets(data["window_buckets"], "window_buckets"), stamps)
+    named = fields.shares(data.get("window_shares"))
     shares = (sh.Share(sh.ANONYMOUS, 0, sh.rest(stamps, named)), *named)
     last = data.get("last_result")
     writer = data.get("writer")
-    extra = _extra_windows(data.get("extra_windows"))
-    quota = _quota(data.get("quota"), warn)
+    extra = fields.extra_windows(data.get("extra_windows"))
+    quota = fields.quota(data.get("quota"), warn)
     return SourceState(
         source=source,
         breaker=breaker,
         shares=sh.of(s for s in shares if len(s.window)),
         last_result=last if isinstance(last, dict) else None,
-        updated_at=_number(data.get("updated_at"), "updated_at"),
+        updated_at=fields.number(data.get("updated_at"), "updated_at"),
         writer=str(writer)[:250] if writer is not None else None,
         quota=quota,
-        bookmark=_bookmark(data.get("bookmark")),
+        bookmark=fields.bookmark(data.get("bookmark")),
         extra_windows=extra,
-        learned_windows=_learned_windows(data.get("learned_windows"), warn),
-        resources=_resources(data.get("resources"), warn),
-        adaptive=_adaptive(data.get("adaptive"), warn),
+        learned_windows=fields.learned_windows(data.get("learned_windows"), warn),
+        resources=fields.resources(data.get("resources"), warn),
+        adaptive=fields.adaptive(data.get("adaptive"), warn),
     )
-
-
-def _adaptive(value: Any, warn: Warn) -> dict[str, Any] | None:
-    """The adaptive state: an object (its fields are checked by ``policy.adaptive``'s ``restore``);
-    anything else is dropped with a warning (the effective limit starts over at the configured one)."""
-    if value is None or isinstance(value, dict):
-        return value
-    warn(f"adaptive must be an object, got {value!r}; the effective limit starts over")
-    return None
-
-
-def _learned_windows(value: Any, warn: Warn) -> tuple[tuple[float, int, float], ...]:
-    """``learned_windows``: ``[[seconds, limit, until], ...]``; malformed: dropped (learned again)."""
-    if value is None:
-        return ()
-    try:
-        if not isinstance(value, list):
-            raise ValueError(f"must be a list, got {value!r}")
-        out = []
-        for item in value:
-            if not (isinstance(item, list) and len(item) == 3):
-                raise ValueError(f"each must be [seconds, limit, until], got {item!r}")
-            seconds, limit, until = (_number(v, "learned_windows[]") for v in item)
-            if not (seconds and seconds > 0 and limit and limit >= 1 and limit == int(limit) and until):
-                raise ValueError(f"each must be [seconds > 0, limit >= 1, until], got {item!r}")
-            out.append((seconds, int(limit), until))
-    except ValueError as exc:
-        warn(f"learned_windows is malformed ({exc}); they are dropped and learned again")
-        return ()
-    return tuple(sorted(out))
-
-
-def _extra_windows(value: Any) -> tuple[tuple[float, sh.Shares], ...]:
-    """``extra_windows``: window length in seconds -> shares as in ``window_shares``."""
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        raise ValueError(f"extra_windows must be an object, got {value!r}")
-    out = []
-    for key, shares in value.items():
-        length = _number(float(key), "extra_windows key")
-        if length is None or length <= 0:
-            raise ValueError(f"extra_windows keys must be window lengths > 0, got {key!r}")
-        out.append((length, sh.of(_shares(shares, f"extra_windows[{key!r}]"))))
-    return tuple(sorted(out, key=lambda pair: pair[0]))
-
-
-def newest(stamps: Iterable[float]) -> tuple[float, ...]:
-    """The log in time order, cut to its newest ``MAX_WINDOW_ENTRIES`` (never an entry newer than a
-    kept one: ``acquire`` decides from the newest ``max_requests`` entries, ``max_requests`` <= the
-    maximum)."""
-    ordered = sorted(stamps)
-    return tuple(ordered[-MAX_WINDOW_ENTRIES:])
-
-
-def _log(value: Any, name: str) -> tuple[float, ...]:
-    if not isinstance(value, list):
-        raise ValueError(f"{name} must be a list, got {value!r}")
-    return newest(t for t in (_number(t, f"{name}[]") for t in value) if t is not None)
-
-
-def _buckets(value: Any, name: str) -> Buckets:
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be an object, got {value!r}")
-    width = _number(value.get("width"), f"{name}.width")
-    counts = value.get("counts")
-    if width is None or width <= 0:
-        raise ValueError(f"{name}.width must be > 0, got {width!r}")
-    merged: dict[int, int] = {}
-    for pair in counts if isinstance(counts, list) else [None]:
-        if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1]) is int):
-            raise ValueError(f"{name}.counts must be [[index, count > 0], ...], got {counts!r}")
-        if pair[1] <= 0:
-            raise ValueError(f"{name}.counts must be [[index, count > 0], ...], got {counts!r}")
-        merged[pair[0]] = merged.get(pair[0], 0) + pair[1]
-    return Buckets(width, tuple(sorted(merged.items())))
-
-
-MAX_WRITER_LENGTH = 64
-
-
-def _shares(value: Any, field_name: str = "window_shares") -> list[sh.Share]:
-    """``window_shares``: writer tag -> ``[seq, [time, ...]]`` (a log) or ``[seq, width, [[index,
-    count], ...]]`` (buckets)."""
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        raise ValueError(f"{field_name} must be an object, got {value!r}")
-    out = []
-    for writer, share in value.items():
-        name = f"{field_name}[{writer!r}]"
-        if not writer or len(writer) > MAX_WRITER_LENGTH:
-            raise ValueError(f"{name}: a writer tag must be 1-{MAX_WRITER_LENGTH} characters")
-        if not (isinstance(share, list) and len(share) in (2, 3)):
-            raise ValueError(f"{name} must be [seq, log] or [seq, width, counts], got {share!r}")
-        seq = share[0]
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise ValueError(f"{name} seq must be an integer >= 0, got {seq!r}")
-        if len(share) == 2:
-            window: rate_limit.Window = Log(_log(share[1], f"{name} log"))
-        else:
-            window = _buckets({"width": share[1], "counts": share[2]}, f"{name} buckets")
-        out.append(sh.Share(writer, seq, window))
-    return out
 
 
 def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings | None = None) -> SourceState:
@@ -410,53 +287,6 @@ def merge(ours: SourceState, theirs: SourceState, *, settings: BreakerSettings |
         resources={**theirs.resources, **ours.resources},
         adaptive=adaptive_policy.merge(ours.adaptive, theirs.adaptive),
     )
-
-
-def _quota(value: Any, warn: Warn) -> Quota | None:
-    """The learned quota; a malformed one is dropped with a warning (it is learned again)."""
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, dict):
-            raise ValueError(f"must be an object, got {value!r}")
-        counts = {k: _number(value.get(k), f"quota.{k}") for k in ("remaining", "limit")}
-        if any(v is not None and (v < 0 or v != int(v)) for v in counts.values()):
-            raise ValueError(f"remaining and limit must be integers >= 0, got {counts}")
-        times = {k: _number(value.get(k), f"quota.{k}") for k in ("reset_at", "window", "observed_at")}
-    except ValueError as exc:
-        warn(f"quota is malformed ({exc}); it is dropped and learned again")
-        return None
-    remaining, limit = (None if v is None else int(v) for v in (counts["remaining"], counts["limit"]))
-    return Quota(remaining=remaining, limit=limit, **times)
-
-
-def _bookmark(value: Any) -> str | int | float | None:
-    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
-        return value
-    raise ValueError(f"bookmark must be a string, a number or null, got {value!r}")
-
-
-def _resources(value: Any, warn: Warn) -> dict[str, dict[str, Any]]:
-    """Each resource's ``bookmark`` and ``last_result``; a malformed entry is dropped with a warning."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        warn(f"resources must be an object, got {value!r}; per-resource bookmarks start over")
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for name, entry in value.items():
-        try:
-            if not isinstance(entry, dict):
-                raise ValueError(f"must be an object, got {entry!r}")
-            kept: dict[str, Any] = {}
-            if entry.get("bookmark") is not None:
-                kept["bookmark"] = _bookmark(entry["bookmark"])
-            if isinstance(entry.get("last_result"), dict):
-                kept["last_result"] = entry["last_result"]
-            out[str(name)] = kept
-        except ValueError as exc:
-            warn(f"resources.{name} is malformed ({exc}); its bookmark starts over")
-    return out
 
 
 class StateStore(Protocol):
