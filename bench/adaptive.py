@@ -26,7 +26,6 @@ minute to ``QUICK_MINUTE`` seconds (every duration with it: window, backoff, mar
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -41,7 +40,7 @@ from airflow_sync_provider.run.handlers import SyncContext, default_handler
 from airflow_sync_provider.run.sync_run import SyncRun
 from airflow_sync_provider.state.store import InMemoryStateStore
 from bench.hidden_limit import HiddenLimitApi
-from bench.measure import rounded
+from bench.measure import quiet_logger, rounded
 
 PHASES = ((0.0, 300), (3.0, 120), (6.0, 240))
 """(from minute, hidden limit per minute)."""
@@ -51,9 +50,7 @@ PAGES = 50
 QUICK_MINUTE = 12.0
 VARIANTS = {"ours": 1, "fixed": 1, "plain": 1, "two_dags": 2}
 """Variant -> how many sync loops share its store and hidden window."""
-_QUIET = logging.getLogger("bench.adaptive")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
+_QUIET = quiet_logger("bench.adaptive")
 
 
 @dataclass(frozen=True)

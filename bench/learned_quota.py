@@ -28,12 +28,10 @@ from airflow_sync_provider.hooks.sync import RateLimitedSyncHook
 from airflow_sync_provider.run.handlers import SyncContext, default_handler
 from airflow_sync_provider.run.sync_run import SyncRun
 from airflow_sync_provider.state.store import InMemoryStateStore
-from bench.measure import rounded, sync_default_at
+from bench.measure import quiet_logger, rounded, sync_default_at
 
 SIDES = {"learning_on": True, "learning_off": False}
-_QUIET = logging.getLogger("bench.learned_quota")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
+_QUIET = quiet_logger("bench.learned_quota")
 
 
 @dataclass(frozen=True)

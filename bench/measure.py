@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+
+
+def quiet_logger(name: str) -> logging.Logger:
+    """A logger that writes nothing: the benchmarks' guards and syncs would log every request."""
+    logger = logging.getLogger(name)
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
 
 
 def median(values: Iterable[float]) -> float:

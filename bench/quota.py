@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import math
 import random
 from collections import deque
@@ -42,13 +41,11 @@ from airflow_sync_provider.hooks.guard import SourceGuard
 from airflow_sync_provider.hooks.outcome import Attempt, BreakerEffect
 from airflow_sync_provider.results import SyncErrorKind
 from airflow_sync_provider.state.store import InMemoryStateStore
-from bench.measure import max_in_any_window, rounded
+from bench.measure import max_in_any_window, quiet_logger, rounded
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the guard sees realistic epoch seconds
 LIMITERS = ("ours", "fixed", "token_bucket", "ours_without_pool")
-_QUIET = logging.getLogger("bench.quota.guard")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
+_QUIET = quiet_logger("bench.quota.guard")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ next one starts (they send nothing until the day window frees).
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -38,7 +37,7 @@ from airflow_sync_provider.policy import shares as sh
 from airflow_sync_provider.policy.log import Log
 from airflow_sync_provider.state.store import InMemoryStateStore, SourceState, variable_key
 from bench.learned_quota import one_sync
-from bench.measure import max_in_any_window, sync_default_at
+from bench.measure import max_in_any_window, quiet_logger, sync_default_at
 
 DAY = 86400.0
 SIDES = ("ours", "second_only")
@@ -46,8 +45,7 @@ SCHEDULES = (24, 96, 288)
 """Syncs a day the state size is measured at: hourly (the default schedule), every 15 and 5 minutes."""
 FULL_DAY = 250_000
 """The day window ``state_bytes`` is measured at (HubSpot's daily quota)."""
-_QUIET = logging.getLogger("bench.windows")
-_QUIET.disabled = True
+_QUIET = quiet_logger("bench.windows")
 
 
 @dataclass(frozen=True)
